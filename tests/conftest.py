@@ -7,7 +7,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixtures.build import Fixtures, build  # noqa: E402
+from fixtures.build import Fixtures, build
 
 
 @pytest.fixture(scope="session")

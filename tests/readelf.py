@@ -102,8 +102,6 @@ def readelf(paths: Sequence[str], batch: int = 64) -> dict[str, ReadelfFacts]:
                 blocks[current] = "\n".join(lines)
         for path in chunk:
             facts = parse_readelf(blocks.get(path, ""))
-            facts.stderr = "\n".join(
-                line for line in proc.stderr.splitlines() if path in line
-            )
+            facts.stderr = "\n".join(line for line in proc.stderr.splitlines() if path in line)
             out[path] = facts
     return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from nativelib.abi import highest_needed, load_policies, manylinux_tags, parse_version_node
@@ -15,10 +17,18 @@ def needing(*needs: tuple[str, str], machine: int = 62) -> ElfInfo:
     for file, node in needs:
         by_file.setdefault(file, []).append(VersionNeed(node))
     return ElfInfo(
-        path="made-up.so", elf_class=64, byte_order="little", machine=machine, type=ET_DYN,
-        soname=None, needed=tuple(by_file), rpath=(), runpath=(),
+        path="made-up.so",
+        elf_class=64,
+        byte_order="little",
+        machine=machine,
+        type=ET_DYN,
+        soname=None,
+        needed=tuple(by_file),
+        rpath=(),
+        runpath=(),
         version_requirements=tuple(VersionRequirement(f, tuple(v)) for f, v in by_file.items()),
-        version_definitions=(), interpreter=None,
+        version_definitions=(),
+        interpreter=None,
     )
 
 
@@ -40,7 +50,9 @@ def test_parse_version_node(node: str, parsed: object) -> None:
 
 
 def test_highest_needed_compares_numerically() -> None:
-    info = needing(("libc.so.6", "GLIBC_2.9"), ("libm.so.6", "GLIBC_2.29"), ("libc.so.6", "GLIBC_2.17"))
+    info = needing(
+        ("libc.so.6", "GLIBC_2.9"), ("libm.so.6", "GLIBC_2.29"), ("libc.so.6", "GLIBC_2.17")
+    )
     assert highest_needed(info) == "GLIBC_2.29"
     assert highest_needed(info, "GLIBCXX") is None
 
@@ -59,7 +71,7 @@ def test_policy_data_is_ordered_and_monotone() -> None:
     names = [p.name for p in policies]
     assert names[:3] == ["manylinux_2_5", "manylinux_2_12", "manylinux_2_17"]
     assert policies[2].aliases == ("manylinux2014",)
-    for older, newer in zip(policies, policies[1:]):
+    for older, newer in itertools.pairwise(policies):
         assert older.glibc < newer.glibc
         for family, cap in older.caps.items():
             assert cap <= newer.caps[family], (older.name, newer.name, family)
@@ -72,7 +84,9 @@ def test_tags_follow_caps() -> None:
     assert manylinux_tags(needing(("libc.so.6", "GLIBC_2.17")))[0] == "manylinux_2_17_x86_64"
     assert manylinux_tags(needing(("libc.so.6", "GLIBC_2.18")))[0] == "manylinux_2_24_x86_64"
     # GLIBCXX_3.4.30 needs GCC 12's libstdc++: manylinux_2_35 is the first cap that has it.
-    tags = manylinux_tags(needing(("libc.so.6", "GLIBC_2.17"), ("libstdc++.so.6", "GLIBCXX_3.4.30")))
+    tags = manylinux_tags(
+        needing(("libc.so.6", "GLIBC_2.17"), ("libstdc++.so.6", "GLIBCXX_3.4.30"))
+    )
     assert tags[0] == "manylinux_2_35_x86_64"
     assert tags[-1] == "manylinux_2_41_x86_64"
     # Families no policy limits do not limit the tag.
@@ -89,7 +103,10 @@ def test_extra_nodes_and_loader_entries() -> None:
     tm = manylinux_tags(needing(("libstdc++.so.6", "CXXABI_TM_1")))
     assert tm[0] == "manylinux_2_17_x86_64"
     # What a binary needs from the dynamic loader itself is skipped, as auditwheel does.
-    assert manylinux_tags(needing(("ld-linux-x86-64.so.2", "GLIBC_PRIVATE")))[0] == "manylinux_2_5_x86_64"
+    assert (
+        manylinux_tags(needing(("ld-linux-x86-64.so.2", "GLIBC_PRIVATE")))[0]
+        == "manylinux_2_5_x86_64"
+    )
 
 
 def test_satisfied_sonames_do_not_limit_the_tag(elf_fixtures) -> None:  # type: ignore[no-untyped-def]
@@ -98,7 +115,10 @@ def test_satisfied_sonames_do_not_limit_the_tag(elf_fixtures) -> None:  # type: 
     assert "GLIBCXX_3.4.21" in info.version_needs["libstdc++.so.6"]
     assert manylinux_tags(info)[0] == "manylinux_2_24_x86_64"
     # With libstdc++ provided by a runtime wheel, only glibc limits the tag.
-    assert manylinux_tags(info, satisfied=["libstdc++.so.6", "libgcc_s.so.1"])[0] == "manylinux_2_17_x86_64"
+    assert (
+        manylinux_tags(info, satisfied=["libstdc++.so.6", "libgcc_s.so.1"])[0]
+        == "manylinux_2_17_x86_64"
+    )
 
 
 def test_host_libstdcxx_tag() -> None:

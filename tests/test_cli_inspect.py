@@ -162,15 +162,24 @@ def test_wheel_is_read_in_place(capsys, elf_fixtures, tmp_path: Path) -> None:  
     assert sorted(by_member) == ["demo.libs/libver-1a2b3c4d.so.1", "demo/_ext.so"]
     assert all(f["path"].startswith(f"{wheel}!") for f in doc["files"])
     # Same facts as reading the files from disk.
-    code, disk, _err = run_json(capsys, str(elf_fixtures["libuser.so"]), str(elf_fixtures["libver.so.1"]))
-    for member, original in zip(["demo/_ext.so", "demo.libs/libver-1a2b3c4d.so.1"], disk["files"]):
+    code, disk, _err = run_json(
+        capsys, str(elf_fixtures["libuser.so"]), str(elf_fixtures["libver.so.1"])
+    )
+    for member, original in zip(
+        ["demo/_ext.so", "demo.libs/libver-1a2b3c4d.so.1"], disk["files"], strict=True
+    ):
         assert {**by_member[member], "path": ""} == {**original, "path": ""}
 
 
-def test_wheel_inside_walked_directory_and_broken_wheels(capsys, elf_fixtures, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_wheel_inside_walked_directory_and_broken_wheels(
+    capsys, elf_fixtures, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     house = tmp_path / "wheelhouse"
     house.mkdir()
-    _make_wheel(house / "good-1.0-py3-none-any.whl", {"good/lib.so": elf_fixtures["libver.so.1"].read_bytes()})
+    _make_wheel(
+        house / "good-1.0-py3-none-any.whl",
+        {"good/lib.so": elf_fixtures["libver.so.1"].read_bytes()},
+    )
     (house / "bad-1.0-py3-none-any.whl").write_bytes(b"this is not a zip file")
     truncated = elf_fixtures["libuser.so"].read_bytes()[:2000]
     _make_wheel(house / "cut-1.0-py3-none-any.whl", {"cut/_ext.so": truncated})
@@ -183,19 +192,32 @@ def test_wheel_inside_walked_directory_and_broken_wheels(capsys, elf_fixtures, t
     assert "bad-1.0-py3-none-any.whl: cannot read as a wheel" in err
 
 
-@pytest.mark.parametrize("entry", [["-m", "nativelib"], ["-c", "from nativelib.cli import main; import sys; sys.exit(main())"]])
+@pytest.mark.parametrize(
+    "entry",
+    [["-m", "nativelib"], ["-c", "from nativelib.cli import main; import sys; sys.exit(main())"]],
+)
 def test_entry_points_and_exit_codes(entry: list[str], elf_fixtures, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    ok = subprocess.run([sys.executable, *entry, "inspect", "--json", str(elf_fixtures["libver.so.1"])], capture_output=True, text=True)
+    ok = subprocess.run(
+        [sys.executable, *entry, "inspect", "--json", str(elf_fixtures["libver.so.1"])],
+        capture_output=True,
+        text=True,
+    )
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["files"][0]["soname"] == "libver.so.1"
-    bad = subprocess.run([sys.executable, *entry, "inspect", str(tmp_path / "missing")], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, *entry, "inspect", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and bad.stdout == "" and "error:" in bad.stderr
 
 
 def test_console_script_installed() -> None:
     exe = Path(sys.executable).parent / "nativelib"
     if not exe.exists():
-        pytest.skip(f"no console script next to {sys.executable} (package not installed in this env)")
+        pytest.skip(
+            f"no console script next to {sys.executable} (package not installed in this env)"
+        )
     proc = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.startswith("nativelib ")
 
@@ -203,9 +225,16 @@ def test_console_script_installed() -> None:
 def test_output_into_closed_pipe_is_not_an_error(elf_fixtures) -> None:  # type: ignore[no-untyped-def]
     # `nativelib inspect DIR | head -1`: the reader goes away early.
     proc = subprocess.run(
-        ["bash", "-o", "pipefail", "-c",
-         f"{sys.executable} -m nativelib inspect {elf_fixtures.dir} /usr/lib/x86_64-linux-gnu | head -1"],
-        capture_output=True, text=True,
+        [
+            "bash",
+            "-o",
+            "pipefail",
+            "-c",
+            f"{sys.executable} -m nativelib inspect {elf_fixtures.dir} "
+            "/usr/lib/x86_64-linux-gnu | head -1",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert proc.returncode == 0
     assert "Traceback" not in proc.stderr

@@ -9,12 +9,14 @@ import sysconfig
 from pathlib import Path
 
 import pytest
-from readelf import ReadelfFacts, readelf
 
 from nativelib.elf import ElfInfo, is_elf_file, read_elf
 from nativelib.errors import ElfError
+from readelf import ReadelfFacts, readelf
 
-pytestmark = pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils' readelf is not installed")
+pytestmark = pytest.mark.skipif(
+    shutil.which("readelf") is None, reason="binutils' readelf is not installed"
+)
 
 # DESTSHARED is the base installation's lib-dynload, also when run from a venv.
 HOST_ROOTS = [
@@ -85,7 +87,9 @@ def test_lib_dynload_is_covered() -> None:
 
 
 def test_fixtures_match_readelf(elf_fixtures) -> None:  # type: ignore[no-untyped-def]
-    paths = [str(p) for name, p in sorted(elf_fixtures.files.items()) if name != "libuser-noshdr.so"]
+    paths = [
+        str(p) for name, p in sorted(elf_fixtures.files.items()) if name != "libuser-noshdr.so"
+    ]
     facts = readelf(paths)
     for path in paths:
         assert_matches_readelf(read_elf(path), facts[path])
@@ -93,7 +97,9 @@ def test_fixtures_match_readelf(elf_fixtures) -> None:  # type: ignore[no-untype
     # of the original file.
     original = read_elf(elf_fixtures["libuser.so"])
     stripped = read_elf(elf_fixtures["libuser-noshdr.so"])
-    noshdr_facts = readelf([str(elf_fixtures["libuser-noshdr.so"])])[str(elf_fixtures["libuser-noshdr.so"])]
+    noshdr_facts = readelf([str(elf_fixtures["libuser-noshdr.so"])])[
+        str(elf_fixtures["libuser-noshdr.so"])
+    ]
     assert not noshdr_facts.has_version_sections
     assert_matches_readelf(stripped, noshdr_facts, versions=False)
     assert stripped.version_requirements == original.version_requirements

@@ -51,7 +51,8 @@ def _download_wheel(dest: Path) -> Path:
     )
     page.raise_for_status()
     files = [
-        f for f in _index_files(page.text, page.headers.get("Content-Type", ""))
+        f
+        for f in _index_files(page.text, page.headers.get("Content-Type", ""))
         if f[0].lower().startswith(f"{PROJECT}-{VERSION}-cp311-cp311-manylinux")
         and f[0].endswith("x86_64.whl")
     ]
@@ -65,7 +66,9 @@ def _download_wheel(dest: Path) -> Path:
     return path
 
 
-def test_wheel_facts_equal_extracted_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_wheel_facts_equal_extracted_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     wheel = _download_wheel(tmp_path)
     assert main(["inspect", "--json", str(wheel)]) == 0
     from_wheel = json.loads(capsys.readouterr().out)["files"]
@@ -77,7 +80,7 @@ def test_wheel_facts_equal_extracted_files(tmp_path: Path, capsys: pytest.Captur
     from_disk = json.loads(capsys.readouterr().out)["files"]
 
     def key(entry: dict[str, object], prefix: str) -> str:
-        return str(entry["path"])[len(prefix):]
+        return str(entry["path"])[len(prefix) :]
 
     wheel_by_member = {key(f, f"{wheel}!"): {**f, "path": None} for f in from_wheel}
     disk_by_member = {key(f, f"{extracted}/"): {**f, "path": None} for f in from_disk}

@@ -178,7 +178,5 @@ def manylinux_tags(
         arch = archs.pop()
     candidates = policy_set.for_arch(arch)
     skip = {policy_set.loaders[arch], *satisfied}
-    nodes = {
-        need.name for f in files for file, need in f.needed_nodes() if file not in skip
-    }
+    nodes = {need.name for f in files for file, need in f.needed_nodes() if file not in skip}
     return tuple(p.tag(arch) for p in candidates if all(p.allows(n) for n in nodes))

@@ -83,7 +83,10 @@ def inspect_json(results: Sequence[ScanResult]) -> dict[str, object]:
 
 def _describe(info: ElfInfo) -> list[str]:
     order = "little-endian" if info.byte_order == "little" else "big-endian"
-    lines = [f"{info.path}", f"  type:       ELF{info.elf_class} {order} {info.machine_name} {info.type_name}"]
+    lines = [
+        f"{info.path}",
+        f"  type:       ELF{info.elf_class} {order} {info.machine_name} {info.type_name}",
+    ]
 
     def row(label: str, values: Sequence[str]) -> None:
         lines.append(f"  {label + ':':<11} {' '.join(values) if values else '-'}")
@@ -108,7 +111,9 @@ def _describe(info: ElfInfo) -> list[str]:
     except NativeLibError:
         tags = None
     if tags is not None:
-        lines.append(f"  {'manylinux:':<11} {tags[0] if tags else 'none (needs nodes beyond every policy)'}")
+        lines.append(
+            f"  {'manylinux:':<11} {tags[0] if tags else 'none (needs nodes beyond every policy)'}"
+        )
     return lines
 
 

@@ -269,9 +269,7 @@ class _Layout:
         )
 
 
-_LAYOUTS = {
-    (c, e): _Layout.make(c, e) for c in (32, 64) for e in ("<", ">")
-}
+_LAYOUTS = {(c, e): _Layout.make(c, e) for c in (32, 64) for e in ("<", ">")}
 _VERSION_STRUCTS = {
     e: (
         struct.Struct(e + "HHIII"),  # Elf_Verneed: version, cnt, file, aux, next
@@ -301,14 +299,16 @@ class _Parser:
                 f"truncated: {what} at offset {offset:#x} ({st.size} bytes) ends past "
                 f"the end of the file ({self.r.size} bytes)"
             ) from None
-        return st.unpack(data)  # type: ignore[no-any-return]
+        return st.unpack(data)
 
     def parse(self, path: str) -> ElfInfo:
         r = self.r
         if r.size < 4 or r.read(0, 4) != ELF_MAGIC:
             raise NotElfError(path, "not an ELF file" + (" (empty file)" if r.size == 0 else ""))
         if r.size < 16:
-            raise _Malformed(f"truncated: the ELF identification needs 16 bytes, the file has {r.size}")
+            raise _Malformed(
+                f"truncated: the ELF identification needs 16 bytes, the file has {r.size}"
+            )
         ident = r.read(0, 16)
         ei_class, ei_data, ei_version = ident[4], ident[5], ident[6]
         if ei_class not in (1, 2):
@@ -388,8 +388,18 @@ class _Parser:
 
         if dynamic is None:
             return ElfInfo(
-                path, elf_class, "little" if endian == "<" else "big", e_machine, e_type,
-                None, (), (), (), (), (), interpreter,
+                path,
+                elf_class,
+                "little" if endian == "<" else "big",
+                e_machine,
+                e_type,
+                None,
+                (),
+                (),
+                (),
+                (),
+                (),
+                interpreter,
             )
         return self._dynamic(path, lay, endian, e_machine, e_type, dynamic, loads, interpreter)
 
@@ -521,7 +531,9 @@ class _Parser:
                     aux_seen.add(aux)
                     spend()
                     _hash, flags, _other, name, nxt = self.unpack(vna_st, aux, "version need aux")
-                    nodes.append(VersionNeed(string(name, "version need name"), bool(flags & VER_FLG_WEAK)))
+                    nodes.append(
+                        VersionNeed(string(name, "version need name"), bool(flags & VER_FLG_WEAK))
+                    )
                     if nxt == 0:
                         break
                     aux += nxt
