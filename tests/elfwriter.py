@@ -5,9 +5,11 @@ An image is laid out in file order as::
     ELF header | program headers | interpreter | .dynstr | .gnu.version_r | .gnu.version_d
     | .dynamic | [.shstrtab | section headers]
 
-with one PT_LOAD covering the whole file (so every address maps to ``offset + vaddr``),
-PT_DYNAMIC, and PT_INTERP when an interpreter is given. With ``section_headers=True``
-the image also has the sections binutils' ``readelf -d -V`` looks for.
+with program headers ``phdr[0]`` PT_LOAD covering the whole file (an address is
+``spec.vaddr + offset``), ``phdr[1]`` PT_DYNAMIC and ``phdr[2]`` PT_INTERP when an
+interpreter is given. With ``section_headers=True`` (the default) the image also has the
+sections binutils' ``readelf -d -V`` reads: .dynstr, .gnu.version_r, .gnu.version_d,
+.dynamic and .shstrtab.
 
 :func:`build` returns an :class:`ElfImage` whose records (``"ehdr"``, ``"phdr[1]"``,
 ``"verneed[0]"``, ``"vernaux[0][1]"``, ``"verdef[0]"`` (the BASE entry), ``"verdaux[1]"``,
@@ -16,6 +18,7 @@ the image also has the sections binutils' ``readelf -d -V`` looks for.
     img = build(ElfSpec(needed=["libc.so.6"]))
     img.set("ehdr", "e_phentsize", 8)
     img.set_dyn(DT_STRSZ, 1)
+    extra = img.append(b"...")  # more bytes inside the PT_LOAD, at offset ``extra``
 """
 
 from __future__ import annotations
@@ -138,7 +141,16 @@ class ElfImage:
         return self.set(self.dyn_label(tag), "d_val", value)
 
     def addr(self, offset: int) -> int:
+        """The virtual address of a file offset (through the one PT_LOAD)."""
         return self.get("phdr[0]", "p_vaddr") + offset
+
+    def append(self, data: bytes) -> int:
+        """Add ``data`` at the end (8-aligned), grow the PT_LOAD over it; its offset."""
+        offset = len(self.data) + -len(self.data) % 8
+        self.data += bytes(offset - len(self.data)) + data
+        self.set("phdr[0]", "p_filesz", len(self.data))
+        self.set("phdr[0]", "p_memsz", len(self.data))
+        return offset
 
     def __bytes__(self) -> bytes:
         return bytes(self.data)
