@@ -484,7 +484,7 @@ def print_summary(title: str, summary: dict[str, Any], reader_names: Sequence[st
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     ap.add_argument(
         "--dir", action="append", dest="dirs", metavar="PATH",
         help=f"directory to take ELF files from, repeatable (default: {DEFAULT_DIRS[0]})",
@@ -596,6 +596,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     slow = [(p, s) for t in timings[1:] for p, s in t.per_file.items() if s > SLOW_FILE_S]
     for path, secs in slow:
         print(f"  NOTE: a peer took {secs:.1f} s (> {SLOW_FILE_S:.0f} s) on {path}")
+    if not slow:
+        print(f"  no peer took more than {SLOW_FILE_S:.0f} s on any single file")
+    for t in timings:
+        if t.per_file:
+            path, secs = max(t.per_file.items(), key=lambda kv: kv[1])
+            print(f"  slowest file for {t.reader}: {secs:.4f} s, {path}")
 
     # --- summaries
     report: dict[str, Any] = {
