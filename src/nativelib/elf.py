@@ -18,12 +18,16 @@ loop is bounded by the file size or by a fixed record limit, so no input can han
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
 import struct
+import sys
+from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import IO
+from itertools import compress
+from typing import IO, NamedTuple
 
 from nativelib.errors import ElfError, NotElfError
 
@@ -88,16 +92,14 @@ _MACHINE_NAMES = {
 _EM_PPC64 = 21
 
 
-@dataclass(frozen=True)
-class VersionNeed:
+class VersionNeed(NamedTuple):
     """One version node an object needs from one of its dependencies."""
 
     name: str
     weak: bool = False
 
 
-@dataclass(frozen=True)
-class VersionRequirement:
+class VersionRequirement(NamedTuple):
     """The version nodes an object needs from one file (one Elf_Verneed entry)."""
 
     file: str
@@ -160,79 +162,34 @@ class ElfInfo:
 # --------------------------------------------------------------------------- reading
 
 
-class _OutOfRange(Exception):
-    """Internal: a read past the end of the input; turned into an ElfError by the parser."""
+class _Malformed(Exception):
+    """Internal: the input is malformed; becomes an ElfError naming the file."""
 
-    def __init__(self, offset: int, size: int) -> None:
-        self.offset = offset
-        self.size = size
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
 
 
 class _Changed(Exception):
     """Internal: the file became shorter while it was being read."""
 
 
-_BLOCK_SHIFT = 12
-_BLOCK = 1 << _BLOCK_SHIFT
+#: ``fetch(offset, length)``: up to ``length`` bytes at ``offset`` (fewer only at EOF).
+Fetch = Callable[[int, int], bytes]
 
-
-class _Reader:
-    """Random access to ``size`` bytes through ``fetch(start, length)``, block-cached."""
-
-    __slots__ = ("_cache", "_fetch", "size")
-
-    def __init__(self, size: int, fetch: Callable[[int, int], bytes]) -> None:
-        self.size = size
-        self._fetch = fetch
-        self._cache: dict[int, bytes] = {}
-
-    def _block(self, index: int) -> bytes:
-        block = self._cache.get(index)
-        if block is None:
-            start = index << _BLOCK_SHIFT
-            want = min(_BLOCK, self.size - start)
-            block = self._fetch(start, want)
-            if len(block) != want:
-                raise _Changed
-            self._cache[index] = block
-        return block
-
-    def read(self, offset: int, length: int) -> bytes:
-        if offset < 0 or length < 0 or offset + length > self.size:
-            raise _OutOfRange(offset, length)
-        if length == 0:
-            return b""
-        first = offset >> _BLOCK_SHIFT
-        last = (offset + length - 1) >> _BLOCK_SHIFT
-        start = offset - (first << _BLOCK_SHIFT)
-        if first == last:
-            return self._block(first)[start : start + length]
-        joined = b"".join(self._block(i) for i in range(first, last + 1))
-        return joined[start : start + length]
-
-    def cstring(self, offset: int, end: int) -> bytes | None:
-        """The NUL-terminated bytes at ``offset``; ``None`` if no NUL before ``end``."""
-        end = min(end, self.size)
-        if offset < 0 or offset >= end:
-            raise _OutOfRange(offset, 1)
-        parts = []
-        pos = offset
-        while pos < end:
-            index = pos >> _BLOCK_SHIFT
-            block = self._block(index)
-            base = index << _BLOCK_SHIFT
-            stop = min(end - base, len(block))
-            nul = block.find(b"\0", pos - base, stop)
-            if nul >= 0:
-                parts.append(block[pos - base : nul])
-                return b"".join(parts)
-            parts.append(block[pos - base : stop])
-            pos = base + stop
-        return None
+#: The first read of a file. The ELF header and the program headers are in it and, in
+#: most libraries, so are the dynamic string table and the version sections.
+_HEAD = 16384
+#: The most read at once for a version table, the dynamic segment or strings.
+_WINDOW = 8192
+#: Strings whose indices lie this close together are read as one span of the table.
+_STRING_SPAN = 4096
 
 
 def _decode(raw: bytes) -> str:
-    return raw.decode("utf-8", "backslashreplace")
+    try:
+        return raw.decode()  # the fast path: names are almost always ASCII
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True)
@@ -243,74 +200,99 @@ class _Layout:
     header: struct.Struct
     phdr: struct.Struct
     shdr_info_offset: int
-    shdr_size: int
     dyn: struct.Struct
+    verneed: struct.Struct  # vn_version, vn_cnt, vn_file, vn_aux, vn_next
+    vernaux: struct.Struct  # vna_hash, vna_flags, vna_other, vna_name, vna_next
+    verdef: struct.Struct  # vd_version, vd_flags, vd_ndx, vd_cnt, vd_hash, vd_aux, vd_next
+    verdaux: struct.Struct  # vda_name, vda_next
+    word: struct.Struct
+    dyn_array: str  # array typecode of one word of a dynamic entry
+    swap: bool  # whether the file's byte order differs from this machine's
 
     @staticmethod
-    def make(elf_class: int, endian: str) -> _Layout:
-        if elf_class == 64:
-            return _Layout(
-                64,
-                struct.Struct(endian + "HHIQQQIHHHHHH"),
-                # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
-                struct.Struct(endian + "IIQQQQQQ"),
-                44,
-                64,
-                struct.Struct(endian + "qQ"),
-            )
+    def make(elf_class: int, e: str) -> _Layout:
+        wide = elf_class == 64
         return _Layout(
-            32,
-            struct.Struct(endian + "HHIIIIIHHHHHH"),
-            # p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align
-            struct.Struct(endian + "IIIIIIII"),
-            28,
-            40,
-            struct.Struct(endian + "iI"),
+            elf_class,
+            struct.Struct(e + ("HHIQQQIHHHHHH" if wide else "HHIIIIIHHHHHH")),
+            # 64: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
+            # 32: p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align
+            struct.Struct(e + ("IIQQQQQQ" if wide else "IIIIIIII")),
+            44 if wide else 28,
+            struct.Struct(e + ("qQ" if wide else "iI")),
+            struct.Struct(e + "HHIII"),
+            struct.Struct(e + "IHHII"),
+            struct.Struct(e + "HHHHIII"),
+            struct.Struct(e + "II"),
+            struct.Struct(e + "I"),
+            "Q" if wide else "I",
+            (e == "<") != (sys.byteorder == "little"),
         )
 
 
 _LAYOUTS = {(c, e): _Layout.make(c, e) for c in (32, 64) for e in ("<", ">")}
-_VERSION_STRUCTS = {
-    e: (
-        struct.Struct(e + "HHIII"),  # Elf_Verneed: version, cnt, file, aux, next
-        struct.Struct(e + "IHHII"),  # Elf_Vernaux: hash, flags, other, name, next
-        struct.Struct(e + "HHHHIII"),  # Elf_Verdef: version, flags, ndx, cnt, hash, aux, next
-        struct.Struct(e + "II"),  # Elf_Verdaux: name, next
-        struct.Struct(e + "I"),  # one 32-bit word (sh_info)
-    )
-    for e in ("<", ">")
-}
-
-
-class _Malformed(Exception):
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+# NamedTuple construction through tuple.__new__ skips a Python-level __new__ per node.
+_new_need: Callable[[tuple[str, bool]], VersionNeed] = functools.partial(tuple.__new__, VersionNeed)
+_new_requirement: Callable[[tuple[str, tuple[VersionNeed, ...]]], VersionRequirement] = (
+    functools.partial(tuple.__new__, VersionRequirement)
+)
 
 
 class _Parser:
-    def __init__(self, reader: _Reader) -> None:
-        self.r = reader
+    """One parse of one input. Reads whole regions at once: the head of the file, the
+    dynamic segment, a window per version table and one span of the string table."""
 
-    def unpack(self, st: struct.Struct, offset: int, what: str) -> tuple[int, ...]:
-        try:
-            data = self.r.read(offset, st.size)
-        except _OutOfRange:
+    def __init__(self, size: int, fetch: Fetch) -> None:
+        self.size = size
+        self.fetch = fetch
+        want = min(size, _HEAD)
+        self.head = fetch(0, want)
+        if len(self.head) != want:
+            raise _Changed
+
+    def read(self, offset: int, length: int, what: str) -> bytes:
+        end = offset + length
+        if offset < 0 or end > self.size:
             raise _Malformed(
-                f"truncated: {what} at offset {offset:#x} ({st.size} bytes) ends past "
-                f"the end of the file ({self.r.size} bytes)"
-            ) from None
-        return st.unpack(data)
+                f"truncated: {what} at offset {offset:#x} ({length} bytes) ends past the end "
+                f"of the file ({self.size} bytes)"
+            )
+        if end <= len(self.head):
+            return self.head[offset:end]
+        data = self.fetch(offset, length)
+        if len(data) != length:
+            raise _Changed
+        return data
+
+    def window(self, offset: int, limit: int, what: str) -> tuple[bytes, int]:
+        """A buffer holding bytes from ``offset`` on (up to ``limit``), and its base."""
+        if offset + 64 <= len(self.head):
+            return self.head, 0
+        end = min(limit, self.size, offset + _WINDOW)
+        if end <= offset:
+            raise _Malformed(
+                f"truncated: {what} at offset {offset:#x} lies past the end of the file "
+                f"({self.size} bytes)"
+            )
+        return self.read(offset, end - offset, what), offset
+
+    def record(
+        self, st: struct.Struct, offset: int, buf: bytes, base: int, what: str
+    ) -> tuple[int, ...]:
+        rel = offset - base
+        if rel >= 0 and rel + st.size <= len(buf):
+            return st.unpack_from(buf, rel)
+        return st.unpack(self.read(offset, st.size, what))
 
     def parse(self, path: str) -> ElfInfo:
-        r = self.r
-        if r.size < 4 or r.read(0, 4) != ELF_MAGIC:
-            raise NotElfError(path, "not an ELF file" + (" (empty file)" if r.size == 0 else ""))
-        if r.size < 16:
+        head, size = self.head, self.size
+        if size < 4 or head[:4] != ELF_MAGIC:
+            raise NotElfError(path, "not an ELF file" + (" (empty file)" if size == 0 else ""))
+        if size < 16:
             raise _Malformed(
-                f"truncated: the ELF identification needs 16 bytes, the file has {r.size}"
+                f"truncated: the ELF identification needs 16 bytes, the file has {size}"
             )
-        ident = r.read(0, 16)
-        ei_class, ei_data, ei_version = ident[4], ident[5], ident[6]
+        ei_class, ei_data, ei_version = head[4], head[5], head[6]
         if ei_class not in (1, 2):
             raise _Malformed(f"invalid ELF class byte {ei_class:#x} (expected 1 or 2)")
         if ei_data not in (1, 2):
@@ -320,26 +302,13 @@ class _Parser:
         elf_class = 32 if ei_class == 1 else 64
         endian = "<" if ei_data == 1 else ">"
         lay = _LAYOUTS[(elf_class, endian)]
-        (
-            e_type,
-            e_machine,
-            _e_version,
-            _e_entry,
-            e_phoff,
-            e_shoff,
-            _e_flags,
-            _e_ehsize,
-            e_phentsize,
-            e_phnum,
-            _e_shentsize,
-            _e_shnum,
-            _e_shstrndx,
-        ) = self.unpack(lay.header, 16, "ELF header")
-
+        e_type, e_machine, _v, _entry, e_phoff, e_shoff, _fl, _eh, e_phentsize, e_phnum = (
+            self.record(lay.header, 16, head, 0, "ELF header")[:10]
+        )
         if e_phnum == PN_XNUM:
             # The real count lives in sh_info of section header 0.
-            (e_phnum,) = self.unpack(
-                _VERSION_STRUCTS[endian][4], e_shoff + lay.shdr_info_offset, "section header 0"
+            (e_phnum,) = self.record(
+                lay.word, e_shoff + lay.shdr_info_offset, head, 0, "section header 0"
             )
 
         loads: list[tuple[int, int, int]] = []
@@ -350,22 +319,29 @@ class _Parser:
                 raise _Malformed(
                     f"program header entry size {e_phentsize} is smaller than {lay.phdr.size}"
                 )
-            if e_phoff + e_phnum * e_phentsize > r.size:
+            table = e_phnum * e_phentsize
+            if e_phoff + table > size:
                 raise _Malformed(
                     f"truncated: program header table at {e_phoff:#x} ({e_phnum} x "
-                    f"{e_phentsize} bytes) ends past the end of the file ({r.size} bytes)"
+                    f"{e_phentsize} bytes) ends past the end of the file ({size} bytes)"
                 )
-            for i in range(e_phnum):
-                fields = self.unpack(lay.phdr, e_phoff + i * e_phentsize, "program header")
-                if elf_class == 64:
-                    p_type, _f, p_offset, p_vaddr, _pa, p_filesz, _m, _al = fields
+            data = self.read(e_phoff, table, "program header table")
+            wide = elf_class == 64
+            if e_phentsize == lay.phdr.size:
+                headers = lay.phdr.iter_unpack(data)
+            else:
+                headers = (lay.phdr.unpack_from(data, i * e_phentsize) for i in range(e_phnum))
+            for i, fields in enumerate(headers):
+                p_type = fields[0]
+                if wide:
+                    p_offset, p_vaddr, p_filesz = fields[2], fields[3], fields[5]
                 else:
-                    p_type, p_offset, p_vaddr, _pa, p_filesz, _m, _f, _al = fields
+                    p_offset, p_vaddr, p_filesz = fields[1], fields[2], fields[4]
                 if p_type == PT_LOAD:
-                    if p_offset + p_filesz > r.size:
+                    if p_offset + p_filesz > size:
                         raise _Malformed(
                             f"truncated: loadable segment {i} (offset {p_offset:#x}, "
-                            f"{p_filesz} bytes) ends past the end of the file ({r.size} bytes)"
+                            f"{p_filesz} bytes) ends past the end of the file ({size} bytes)"
                         )
                     loads.append((p_vaddr, p_offset, p_filesz))
                 elif p_type == PT_DYNAMIC and dynamic is None:
@@ -375,90 +351,70 @@ class _Parser:
 
         interpreter = None
         if interp is not None:
-            off, size = interp
-            if size == 0 or off + size > r.size:
+            off, length = interp
+            if length == 0 or off + length > size:
                 raise _Malformed(
-                    f"truncated: interpreter segment at {off:#x} ({size} bytes) lies outside "
-                    f"the file ({r.size} bytes)"
+                    f"truncated: interpreter segment at {off:#x} ({length} bytes) lies outside "
+                    f"the file ({size} bytes)"
                 )
-            raw = r.cstring(off, off + size)
-            if raw is None:
+            raw = self.read(off, min(length, _WINDOW), "interpreter path")
+            nul = raw.find(b"\0")
+            if nul < 0:
                 raise _Malformed(f"interpreter path at {off:#x} is not NUL-terminated")
-            interpreter = _decode(raw)
+            interpreter = _decode(raw[:nul])
 
+        byte_order = "little" if endian == "<" else "big"
         if dynamic is None:
             return ElfInfo(
-                path,
-                elf_class,
-                "little" if endian == "<" else "big",
-                e_machine,
-                e_type,
-                None,
-                (),
-                (),
-                (),
-                (),
-                (),
-                interpreter,
-            )
-        return self._dynamic(path, lay, endian, e_machine, e_type, dynamic, loads, interpreter)
+                path, elf_class, byte_order, e_machine, e_type,
+                None, (), (), (), (), (), interpreter,
+            )  # fmt: skip
+        return self._dynamic(path, lay, byte_order, e_machine, e_type, dynamic, loads, interpreter)
 
     def _dynamic(
         self,
         path: str,
         lay: _Layout,
-        endian: str,
+        byte_order: str,
         e_machine: int,
         e_type: int,
         dynamic: tuple[int, int],
         loads: list[tuple[int, int, int]],
         interpreter: str | None,
     ) -> ElfInfo:
-        r = self.r
         dyn_off, dyn_size = dynamic
-        if dyn_off + dyn_size > r.size:
+        if dyn_off + dyn_size > self.size:
             raise _Malformed(
                 f"truncated: dynamic segment at {dyn_off:#x} ({dyn_size} bytes) ends past the "
-                f"end of the file ({r.size} bytes)"
+                f"end of the file ({self.size} bytes)"
             )
-        needed: list[int] = []
-        rpaths: list[int] = []
-        runpaths: list[int] = []
-        soname_idx: int | None = None
-        strtab = strsz = verdef = verdefnum = verneed = verneednum = None
+        # The segment as an array of words, read in windows until DT_NULL: (tag, value)
+        # pairs; a negative tag reads as a huge unsigned one and is ignored like any other.
         entry = lay.dyn.size
         count = dyn_size // entry
-        index = 0
-        done = False
-        while index < count and not done:
-            # Read the dynamic segment in chunks of 256 entries; it ends at DT_NULL.
-            n = min(256, count - index)
-            data = r.read(dyn_off + index * entry, n * entry)
-            for tag, val in lay.dyn.iter_unpack(data):
-                if tag == DT_NULL:
-                    done = True
-                    break
-                if tag == DT_NEEDED:
-                    needed.append(val)
-                elif tag == DT_STRTAB:
-                    strtab = val
-                elif tag == DT_STRSZ:
-                    strsz = val
-                elif tag == DT_SONAME:
-                    soname_idx = val
-                elif tag == DT_RPATH:
-                    rpaths.append(val)
-                elif tag == DT_RUNPATH:
-                    runpaths.append(val)
-                elif tag == DT_VERNEED:
-                    verneed = val
-                elif tag == DT_VERNEEDNUM:
-                    verneednum = val
-                elif tag == DT_VERDEF:
-                    verdef = val
-                elif tag == DT_VERDEFNUM:
-                    verdefnum = val
-            index += n
+        words = array(lay.dyn_array)
+        pos = 0
+        while pos < count:
+            n = min(count - pos, _WINDOW // entry)
+            chunk = array(
+                lay.dyn_array, self.read(dyn_off + pos * entry, n * entry, "dynamic segment")
+            )
+            words.extend(chunk)
+            pos += n
+            if DT_NULL in chunk[0::2]:
+                break
+        if lay.swap:
+            words.byteswap()
+        tags, vals = words[0::2], words[1::2]
+        if DT_NULL in tags:
+            end = tags.index(DT_NULL)
+            del tags[end:], vals[end:]
+        single = dict(zip(tags, vals, strict=True))  # the last of a repeated tag wins, as in ld.so
+
+        def all_of(tag: int) -> list[int]:
+            return list(compress(vals, map(tag.__eq__, tags))) if tag in single else []
+
+        needed, rpaths, runpaths = all_of(DT_NEEDED), all_of(DT_RPATH), all_of(DT_RUNPATH)
 
         def to_offset(addr: int, what: str) -> tuple[int, int]:
             """File offset of a virtual address and the end of its segment's file image."""
@@ -467,134 +423,214 @@ class _Parser:
                     return offset + (addr - vaddr), offset + filesz
             raise _Malformed(f"{what} address {addr:#x} is not inside any loadable segment")
 
-        uses_strings = needed or rpaths or runpaths or soname_idx is not None or verneed or verdef
-        str_off = str_end = 0
-        if uses_strings:
+        soname_idx = single.get(DT_SONAME)
+        verneed = single.get(DT_VERNEED)
+        verdef = single.get(DT_VERDEF)
+        strtab = single.get(DT_STRTAB)
+        str_off = str_size = 0
+        if needed or rpaths or runpaths or soname_idx is not None or verneed or verdef:
             if strtab is None:
                 raise _Malformed("the dynamic segment has no DT_STRTAB but refers to strings")
             str_off, seg_end = to_offset(strtab, "DT_STRTAB")
-            str_end = seg_end if strsz is None else min(seg_end, str_off + strsz)
+            strsz = single.get(DT_STRSZ)
+            str_size = seg_end - str_off if strsz is None else min(seg_end - str_off, strsz)
 
-        def string(index: int, what: str) -> str:
-            if index >= str_end - str_off:
+        # Gather every string index first (checking it), then read them all at once.
+        wanted: dict[int, str] = {}
+
+        def want(index: int, what: str) -> int:
+            if index >= str_size:
                 raise _Malformed(
                     f"{what}: string index {index:#x} is outside the dynamic string table "
-                    f"({str_end - str_off} bytes)"
+                    f"({str_size} bytes)"
                 )
-            raw = r.cstring(str_off + index, str_end)
-            if raw is None:
-                raise _Malformed(f"{what}: string at index {index:#x} is not NUL-terminated")
-            return _decode(raw)
+            wanted.setdefault(index, what)
+            return index
 
-        def path_list(indices: list[int], what: str) -> tuple[str, ...]:
-            if not indices:
-                return ()
-            return tuple(":".join(string(i, what) for i in indices).split(":"))
+        setdefault = wanted.setdefault
+        if soname_idx is not None:
+            want(soname_idx, "DT_SONAME")
+        for i in needed:
+            want(i, "DT_NEEDED")
+        for i in rpaths:
+            want(i, "DT_RPATH")
+        for i in runpaths:
+            want(i, "DT_RUNPATH")
 
-        soname = None if soname_idx is None else string(soname_idx, "DT_SONAME")
-        needed_names = tuple(string(i, "DT_NEEDED") for i in needed)
-        rpath = path_list(rpaths, "DT_RPATH")
-        runpath = path_list(runpaths, "DT_RUNPATH")
-
-        vn_st, vna_st, vd_st, vda_st, _word = _VERSION_STRUCTS[endian]
-        budget = [MAX_VERSION_RECORDS]
-
-        def spend() -> None:
-            budget[0] -= 1
-            if budget[0] < 0:
-                raise _Malformed(f"more than {MAX_VERSION_RECORDS} version records")
-
-        requirements: list[VersionRequirement] = []
+        # Walk the version chains. vn_next, vna_next and vd_next are unsigned, so each
+        # chain only moves forward from the start of its window (offsets never drop below
+        # ``base``): it ends at a zero link, at its count, at the record budget or at the
+        # end of the file, and cannot loop.
+        budget = MAX_VERSION_RECORDS
+        requirements: list[tuple[int, list[tuple[int, bool]]]] = []
+        need_names: list[int] = []
         if verneed:
-            off, _seg_end = to_offset(verneed, "DT_VERNEED")
-            seen: set[int] = set()
-            count = verneednum if verneednum is not None else MAX_VERSION_RECORDS
-            for _ in range(count):
-                if off in seen:
-                    raise _Malformed(f"loop in the version needs chain at offset {off:#x}")
-                seen.add(off)
-                spend()
-                vn_version, vn_cnt, vn_file, vn_aux, vn_next = self.unpack(
-                    vn_st, off, "version need entry"
-                )
+            off, seg_end = to_offset(verneed, "DT_VERNEED")
+            buf, base = self.window(off, seg_end, "version needs")
+            limit = len(buf) + base
+            vn_st, vna_st = lay.verneed, lay.vernaux
+            # The count may be anything a crafted file says: the budget ends the walk.
+            for _ in range(single.get(DT_VERNEEDNUM, MAX_VERSION_RECORDS + 1)):
+                if off + 16 <= limit:
+                    vn_version, vn_cnt, vn_file, vn_aux, vn_next = vn_st.unpack_from(
+                        buf, off - base
+                    )
+                else:
+                    vn_version, vn_cnt, vn_file, vn_aux, vn_next = self.record(
+                        vn_st, off, buf, base, "version need entry"
+                    )
                 if vn_version != 1:
                     raise _Malformed(
                         f"version need entry at {off:#x} has unsupported version {vn_version}"
                     )
-                file = string(vn_file, "version need file")
-                nodes: list[VersionNeed] = []
+                budget -= vn_cnt + 1
+                if budget < 0:
+                    raise _Malformed(f"more than {MAX_VERSION_RECORDS} version records")
+                nodes: list[tuple[int, bool]] = []
+                requirements.append((want(vn_file, "version need file"), nodes))
                 aux = off + vn_aux
-                aux_seen: set[int] = set()
                 for _j in range(vn_cnt):
-                    if aux in aux_seen:
-                        raise _Malformed(f"loop in the version need aux chain at offset {aux:#x}")
-                    aux_seen.add(aux)
-                    spend()
-                    _hash, flags, _other, name, nxt = self.unpack(vna_st, aux, "version need aux")
-                    nodes.append(
-                        VersionNeed(string(name, "version need name"), bool(flags & VER_FLG_WEAK))
-                    )
-                    if nxt == 0:
+                    if aux + 16 <= limit:
+                        _hash, flags, _other, name, nxt = vna_st.unpack_from(buf, aux - base)
+                    else:
+                        _hash, flags, _other, name, nxt = self.record(
+                            vna_st, aux, buf, base, "version need aux"
+                        )
+                    if name >= str_size:
+                        want(name, "version need name")  # raises
+                    nodes.append((name, flags & VER_FLG_WEAK != 0))
+                    need_names.append(name)
+                    if not nxt:
                         break
                     aux += nxt
-                requirements.append(VersionRequirement(file, tuple(nodes)))
-                if vn_next == 0:
+                if not vn_next:
                     break
                 off += vn_next
 
-        definitions: list[str] = []
+        definitions: list[int] = []
         if verdef:
-            off, _seg_end = to_offset(verdef, "DT_VERDEF")
-            seen = set()
-            count = verdefnum if verdefnum is not None else MAX_VERSION_RECORDS
-            for _ in range(count):
-                if off in seen:
-                    raise _Malformed(f"loop in the version definitions chain at offset {off:#x}")
-                seen.add(off)
-                spend()
-                vd_version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = self.unpack(
-                    vd_st, off, "version definition"
-                )
-                if vd_version != 1:
-                    raise _Malformed(
-                        f"version definition at {off:#x} has unsupported version {vd_version}"
+            off, seg_end = to_offset(verdef, "DT_VERDEF")
+            buf, base = self.window(off, seg_end, "version definitions")
+            limit = len(buf) + base
+            vd_st, vda_st = lay.verdef, lay.verdaux
+            for _ in range(single.get(DT_VERDEFNUM, MAX_VERSION_RECORDS + 1)):
+                budget -= 1
+                if budget < 0:
+                    raise _Malformed(f"more than {MAX_VERSION_RECORDS} version records")
+                if off + 20 <= limit:
+                    vd_version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = vd_st.unpack_from(
+                        buf, off - base
                     )
-                if vd_cnt == 0:
-                    raise _Malformed(f"version definition at {off:#x} has no name")
+                else:
+                    vd_version, vd_flags, _ndx, vd_cnt, _hash, vd_aux, vd_next = self.record(
+                        vd_st, off, buf, base, "version definition"
+                    )
+                if vd_version != 1 or not vd_cnt:
+                    raise _Malformed(
+                        f"version definition at {off:#x} has no name"
+                        if vd_version == 1
+                        else f"version definition at {off:#x} has unsupported version {vd_version}"
+                    )
                 if not vd_flags & VER_FLG_BASE:
-                    (name, _next) = self.unpack(vda_st, off + vd_aux, "version definition aux")
-                    definitions.append(string(name, "version definition name"))
-                if vd_next == 0:
+                    aux = off + vd_aux
+                    if aux + 8 <= limit:
+                        name = vda_st.unpack_from(buf, aux - base)[0]
+                    else:
+                        name = self.record(vda_st, aux, buf, base, "version definition aux")[0]
+                    if name >= str_size:
+                        want(name, "version definition name")  # raises
+                    definitions.append(name)
+                if not vd_next:
                     break
                 off += vd_next
+        # Record what each string is for (for error messages); the first use wins.
+        for index in need_names:
+            setdefault(index, "version need name")
+        for index in definitions:
+            setdefault(index, "version definition name")
+
+        strings = self._strings(wanted, str_off, str_size)
+
+        def path_list(indices: list[int]) -> tuple[str, ...]:
+            if not indices:
+                return ()
+            return tuple(":".join(strings[i] for i in indices).split(":"))
 
         return ElfInfo(
             path,
             lay.elf_class,
-            "little" if endian == "<" else "big",
+            byte_order,
             e_machine,
             e_type,
-            soname,
-            needed_names,
-            rpath,
-            runpath,
-            tuple(requirements),
-            tuple(definitions),
+            None if soname_idx is None else strings[soname_idx],
+            tuple(strings[i] for i in needed),
+            path_list(rpaths),
+            path_list(runpaths),
+            tuple(
+                _new_requirement(
+                    (strings[file], tuple([_new_need((strings[n], w)) for n, w in nodes]))
+                )
+                for file, nodes in requirements
+            ),
+            tuple(strings[i] for i in definitions),
             interpreter,
         )
 
+    def _strings(self, wanted: dict[int, str], str_off: int, str_size: int) -> dict[int, str]:
+        """Decode the NUL-terminated strings at the ``wanted`` indices (index -> what for).
 
-def _run(reader: _Reader, path: str) -> ElfInfo:
+        Indices close together are read as one span of the table; a string that runs past
+        its span is read on its own, in growing pieces, up to the end of the table.
+        """
+        out: dict[int, str] = {}
+        order = sorted(wanted)
+        i = 0
+        while i < len(order):
+            lo = order[i]
+            if order[-1] - lo <= _STRING_SPAN:
+                j = len(order)  # the usual case: all of them in one span
+            else:
+                j = i + 1
+                while j < len(order) and order[j] - lo <= _STRING_SPAN:
+                    j += 1
+            span = self.read(
+                str_off + lo, min(str_size - lo, order[j - 1] - lo + 256), "dynamic string table"
+            )
+            for index in order[i:j]:
+                nul = span.find(b"\0", index - lo)
+                if nul >= 0:
+                    raw = span[index - lo : nul]
+                    try:
+                        out[index] = raw.decode()
+                    except UnicodeDecodeError:
+                        out[index] = _decode(raw)
+                else:
+                    out[index] = self._long_string(index, wanted[index], str_off, str_size)
+            i = j
+        return out
+
+    def _long_string(self, index: int, what: str, str_off: int, str_size: int) -> str:
+        parts = []
+        pos, end, step = str_off + index, str_off + str_size, 1024
+        while pos < end:
+            chunk = self.read(pos, min(step, end - pos), "dynamic string table")
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                parts.append(chunk[:nul])
+                return _decode(b"".join(parts))
+            parts.append(chunk)
+            pos += len(chunk)
+            step = min(step * 4, 1 << 20)
+        raise _Malformed(
+            f"{what}: string at index {index:#x} of the dynamic string table is not NUL-terminated"
+        )
+
+
+def _run(size: int, fetch: Fetch, path: str) -> ElfInfo:
     try:
-        return _Parser(reader).parse(path)
+        return _Parser(size, fetch).parse(path)
     except _Malformed as e:
         raise ElfError(path, e.reason) from None
-    except _OutOfRange as e:
-        raise ElfError(
-            path,
-            f"truncated: {e.size} bytes at offset {e.offset:#x} lie past the end of the file "
-            f"({reader.size} bytes)",
-        ) from None
     except _Changed:
         raise ElfError(path, "the file changed (became shorter) while it was being read") from None
 
@@ -620,23 +656,23 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     """Read one ELF file from disk.
 
     Symlinks are resolved and the real path is reported. Anything but a regular file
-    (FIFO, device, socket, directory) is refused after ``lstat``, without being opened.
+    (FIFO, device, socket, directory) is refused after ``stat``, without being opened.
     """
     given = os.fspath(path)
-    real = os.path.realpath(given)
     try:
-        st = os.lstat(real)
+        st = os.stat(given)
     except OSError as e:
-        raise ElfError(real, f"cannot read: {e.strerror or e}") from e
+        raise ElfError(os.path.realpath(given), f"cannot read: {e.strerror or e}") from e
     if not stat.S_ISREG(st.st_mode):
-        raise ElfError(real, f"not a regular file: it is {_kind(st.st_mode)}")
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
-    flags |= getattr(os, "O_NONBLOCK", 0)  # a FIFO swapped in after lstat must not block
+        raise ElfError(os.path.realpath(given), f"not a regular file: it is {_kind(st.st_mode)}")
+    # O_NONBLOCK: a FIFO swapped in after stat must not block the open.
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        fd = os.open(real, flags)
+        fd = os.open(given, flags)
     except OSError as e:
-        raise ElfError(real, f"cannot open: {e.strerror or e}") from e
+        raise ElfError(os.path.realpath(given), f"cannot open: {e.strerror or e}") from e
     try:
+        real = _real_path(fd, given)
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):
             raise ElfError(real, f"not a regular file: it is {_kind(fst.st_mode)}")
@@ -647,9 +683,20 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
             except OSError as e:
                 raise _Malformed(f"read error at offset {start:#x}: {e.strerror or e}") from e
 
-        return _run(_Reader(fst.st_size, fetch), real)
+        return _run(fst.st_size, fetch, real)
     finally:
         os.close(fd)
+
+
+def _real_path(fd: int, given: str) -> str:
+    """The real path of an open file: one readlink of /proc/self/fd, else realpath."""
+    try:
+        real = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return os.path.realpath(given)
+    if not real.startswith("/") or real.endswith(" (deleted)"):
+        return os.path.realpath(given)
+    return real
 
 
 def parse_elf_bytes(data: bytes | bytearray | memoryview, name: str) -> ElfInfo:
@@ -659,7 +706,7 @@ def parse_elf_bytes(data: bytes | bytearray | memoryview, name: str) -> ElfInfo:
     def fetch(start: int, length: int) -> bytes:
         return view[start : start + length]
 
-    return _run(_Reader(len(view), fetch), name)
+    return _run(len(view), fetch, name)
 
 
 def parse_elf_stream(stream: IO[bytes], size: int, name: str) -> ElfInfo:
@@ -679,7 +726,7 @@ def parse_elf_stream(stream: IO[bytes], size: int, name: str) -> ElfInfo:
             buf.extend(chunk)
         return bytes(buf[start:want])
 
-    return _run(_Reader(size, fetch), name)
+    return _run(size, fetch, name)
 
 
 def is_elf_file(path: str | os.PathLike[str], st: os.stat_result | None = None) -> bool:
