@@ -128,6 +128,13 @@ class ElfImage:
         st.pack_into(self.data, offset, *values)
         return self
 
+    def pack(self, kind: str, **values: int) -> bytes:
+        """One record of ``kind`` in this image's class and byte order; fields not given are 0."""
+        names, fmt = record_layout(kind, self.elf_class)
+        unknown = set(values) - set(names)
+        assert not unknown, f"unknown {kind} fields: {unknown}"
+        return struct.pack(self.endian + fmt, *(values.get(n, 0) for n in names))
+
     def dyn_label(self, tag: int) -> str:
         """Label of the first dynamic entry with ``tag``."""
         i = 0
@@ -255,11 +262,10 @@ def build(spec: ElfSpec) -> ElfImage:
     def put(label: str, kind: str, offset: int, **values: int) -> None:
         """Write one record; fields not given are 0."""
         img.records[label] = (kind, offset)
-        names, fmt = record_layout(kind, c)
-        struct.pack_into(endian + fmt, img.data, offset, *(values.pop(n, 0) for n in names))
-        assert not values, f"unknown {kind} fields: {values}"
+        record = img.pack(kind, **values)
+        img.data[offset : offset + len(record)] = record
 
-    def write(part: str, data: bytes) -> None:
+    def write(part: str, data: bytes | bytearray) -> None:
         img.data[img.offsets[part] : img.offsets[part] + len(data)] = data
 
     # ---- ELF header and program headers
@@ -352,10 +358,9 @@ def build(spec: ElfSpec) -> ElfImage:
         off += d_size
 
     # ---- dynamic entries, with the addresses now known
-    for i, (tag, value) in enumerate(dyn):
-        if isinstance(value, str):
-            value = vaddr + img.offsets[value]
-        put(f"dyn[{i}]", "dyn", img.offsets["dynamic"] + i * size("dyn"), d_tag=tag, d_val=value)
+    for i, (tag, val) in enumerate(dyn):
+        d_val = vaddr + img.offsets[val] if isinstance(val, str) else val
+        put(f"dyn[{i}]", "dyn", img.offsets["dynamic"] + i * size("dyn"), d_tag=tag, d_val=d_val)
 
     # ---- section headers
     if sections:

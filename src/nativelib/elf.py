@@ -483,13 +483,11 @@ class _Parser:
                     raise _Malformed(
                         f"version need entry at {off:#x} has unsupported version {vn_version}"
                     )
-                budget -= vn_cnt + 1
-                if budget < 0:
-                    raise _Malformed(f"more than {MAX_VERSION_RECORDS} version records")
                 nodes: list[tuple[int, bool]] = []
                 requirements.append((want(vn_file, "version need file"), nodes))
                 aux = off + vn_aux
-                for _j in range(vn_cnt):
+                j = -1
+                for j in range(vn_cnt):  # noqa: B007 (j counts the records read; used below)
                     if aux + 16 <= limit:
                         _hash, flags, _other, name, nxt = vna_st.unpack_from(buf, aux - base)
                     else:
@@ -503,6 +501,11 @@ class _Parser:
                     if not nxt:
                         break
                     aux += nxt
+                # Charge what was read (the entry and j + 1 aux records): vn_cnt may
+                # overstate a chain that ends early at a zero vna_next.
+                budget -= j + 2
+                if budget < 0:
+                    raise _Malformed(f"more than {MAX_VERSION_RECORDS} version records")
                 if not vn_next:
                     break
                 off += vn_next
