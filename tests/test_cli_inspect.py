@@ -17,6 +17,7 @@ import pytest
 
 from nativelib.cli import main
 from nativelib.elf import read_elf
+from nativelib.scan import SKIPPED_SUFFIXES
 
 SCHEMA = json.loads(
     resources.files("nativelib").joinpath("data/schemas/inspect.schema.json").read_text("utf-8")
@@ -238,3 +239,19 @@ def test_output_into_closed_pipe_is_not_an_error(elf_fixtures) -> None:  # type:
     )
     assert proc.returncode == 0
     assert "Traceback" not in proc.stderr
+
+
+def test_walk_skips_source_and_text_suffixes_but_not_explicit_files(
+    capsys, elf_fixtures, tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
+    d = tmp_path / "pkg"
+    d.mkdir()
+    for name in ("ext.py", "ext.h", "ext.so", "ext.so.1", "ext.bin"):
+        shutil.copyfile(elf_fixtures["libver.so.1"], d / name)
+    assert {".py", ".h"} <= SKIPPED_SUFFIXES
+    code, doc, _err = run_json(capsys, str(d))
+    assert code == 0
+    assert [Path(f["path"]).name for f in doc["files"]] == ["ext.bin", "ext.so", "ext.so.1"]
+    # Named explicitly, the suffix does not matter.
+    code, doc, _err = run_json(capsys, str(d / "ext.py"))
+    assert code == 0 and doc["files"][0]["soname"] == "libver.so.1"

@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from nativelib.elf import ELF_MAGIC, ElfInfo, is_elf_file, parse_elf_stream, read_elf
+from nativelib.elf import ELF_MAGIC, ElfInfo, parse_elf_stream, read_elf
 from nativelib.errors import ElfError
 
 __all__ = ["ScanResult", "scan_paths", "scan_wheel"]
@@ -42,9 +42,10 @@ def _from_error(e: ElfError) -> ScanResult:
 
 def _read(path: str) -> ScanResult:
     try:
-        return ScanResult(os.path.realpath(path), read_elf(path), None)
+        info = read_elf(path)
     except ElfError as e:
         return _from_error(e)
+    return ScanResult(info.path, info, None)
 
 
 def scan_wheel(path: str) -> Iterator[ScanResult]:
@@ -78,37 +79,77 @@ def _is_wheel(path: str) -> bool:
     return path.endswith(".whl")
 
 
+#: Files with these suffixes are source, text or bytecode, never something the dynamic
+#: loader or ctypes is pointed at; a directory walk does not open them. (torch alone
+#: ships ~9,000 headers and ~11,000 .py/.pyc files next to ~140 ELF files.)
+SKIPPED_SUFFIXES = frozenset(
+    {
+        ".py", ".pyc", ".pyi", ".pyx", ".pxd", ".pxi", ".h", ".hh", ".hpp", ".hxx",
+        ".cuh", ".inl", ".c", ".cc", ".cpp", ".cxx", ".cu", ".txt", ".md", ".rst",
+        ".json", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".html", ".css", ".js",
+        ".typed", ".cmake", ".pc", ".csv",
+    }
+)  # fmt: skip
+
+
+def _has_elf_magic(path: str) -> bool:
+    # O_NONBLOCK: should a FIFO replace the file after the directory listing, the open
+    # does not block and the read fails.
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return os.pread(fd, 4, 0) == ELF_MAGIC
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
-    # Walk from the real root and never into symlinked directories, so every path met
-    # is already real except for symlinked files.
-    root = os.path.realpath(root)
-    errors: list[OSError] = []
-    for dirpath, dirnames, filenames in os.walk(root, onerror=errors.append):
-        while errors:
-            err = errors.pop(0)
-            where = err.filename or root
-            yield ScanResult(where, None, f"cannot read directory: {err.strerror or err}")
-        dirnames.sort()
-        for name in sorted(filenames):
-            full = os.path.join(dirpath, name)
+    """Depth first, entries in name order (as ``os.walk`` top-down with sorted names).
+
+    File types come from the directory listing (no ``stat`` per file); symlinked
+    directories are not followed; a symlinked file is reported under its real path.
+    """
+    stack = [os.path.realpath(root)]
+    while stack:
+        directory = stack.pop()
+        try:
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as e:
+            yield ScanResult(directory, None, f"cannot read directory: {e.strerror or e}")
+            continue
+        subdirs: list[str] = []
+        for entry in entries:
+            name = entry.name
             try:
-                st = os.stat(full)  # follows symlinks; dangling ones raise and are skipped
+                if entry.is_dir(follow_symlinks=False):
+                    subdirs.append(entry.path)
+                    continue
+                if os.path.splitext(name)[1] in SKIPPED_SUFFIXES:
+                    continue
+                if entry.is_symlink():
+                    if not entry.is_file():  # dangling, or not a regular file
+                        continue
+                    real = os.path.realpath(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    real = entry.path
+                else:
+                    continue  # FIFO, socket, device: never opened
             except OSError:
                 continue
-            if not stat.S_ISREG(st.st_mode):
-                continue
-            real = os.path.realpath(full) if os.path.islink(full) else full
             if real in seen:
                 continue
-            if _is_wheel(name):
+            if name.endswith(".whl"):
                 seen.add(real)
                 yield from scan_wheel(real)
-            elif is_elf_file(real, st):
+            elif _has_elf_magic(real):
                 seen.add(real)
                 yield _read(real)
-    while errors:
-        err = errors.pop(0)
-        yield ScanResult(root, None, f"cannot read directory: {err.strerror or err}")
+        stack.extend(reversed(subdirs))
 
 
 def scan_paths(paths: Iterable[str]) -> Iterator[ScanResult]:
