@@ -18,7 +18,6 @@ loop is bounded by the file size or by a fixed record limit, so no input can han
 
 from __future__ import annotations
 
-import functools
 import os
 import stat
 import struct
@@ -231,11 +230,6 @@ class _Layout:
 
 
 _LAYOUTS = {(c, e): _Layout.make(c, e) for c in (32, 64) for e in ("<", ">")}
-# NamedTuple construction through tuple.__new__ skips a Python-level __new__ per node.
-_new_need: Callable[[tuple[str, bool]], VersionNeed] = functools.partial(tuple.__new__, VersionNeed)
-_new_requirement: Callable[[tuple[str, tuple[VersionNeed, ...]]], VersionRequirement] = (
-    functools.partial(tuple.__new__, VersionRequirement)
-)
 
 
 class _Parser:
@@ -412,7 +406,13 @@ class _Parser:
         single = dict(zip(tags, vals, strict=True))  # the last of a repeated tag wins, as in ld.so
 
         def all_of(tag: int) -> list[int]:
-            return list(compress(vals, map(tag.__eq__, tags))) if tag in single else []
+            count = tags.count(tag)
+            if not count:
+                return []
+            first = tags.index(tag)
+            if count == 1 or tags[first : first + count].count(tag) == count:
+                return vals[first : first + count].tolist()  # the usual, contiguous case
+            return list(compress(vals, map(tag.__eq__, tags)))
 
         needed, rpaths, runpaths = all_of(DT_NEEDED), all_of(DT_RPATH), all_of(DT_RUNPATH)
 
@@ -553,6 +553,7 @@ class _Parser:
             setdefault(index, "version definition name")
 
         strings = self._strings(wanted, str_off, str_size)
+        new = tuple.__new__  # NamedTuples built without their Python-level __new__
 
         def path_list(indices: list[int]) -> tuple[str, ...]:
             if not indices:
@@ -570,10 +571,13 @@ class _Parser:
             path_list(rpaths),
             path_list(runpaths),
             tuple(
-                _new_requirement(
-                    (strings[file], tuple([_new_need((strings[n], w)) for n, w in nodes]))
-                )
-                for file, nodes in requirements
+                [
+                    new(
+                        VersionRequirement,
+                        (strings[f], tuple([new(VersionNeed, (strings[n], w)) for n, w in nodes])),
+                    )
+                    for f, nodes in requirements
+                ]
             ),
             tuple(strings[i] for i in definitions),
             interpreter,
@@ -599,16 +603,24 @@ class _Parser:
             span = self.read(
                 str_off + lo, min(str_size - lo, order[j - 1] - lo + 256), "dynamic string table"
             )
-            for index in order[i:j]:
-                nul = span.find(b"\0", index - lo)
-                if nul >= 0:
-                    raw = span[index - lo : nul]
-                    try:
-                        out[index] = raw.decode()
-                    except UnicodeDecodeError:
-                        out[index] = _decode(raw)
-                else:
-                    out[index] = self._long_string(index, wanted[index], str_off, str_size)
+            if span.isascii():
+                # Decode the span once; each string is then a find and a slice.
+                text = span.decode("ascii")
+                for index in order[i:j]:
+                    nul = text.find("\0", index - lo)
+                    out[index] = (
+                        text[index - lo : nul]
+                        if nul >= 0
+                        else self._long_string(index, wanted[index], str_off, str_size)
+                    )
+            else:
+                for index in order[i:j]:
+                    nul = span.find(b"\0", index - lo)
+                    out[index] = (
+                        _decode(span[index - lo : nul])
+                        if nul >= 0
+                        else self._long_string(index, wanted[index], str_off, str_size)
+                    )
             i = j
         return out
 
