@@ -6,7 +6,13 @@ import itertools
 
 import pytest
 
-from nativelib.abi import highest_needed, load_policies, manylinux_tags, parse_version_node
+from nativelib.abi import (
+    _parse_policies,
+    highest_needed,
+    load_policies,
+    manylinux_tags,
+    parse_version_node,
+)
 from nativelib.elf import ET_DYN, ElfInfo, VersionNeed, VersionRequirement, read_elf
 from nativelib.errors import NativeLibError
 
@@ -139,3 +145,16 @@ def test_architectures() -> None:
         manylinux_tags(needing(("libc.so.6", "GLIBC_2.27"), machine=243))
     with pytest.raises(NativeLibError, match="one architecture"):
         manylinux_tags([aarch64, needing(("libc.so.6", "GLIBC_2.17"))])
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"version": 2},
+        {"version": 1, "architectures": {}, "policies": {}, "host_libraries": []},
+        {"version": 1, "policies": [], "host_libraries": []},
+    ],
+)
+def test_malformed_policy_data_is_a_clear_error(raw: dict[str, object]) -> None:
+    with pytest.raises(NativeLibError, match="manylinux policy data"):
+        _parse_policies(raw)

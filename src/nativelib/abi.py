@@ -122,10 +122,14 @@ class PolicySet:
 def _parse_policies(raw: Mapping[str, object]) -> PolicySet:
     if raw.get("version") != 1:
         raise NativeLibError(f"manylinux policy data: unsupported version {raw.get('version')!r}")
-    archs = raw["architectures"]
-    pols = raw["policies"]
-    hosts = raw["host_libraries"]
-    assert isinstance(archs, dict) and isinstance(pols, list) and isinstance(hosts, list)
+    archs = raw.get("architectures")
+    pols = raw.get("policies")
+    hosts = raw.get("host_libraries")
+    if not (isinstance(archs, dict) and isinstance(pols, list) and isinstance(hosts, list)):
+        raise NativeLibError(
+            "manylinux policy data: 'architectures' (object), 'policies' and "
+            "'host_libraries' (arrays) are required"
+        )
     policies = []
     for p in pols:
         policies.append(

@@ -34,6 +34,7 @@ __all__ = [
     "ElfInfo",
     "VersionNeed",
     "VersionRequirement",
+    "has_elf_magic",
     "is_elf_file",
     "parse_elf_bytes",
     "parse_elf_stream",
@@ -744,17 +745,15 @@ def parse_elf_stream(stream: IO[bytes], size: int, name: str) -> ElfInfo:
     return _run(size, fetch, name)
 
 
-def is_elf_file(path: str | os.PathLike[str], st: os.stat_result | None = None) -> bool:
-    """True when ``path`` is a regular file that starts with the ELF magic.
+def has_elf_magic(path: str | os.PathLike[str]) -> bool:
+    """Whether the file at ``path`` starts with the ELF magic.
 
-    Never opens anything but a regular file; ``st`` (from ``lstat``/``stat``) saves a call.
+    For a path already known to be a regular file (from ``stat`` or a directory listing):
+    O_NONBLOCK keeps a FIFO swapped in since then from blocking the open, and the read
+    then fails.
     """
     try:
-        if st is None:
-            st = os.stat(path)
-        if not stat.S_ISREG(st.st_mode) or st.st_size < 4:
-            return False
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return False
     try:
@@ -763,3 +762,16 @@ def is_elf_file(path: str | os.PathLike[str], st: os.stat_result | None = None) 
         return False
     finally:
         os.close(fd)
+
+
+def is_elf_file(path: str | os.PathLike[str], st: os.stat_result | None = None) -> bool:
+    """True when ``path`` is a regular file that starts with the ELF magic.
+
+    Never opens anything but a regular file; ``st`` (from ``lstat``/``stat``) saves a call.
+    """
+    try:
+        if st is None:
+            st = os.stat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and st.st_size >= 4 and has_elf_magic(path)

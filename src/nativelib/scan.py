@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from nativelib.elf import ELF_MAGIC, ElfInfo, parse_elf_stream, read_elf
+from nativelib.elf import ELF_MAGIC, ElfInfo, has_elf_magic, parse_elf_stream, read_elf
 from nativelib.errors import ElfError
 
 __all__ = ["ScanResult", "scan_paths", "scan_wheel"]
@@ -92,21 +92,6 @@ SKIPPED_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
-def _has_elf_magic(path: str) -> bool:
-    # O_NONBLOCK: should a FIFO replace the file after the directory listing, the open
-    # does not block and the read fails.
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return os.pread(fd, 4, 0) == ELF_MAGIC
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
-
-
 def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
     """Depth first, entries in name order (as ``os.walk`` top-down with sorted names).
 
@@ -146,7 +131,7 @@ def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
             if name.endswith(".whl"):
                 seen.add(real)
                 yield from scan_wheel(real)
-            elif _has_elf_magic(real):
+            elif has_elf_magic(real):
                 seen.add(real)
                 yield _read(real)
         stack.extend(reversed(subdirs))
