@@ -1,0 +1,415 @@
+"""The runtime catalog: which distribution owns which sonames, and where to build it from.
+
+Policy is data: one TOML recipe per runtime distribution in ``recipes/``, parsed once into
+frozen dataclasses and checked as a whole when the catalog loads. A broken catalog is a
+:class:`~nativelib.errors.CatalogError` naming the recipe and the reason:
+
+- a soname owned by two distributions (also through ``libmkl_*.so.2``-style patterns);
+- a dependency on an unknown distribution, or a dependency cycle (the cycle is named);
+- an unknown source kind, or a source without a sha256 where one is required (an RPM
+  URL, any direct URL); conda, Debian-by-name and PyPI sources take the sha256 from their
+  index (repodata.json, the suite's Packages index, the simple API);
+- unknown keys, missing keys, wrong types.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+from nativelib.errors import CatalogError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "DEFAULT_CHANNEL",
+    "DEFAULT_DEBIAN_MIRROR",
+    "DEFAULT_INDEX_URL",
+    "SOURCE_KINDS",
+    "Catalog",
+    "PackageRef",
+    "Recipe",
+    "Source",
+    "load_catalog",
+    "parse_catalog",
+]
+
+SOURCE_KINDS = ("conda", "rpm", "deb", "wheel")
+DEFAULT_CHANNEL = "https://conda.anaconda.org/conda-forge"
+DEFAULT_DEBIAN_MIRROR = "https://deb.debian.org/debian"
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DIST = re.compile(r"^nativelib-[a-z0-9]+(?:-[a-z0-9]+)*$")
+
+
+@dataclass(frozen=True)
+class PackageRef:
+    """One upstream package of a source: by name (and version) in an index, or by URL."""
+
+    name: str | None = None
+    version: str | None = None
+    build: str | None = None  # conda build string pattern, e.g. "h*_2"
+    url: str | None = None
+    sha256: str | None = None
+
+    def describe(self) -> str:
+        if self.url:
+            return self.url
+        text = self.name or "?"
+        if self.version:
+            text += f" {self.version}"
+        if self.build:
+            text += f" {self.build}"
+        return text
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where one recipe can be built from: one kind, one or more upstream packages."""
+
+    name: str
+    kind: str
+    packages: tuple[PackageRef, ...]
+    channel: str = DEFAULT_CHANNEL
+    subdir: str = "linux-64"
+    suite: str | None = None
+    mirror: str = DEFAULT_DEBIAN_MIRROR
+    index_url: str = DEFAULT_INDEX_URL
+    version_from: str | None = None
+    license_files: tuple[str, ...] = ()
+    headers: tuple[str, ...] = ()
+    headers_root: str | None = None
+    post: int | None = None
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """One runtime distribution: the sonames it owns, its dependencies, its sources."""
+
+    name: str
+    short: str
+    summary: str
+    sonames: tuple[str, ...]
+    exclude: tuple[str, ...]
+    depends: tuple[str, ...]
+    implicit_needs: Mapping[str, tuple[str, ...]]
+    license_expression: str | None
+    pin_depends_to_own_version: bool
+    sources: tuple[Source, ...]
+    default_source: str
+    where: str = field(default="", compare=False)
+
+    def owns(self, soname: str) -> bool:
+        """Whether ``soname`` is one of this distribution's (patterns included)."""
+        if soname in self.exclude or any(fnmatch.fnmatchcase(soname, p) for p in self.exclude):
+            return False
+        return any(s == soname or fnmatch.fnmatchcase(soname, s) for s in self.sonames)
+
+    def source(self, name: str | None = None) -> Source:
+        wanted = name or self.default_source
+        for src in self.sources:
+            if src.name == wanted:
+                return src
+        known = ", ".join(s.name for s in self.sources) or "none"
+        raise CatalogError(self.name, f"no source named {wanted!r} (sources: {known})")
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """All recipes, by distribution name, checked as a whole."""
+
+    recipes: Mapping[str, Recipe]
+
+    def get(self, name: str) -> Recipe:
+        """A recipe by distribution name (``nativelib-gomp``) or short name (``gomp``)."""
+        recipe = self.recipes.get(name) or self.recipes.get(f"nativelib-{name}")
+        if recipe is None:
+            for r in self.recipes.values():
+                if r.short == name:
+                    return r
+            known = ", ".join(sorted(r.short for r in self.recipes.values()))
+            raise CatalogError(name, f"unknown runtime (known: {known})")
+        return recipe
+
+    def owner_of(self, soname: str) -> Recipe | None:
+        """The distribution that owns ``soname``, if any."""
+        for recipe in self.recipes.values():
+            if recipe.owns(soname):
+                return recipe
+        return None
+
+    def in_dependency_order(self, names: Iterable[str]) -> tuple[Recipe, ...]:
+        """The named recipes and everything they depend on, dependencies first."""
+        order: list[Recipe] = []
+        done: set[str] = set()
+
+        def visit(recipe: Recipe) -> None:
+            if recipe.name in done:
+                return
+            done.add(recipe.name)
+            for dep in recipe.depends:
+                visit(self.recipes[dep])
+            order.append(recipe)
+
+        for name in names:
+            visit(self.get(name))
+        return tuple(order)
+
+
+# --------------------------------------------------------------------------- parsing
+
+
+class _Doc:
+    """Typed access to one TOML table, rejecting unknown keys."""
+
+    def __init__(self, where: str, table: Mapping[str, Any], context: str = "") -> None:
+        self.where = where
+        self.table = table
+        self.context = context
+        self.used: set[str] = set()
+
+    def _fail(self, reason: str) -> CatalogError:
+        return CatalogError(self.where, f"{self.context}{reason}")
+
+    def get(self, key: str, kind: type | tuple[type, ...], default: Any = ...) -> Any:
+        self.used.add(key)
+        if key not in self.table:
+            if default is ...:
+                raise self._fail(f"missing key {key!r}")
+            return default
+        value = self.table[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise self._fail(f"{key!r} must be a {names}, not {type(value).__name__}")
+        return value
+
+    def strings(self, key: str, default: Any = ...) -> tuple[str, ...]:
+        value = self.get(key, list, default)
+        if value is default and default is not ...:
+            return tuple(value)
+        if not all(isinstance(v, str) and v for v in value):
+            raise self._fail(f"{key!r} must be a list of non-empty strings")
+        return tuple(value)
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise self._fail(
+                f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))}"
+            )
+
+
+def _sha256(doc: _Doc, required: bool, what: str) -> str | None:
+    value = doc.get("sha256", str, None)
+    if value is None:
+        if required:
+            raise doc._fail(f"{what} has no sha256 (one is required for a direct URL)")
+        return None
+    if not _SHA256.match(value):
+        raise doc._fail(f"sha256 {value!r} is not 64 lowercase hex digits")
+    return str(value)
+
+
+def _package(where: str, kind: str, raw: Any, context: str) -> PackageRef:
+    if not isinstance(raw, dict):
+        raise CatalogError(where, f"{context}each package must be a table")
+    doc = _Doc(where, raw, context)
+    url = doc.get("url", str, None)
+    name = doc.get("name", str, None)
+    version = doc.get("version", str, None)
+    build = doc.get("build", str, None)
+    if url is not None:
+        if not url.startswith("https://") and not url.startswith("http://"):
+            raise doc._fail(f"url {url!r} must be http(s)")
+        sha = _sha256(doc, required=True, what=f"package {url!r}")
+    else:
+        if name is None:
+            raise doc._fail("a package needs a 'name' (or a 'url' with a 'sha256')")
+        if kind == "rpm":
+            raise doc._fail(f"rpm package {name!r} needs a 'url' and a 'sha256'")
+        if kind in ("conda", "wheel") and version is None:
+            raise doc._fail(f"{kind} package {name!r} needs a 'version'")
+        sha = _sha256(doc, required=False, what=f"package {name!r}")
+    doc.done()
+    return PackageRef(name=name, version=version, build=build, url=url, sha256=sha)
+
+
+def _source(where: str, raw: Any, index: int) -> Source:
+    if not isinstance(raw, dict):
+        raise CatalogError(where, f"sources[{index}] must be a table")
+    doc = _Doc(where, raw, f"sources[{index}]: ")
+    name = doc.get("name", str)
+    doc.context = f"source {name!r}: "
+    kind = doc.get("kind", str)
+    if kind not in SOURCE_KINDS:
+        raise doc._fail(f"unknown source kind {kind!r} (known: {', '.join(SOURCE_KINDS)})")
+    raw_packages = doc.get("packages", list)
+    if not raw_packages:
+        raise doc._fail("'packages' is empty")
+    packages = tuple(_package(where, kind, p, doc.context) for p in raw_packages)
+    suite = doc.get("suite", str, None)
+    if kind == "deb" and suite is None and any(p.url is None for p in packages):
+        raise doc._fail("a deb source that names packages needs a 'suite'")
+    version_from = doc.get("version-from", str, None)
+    if version_from is not None and version_from not in {p.name for p in packages}:
+        raise doc._fail(f"'version-from' {version_from!r} is not one of its packages")
+    post = doc.get("post", int, None)
+    if post is not None and post < 0:
+        raise doc._fail("'post' must not be negative")
+    source = Source(
+        name=name,
+        kind=kind,
+        packages=packages,
+        channel=doc.get("channel", str, DEFAULT_CHANNEL).rstrip("/"),
+        subdir=doc.get("subdir", str, "linux-64"),
+        suite=suite,
+        mirror=doc.get("mirror", str, DEFAULT_DEBIAN_MIRROR).rstrip("/"),
+        index_url=doc.get("index-url", str, DEFAULT_INDEX_URL).rstrip("/"),
+        version_from=version_from,
+        license_files=doc.strings("license-files", ()),
+        headers=doc.strings("headers", ()),
+        headers_root=doc.get("headers-root", str, None),
+        post=post,
+    )
+    doc.done()
+    return source
+
+
+def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
+    doc = _Doc(where, table)
+    name = doc.get("name", str)
+    if not _DIST.match(name):
+        raise doc._fail(f"distribution name {name!r} must look like 'nativelib-<name>'")
+    implicit_raw = doc.get("implicit-needs", dict, {})
+    implicit: dict[str, tuple[str, ...]] = {}
+    for soname, needs in implicit_raw.items():
+        if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
+            raise doc._fail(f"implicit-needs[{soname!r}] must be a list of sonames")
+        implicit[soname] = tuple(needs)
+    raw_sources = doc.get("sources", list, [])
+    sources = tuple(_source(where, s, i) for i, s in enumerate(raw_sources))
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise doc._fail("two sources share a name")
+    recipe = Recipe(
+        name=name,
+        short=doc.get("short", str),
+        summary=doc.get("summary", str),
+        sonames=doc.strings("sonames"),
+        exclude=doc.strings("exclude", ()),
+        depends=doc.strings("depends", ()),
+        implicit_needs=implicit,
+        license_expression=doc.get("license-expression", str, None),
+        pin_depends_to_own_version=doc.get("pin-depends-to-own-version", bool, False),
+        sources=sources,
+        default_source=doc.get("default-source", str, names[0] if names else ""),
+        where=where,
+    )
+    doc.done()
+    if not sources:
+        raise doc._fail("no sources")
+    try:
+        recipe.source()  # the default source exists
+    except CatalogError as e:
+        raise CatalogError(where, e.reason) from None
+    for soname in implicit:
+        if not recipe.owns(soname):
+            raise doc._fail(f"implicit-needs names {soname!r}, which it does not own")
+    return recipe
+
+
+def _overlap(a: str, b: str) -> bool:
+    """Whether two soname patterns can name the same soname (conservative for globs)."""
+    return a == b or fnmatch.fnmatchcase(a, b) or fnmatch.fnmatchcase(b, a)
+
+
+def _check_catalog(recipes: Mapping[str, Recipe]) -> None:
+    shorts: dict[str, str] = {}
+    for recipe in recipes.values():
+        if recipe.short in shorts:
+            raise CatalogError(
+                recipe.where, f"short name {recipe.short!r} is also {shorts[recipe.short]}'s"
+            )
+        shorts[recipe.short] = recipe.name
+    owners: list[tuple[str, Recipe]] = []
+    for recipe in recipes.values():
+        for pattern in recipe.sonames:
+            for other_pattern, other in owners:
+                if other is not recipe and _overlap(pattern, other_pattern):
+                    raise CatalogError(
+                        recipe.where,
+                        f"soname {pattern!r} of {recipe.name} is also owned by {other.name} "
+                        f"({other_pattern!r}): one soname, one owning distribution",
+                    )
+            owners.append((pattern, recipe))
+    for recipe in recipes.values():
+        for dep in recipe.depends:
+            if dep not in recipes:
+                raise CatalogError(recipe.where, f"{recipe.name} depends on unknown {dep!r}")
+        for soname, needs in recipe.implicit_needs.items():
+            for need in needs:
+                owner = next((r for r in recipes.values() if r.owns(need)), None)
+                if owner is None or (owner is not recipe and owner.name not in recipe.depends):
+                    raise CatalogError(
+                        recipe.where,
+                        f"implicit need {need!r} of {soname!r} is not owned by {recipe.name} "
+                        "or one of its dependencies",
+                    )
+    # Dependency cycles: depth-first search, reporting the cycle itself.
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(name: str) -> None:
+        state[name] = 1
+        stack.append(name)
+        for dep in recipes[name].depends:
+            if state.get(dep) == 1:
+                cycle = [*stack[stack.index(dep) :], dep]
+                raise CatalogError(recipes[name].where, f"dependency cycle: {' -> '.join(cycle)}")
+            if dep not in state:
+                visit(dep)
+        stack.pop()
+        state[name] = 2
+
+    for name in sorted(recipes):
+        if name not in state:
+            visit(name)
+
+
+def parse_catalog(documents: Mapping[str, str]) -> Catalog:
+    """A catalog from TOML texts, keyed by where each came from (a file name)."""
+    recipes: dict[str, Recipe] = {}
+    for where, text in sorted(documents.items()):
+        try:
+            table = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise CatalogError(where, f"invalid TOML: {e}") from e
+        recipe = _recipe(where, table)
+        if recipe.name in recipes:
+            raise CatalogError(
+                where, f"{recipe.name} is also defined in {recipes[recipe.name].where}"
+            )
+        recipes[recipe.name] = recipe
+    _check_catalog(recipes)
+    return Catalog(recipes)
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> Catalog:
+    """The catalog shipped in the package (``nativelib/runtime_wheels/recipes/*.toml``)."""
+    folder = resources.files("nativelib.runtime_wheels").joinpath("recipes")
+    documents = {
+        f"recipes/{entry.name}": entry.read_text("utf-8")
+        for entry in folder.iterdir()
+        if entry.name.endswith(".toml")
+    }
+    return parse_catalog(documents)
