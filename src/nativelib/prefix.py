@@ -1,0 +1,301 @@
+"""The common prefix every runtime wheel installs into, and the manifests it holds.
+
+Layout, under a site directory (``<site-packages>/nativelib.prefix/``; the dot keeps it
+from ever being imported)::
+
+    lib/<soname>                              one real file per soname
+    include/...                               headers, where the source has them
+    share/nativelib/runtimes/<dist>.json      the manifest of each runtime distribution
+
+Standard library only: the loader reads manifests inside other projects' import time.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from nativelib.errors import NativeLibError
+
+__all__ = [
+    "INCLUDE_DIR",
+    "LIB_DIR",
+    "MANIFEST_DIR",
+    "MANIFEST_VERSION",
+    "PREFIX_DIRNAME",
+    "Dependency",
+    "Library",
+    "Manifest",
+    "ManifestError",
+    "PackageProvenance",
+    "Provenance",
+    "load_order",
+    "parse_manifest",
+]
+
+PREFIX_DIRNAME = "nativelib.prefix"
+LIB_DIR = "lib"
+INCLUDE_DIR = "include"
+MANIFEST_DIR = "share/nativelib/runtimes"
+MANIFEST_VERSION = 1
+
+
+class ManifestError(NativeLibError):
+    """A runtime manifest is malformed; ``where`` names the file."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.where, self.reason))
+
+
+@dataclass(frozen=True)
+class Library:
+    """One library of a runtime distribution, as shipped in ``lib/``."""
+
+    soname: str
+    file: str  # relative to the prefix: "lib/<soname>"
+    sha256: str
+    size: int
+    version_definitions: tuple[str, ...]
+    needed: tuple[str, ...]
+    version_needs: Mapping[str, tuple[str, ...]]
+    implicit_needs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dependency:
+    name: str
+    specifier: str = ""
+
+    def requirement(self) -> str:
+        return f"{self.name}{self.specifier}"
+
+
+@dataclass(frozen=True)
+class PackageProvenance:
+    """One upstream package the binaries came from."""
+
+    name: str
+    version: str
+    url: str
+    sha256: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    source: str  # the recipe's source name, or "local"
+    kind: str  # conda | rpm | deb | wheel
+    packages: tuple[PackageProvenance, ...]
+    license: str | None
+    license_files: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``share/nativelib/runtimes/<dist>.json``: what one runtime distribution ships."""
+
+    name: str
+    version: str
+    libraries: tuple[Library, ...]
+    load_order: tuple[str, ...]
+    dependencies: tuple[Dependency, ...]
+    provenance: Provenance
+    platform_tag: str
+    headers: tuple[str, ...] = ()
+    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def filename(self) -> str:
+        return f"{MANIFEST_DIR}/{self.name}.json"
+
+    def library(self, soname: str) -> Library | None:
+        return next((lib for lib in self.libraries if lib.soname == soname), None)
+
+    def to_json(self) -> str:
+        """Deterministic JSON (sorted keys, two-space indent, trailing newline)."""
+        doc = {
+            "manifest_version": MANIFEST_VERSION,
+            "name": self.name,
+            "version": self.version,
+            "platform_tag": self.platform_tag,
+            "libraries": [
+                {
+                    "soname": lib.soname,
+                    "file": lib.file,
+                    "sha256": lib.sha256,
+                    "size": lib.size,
+                    "version_definitions": list(lib.version_definitions),
+                    "needed": list(lib.needed),
+                    "version_needs": {k: list(v) for k, v in lib.version_needs.items()},
+                    "implicit_needs": list(lib.implicit_needs),
+                }
+                for lib in self.libraries
+            ],
+            "load_order": list(self.load_order),
+            "headers": list(self.headers),
+            "dependencies": [{"name": d.name, "specifier": d.specifier} for d in self.dependencies],
+            "provenance": {
+                "source": self.provenance.source,
+                "kind": self.provenance.kind,
+                "license": self.provenance.license,
+                "license_files": list(self.provenance.license_files),
+                "packages": [
+                    {
+                        "name": p.name,
+                        "version": p.version,
+                        "url": p.url,
+                        "sha256": p.sha256,
+                        "filename": p.filename,
+                    }
+                    for p in self.provenance.packages
+                ],
+            },
+        }
+        return json.dumps(doc, indent=2, sort_keys=True) + "\n"
+
+
+class _Reader:
+    def __init__(self, where: str) -> None:
+        self.where = where
+
+    def fail(self, reason: str) -> ManifestError:
+        return ManifestError(self.where, reason)
+
+    def obj(self, value: Any, what: str) -> Mapping[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(f"{what} must be an object")
+        return value
+
+    def str_(self, doc: Mapping[str, Any], key: str, what: str, *, optional: bool = False) -> Any:
+        value = doc.get(key)
+        if value is None and optional:
+            return None
+        if not isinstance(value, str):
+            raise self.fail(f"{what}.{key} must be a string")
+        return value
+
+    def strs(self, doc: Mapping[str, Any], key: str, what: str) -> tuple[str, ...]:
+        value = doc.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise self.fail(f"{what}.{key} must be a list of strings")
+        return tuple(value)
+
+    def list_(self, doc: Mapping[str, Any], key: str, what: str) -> list[Any]:
+        value = doc.get(key, [])
+        if not isinstance(value, list):
+            raise self.fail(f"{what}.{key} must be a list")
+        return value
+
+
+def parse_manifest(text: str | bytes, where: str) -> Manifest:
+    """A manifest from its JSON text; :class:`ManifestError` names ``where`` and the problem."""
+    r = _Reader(where)
+    try:
+        raw = json.loads(text)
+    except ValueError as e:
+        raise r.fail(f"invalid JSON: {e}") from e
+    doc = r.obj(raw, "manifest")
+    if doc.get("manifest_version") != MANIFEST_VERSION:
+        raise r.fail(f"unsupported manifest_version {doc.get('manifest_version')!r}")
+    libraries = []
+    for i, item in enumerate(r.list_(doc, "libraries", "manifest")):
+        what = f"libraries[{i}]"
+        lib = r.obj(item, what)
+        size = lib.get("size")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise r.fail(f"{what}.size must be a non-negative integer")
+        needs = r.obj(lib.get("version_needs", {}), f"{what}.version_needs")
+        for k, v in needs.items():
+            if not isinstance(v, list) or not all(isinstance(n, str) for n in v):
+                raise r.fail(f"{what}.version_needs[{k!r}] must be a list of strings")
+        libraries.append(
+            Library(
+                soname=r.str_(lib, "soname", what),
+                file=r.str_(lib, "file", what),
+                sha256=r.str_(lib, "sha256", what),
+                size=size,
+                version_definitions=r.strs(lib, "version_definitions", what),
+                needed=r.strs(lib, "needed", what),
+                version_needs={k: tuple(v) for k, v in needs.items()},
+                implicit_needs=r.strs(lib, "implicit_needs", what),
+            )
+        )
+    deps = []
+    for i, item in enumerate(r.list_(doc, "dependencies", "manifest")):
+        dep = r.obj(item, f"dependencies[{i}]")
+        deps.append(
+            Dependency(r.str_(dep, "name", f"dependencies[{i}]"), dep.get("specifier") or "")
+        )
+    prov = r.obj(doc.get("provenance"), "provenance")
+    packages = []
+    for i, item in enumerate(r.list_(prov, "packages", "provenance")):
+        what = f"provenance.packages[{i}]"
+        pkg = r.obj(item, what)
+        packages.append(
+            PackageProvenance(
+                *(
+                    r.str_(pkg, key, what)
+                    for key in ("name", "version", "url", "sha256", "filename")
+                )
+            )
+        )
+    manifest = Manifest(
+        name=r.str_(doc, "name", "manifest"),
+        version=r.str_(doc, "version", "manifest"),
+        libraries=tuple(libraries),
+        load_order=r.strs(doc, "load_order", "manifest"),
+        dependencies=tuple(deps),
+        provenance=Provenance(
+            source=r.str_(prov, "source", "provenance"),
+            kind=r.str_(prov, "kind", "provenance"),
+            packages=tuple(packages),
+            license=r.str_(prov, "license", "provenance", optional=True),
+            license_files=r.strs(prov, "license_files", "provenance"),
+        ),
+        platform_tag=r.str_(doc, "platform_tag", "manifest"),
+        headers=r.strs(doc, "headers", "manifest"),
+    )
+    sonames = [lib.soname for lib in manifest.libraries]
+    if len(set(sonames)) != len(sonames):
+        raise r.fail("a soname is listed twice")
+    if sorted(manifest.load_order) != sorted(sonames):
+        raise r.fail("load_order must list every library's soname exactly once")
+    for lib in manifest.libraries:
+        if lib.file != f"lib/{lib.soname}":
+            raise r.fail(
+                f"library {lib.soname!r} must be the file 'lib/{lib.soname}', not {lib.file!r}"
+            )
+    return manifest
+
+
+def load_order(libraries: Sequence[Library]) -> tuple[str, ...]:
+    """Sonames in an order where each library comes after the ones it NEEDs.
+
+    Only needs between the given libraries (and their implicit needs) count; ties keep
+    the given order. A cycle (which ld.so tolerates) is broken at the first library met.
+    """
+    by_name = {lib.soname: lib for lib in libraries}
+    order: list[str] = []
+    state: dict[str, int] = {}
+
+    def visit(soname: str) -> None:
+        if state.get(soname):
+            return
+        state[soname] = 1
+        lib = by_name[soname]
+        for need in (*lib.needed, *lib.implicit_needs):
+            if need in by_name and not state.get(need):
+                visit(need)
+        state[soname] = 2
+        order.append(soname)
+
+    for lib in libraries:
+        visit(lib.soname)
+    return tuple(order)
