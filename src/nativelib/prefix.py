@@ -267,10 +267,11 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         raise r.fail("a soname is listed twice")
     if sorted(manifest.load_order) != sorted(sonames):
         raise r.fail("load_order must list every library's soname exactly once")
-    for lib in manifest.libraries:
-        if lib.file != f"lib/{lib.soname}":
+    for entry in manifest.libraries:
+        if entry.file != f"lib/{entry.soname}":
             raise r.fail(
-                f"library {lib.soname!r} must be the file 'lib/{lib.soname}', not {lib.file!r}"
+                f"library {entry.soname!r} must be the file 'lib/{entry.soname}', "
+                f"not {entry.file!r}"
             )
     return manifest
 
