@@ -1,0 +1,588 @@
+"""Downloads pinned by sha256 into a content-addressed cache.
+
+Every file that the runtime wheels are built from comes through :func:`fetch`: a URL and
+the sha256 that the index (conda ``repodata.json``, the PyPI JSON or simple API) or the
+recipe gives for it. The cache holds ``<cache>/downloads/<sha256>/<filename>``, so one
+digest is one directory whatever URL it came from.
+
+Guarantees (see ``threats.md`` sections 3 and 6):
+
+- A file at a final cache path has been verified against its sha256 when it was written,
+  and is verified again before every reuse; a corrupt entry is removed and downloaded
+  again. A body whose sha256 differs is never published.
+- The body is streamed into ``<filename>.<random>.partial`` next to the final path and
+  published with :func:`os.replace`, so a reader never sees partial content at the final
+  path, and two concurrent fetches of one file both succeed (the later rename replaces
+  the earlier identical file). ``kill -9`` at any moment leaves at most a ``.partial``
+  file; those older than :data:`STALE_PARTIAL_SECONDS` are removed by the next fetch into
+  the same directory. No lock is taken.
+- Transient failures (connection errors, timeouts, HTTP 5xx, 408, 429, a body shorter
+  than its ``Content-Length``, a broken chunked body) are retried with exponential
+  backoff; other HTTP errors, a certificate that does not verify and a complete body with
+  the wrong sha256 are not.
+- Redirects are followed here, at most :data:`MAX_REDIRECTS`, and a redirect from
+  ``https`` to ``http`` is refused. Credentials are not sent to another origin.
+
+Logs (retries, corrupt cache entries) go through :mod:`logging`; the progress line goes to
+stderr, on a TTY only unless :attr:`DownloadPolicy.progress` says otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http.client
+import logging
+import os
+import re
+import secrets
+import ssl
+import stat
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+from urllib.parse import unquote, urljoin, urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.auth import AuthBase
+
+from nativelib import __version__
+from nativelib.errors import SourceError
+
+__all__ = [
+    "MAX_REDIRECTS",
+    "STALE_PARTIAL_SECONDS",
+    "DownloadPolicy",
+    "cache_dir",
+    "fetch",
+]
+
+#: Redirects followed for one request before giving up.
+MAX_REDIRECTS = 10
+#: A ``.partial`` file not modified for this long belongs to a download that died; a live
+#: download writes at least every ``DownloadPolicy.timeout`` seconds or fails.
+STALE_PARTIAL_SECONDS = 3600.0
+#: Suffix of the temporary files that bodies are streamed into.
+PARTIAL_SUFFIX = ".partial"
+
+_CHUNK = 1 << 16
+_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+_RETRY_STATUSES = frozenset({408, 429})
+# Room left in a 255-byte file name for ".<16 hex>.partial".
+_MAX_NAME_BYTES = 200
+_PROGRESS_INTERVAL = 0.1
+
+_log = logging.getLogger(__name__)
+
+
+def cache_dir() -> Path:
+    """The cache root: ``$NATIVELIB_CACHE_DIR``, else ``$XDG_CACHE_HOME/nativelib``, else
+    ``~/.cache/nativelib``.
+
+    A relative ``$XDG_CACHE_HOME`` is ignored, as the XDG base directory specification
+    says. Nothing is created here.
+    """
+    own = os.environ.get("NATIVELIB_CACHE_DIR")
+    if own:
+        return Path(own)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg and os.path.isabs(xdg):
+        return Path(xdg) / "nativelib"
+    return Path.home() / ".cache" / "nativelib"
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """How hard :func:`fetch` tries.
+
+    ``retries`` is the number of attempts after the first; the wait before retry ``n``
+    (1-based) is ``backoff * 2 ** (n - 1)`` seconds. ``timeout`` bounds the connection and
+    every single read, in seconds (not the whole download). ``progress``: ``True`` or
+    ``False`` forces the progress line on or off; ``None`` shows it when stderr is a TTY.
+    """
+
+    retries: int = 4
+    backoff: float = 0.5
+    timeout: float = 60.0
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.retries < 0:
+            raise ValueError(f"retries must be >= 0, not {self.retries!r}")
+        if self.backoff < 0:
+            raise ValueError(f"backoff must be >= 0, not {self.backoff!r}")
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be > 0, not {self.timeout!r}")
+
+
+def fetch(
+    url: str,
+    sha256: str,
+    *,
+    filename: str | None = None,
+    cache: Path | None = None,
+    session: requests.Session | None = None,
+    policy: DownloadPolicy = DownloadPolicy(),
+) -> Path:
+    """Return the path of the verified cached copy of ``url``, downloading it if needed.
+
+    ``sha256`` is the expected digest (64 hex digits). The file is stored as
+    ``<cache>/downloads/<sha256>/<filename>``, where ``filename`` defaults to the last
+    component of the URL path. ``cache`` defaults to :func:`cache_dir`. ``session`` lets
+    the caller set proxies, certificates (``verify``) or credentials; one is created and
+    closed here otherwise.
+
+    Raises :class:`~nativelib.errors.SourceError` naming the URL and the reason: a bad
+    ``sha256``, URL or file name (before any network access), an HTTP error, a refused
+    redirect, a sha256 mismatch, or a transient failure that outlived every retry.
+    """
+    digest = _check_sha256(url, sha256)
+    _check_url(url, url)
+    name = _file_name(url, filename)
+    root = cache if cache is not None else cache_dir()
+    entry = root / "downloads" / digest
+    final = entry / name
+    _make_dirs(url, root, entry)
+    _remove_stale_partials(entry)
+    if _cached(url, final, digest):
+        _log.debug("%s: cache hit %s", url, final)
+        return final
+    if session is not None:
+        _download(url, digest, final, session, policy)
+    else:
+        with requests.Session() as own:
+            own.headers["User-Agent"] = f"pynativelib/{__version__}"
+            _download(url, digest, final, own, policy)
+    return final
+
+
+# -- validation ---------------------------------------------------------------------------
+
+
+def _check_sha256(url: str, sha256: object) -> str:
+    if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+        raise SourceError(url, f"sha256 must be 64 hexadecimal digits, not {sha256!r}")
+    return sha256.lower()
+
+
+def _check_url(url: str, candidate: str) -> None:
+    """``candidate`` (``url`` itself or a redirect target) must be an http(s) URL."""
+    what = "URL" if candidate == url else f"redirect target {candidate!r}"
+    parts = urlsplit(candidate)
+    if parts.scheme not in ("http", "https"):
+        raise SourceError(url, f"{what} must be http:// or https://, not {parts.scheme!r}")
+    if not parts.hostname:
+        raise SourceError(url, f"{what} has no host")
+    try:
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a valid number
+    except ValueError as e:
+        raise SourceError(url, f"{what} has a bad port: {e}") from e
+
+
+def _name_problem(name: str) -> str | None:
+    if not name:
+        return "empty"
+    if "/" in name or "\\" in name:
+        return "contains a path separator"
+    if name.startswith("."):
+        return "starts with '.'"
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        return "contains a control character"
+    if name.endswith(PARTIAL_SUFFIX):
+        return f"ends with {PARTIAL_SUFFIX!r}, the suffix of temporary files"
+    if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        return f"longer than {_MAX_NAME_BYTES} bytes"
+    return None
+
+
+def _file_name(url: str, filename: str | None) -> str:
+    if filename is None:
+        name = unquote(urlsplit(url).path.rsplit("/", 1)[-1])
+        problem = _name_problem(name)
+        if problem:
+            raise SourceError(
+                url,
+                f"cannot take a file name from the URL path ({name!r}: {problem}); pass filename=",
+            )
+        return name
+    problem = _name_problem(filename)
+    if problem:
+        raise SourceError(url, f"bad file name {filename!r}: {problem}")
+    return filename
+
+
+# -- the cache ----------------------------------------------------------------------------
+
+
+def _make_dirs(url: str, root: Path, entry: Path) -> None:
+    try:
+        os.makedirs(root, mode=0o755, exist_ok=True)
+        for d in (entry.parent, entry):
+            try:
+                os.mkdir(d, 0o755)
+            except FileExistsError:
+                if not d.is_dir():
+                    raise
+    except OSError as e:
+        raise SourceError(url, f"cannot create cache directory {str(entry)!r}: {e}") from e
+
+
+def _remove_stale_partials(entry: Path) -> None:
+    """Remove ``.partial`` files in ``entry`` left by downloads that died."""
+    cutoff = time.time() - STALE_PARTIAL_SECONDS
+    try:
+        with os.scandir(entry) as it:
+            stale = [
+                e.path
+                for e in it
+                if e.name.endswith(PARTIAL_SUFFIX)
+                and e.is_file(follow_symlinks=False)
+                and e.stat(follow_symlinks=False).st_mtime < cutoff
+            ]
+    except OSError:
+        return
+    for path in stale:
+        try:
+            os.unlink(path)
+            _log.info("removed stale partial download %s", path)
+        except FileNotFoundError:
+            pass  # another fetch removed it first
+        except OSError as e:
+            _log.warning("cannot remove stale partial download %s: %s", path, e)
+
+
+def _cached(url: str, final: Path, digest: str) -> bool:
+    """Whether ``final`` holds the right content; a wrong entry is removed."""
+    try:
+        fd = os.open(final, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return False
+    except OSError as e:
+        # ELOOP: a symlink where a file should be; not ours, and not trusted.
+        if os.path.islink(final):
+            _log.warning("%s: cache entry %s is a symlink; removing it", url, final)
+            _unlink_quietly(final)
+            return False
+        raise SourceError(url, f"cannot read cache entry {str(final)!r}: {e}") from e
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise SourceError(
+            url, f"cache entry {str(final)!r} is not a regular file; remove it by hand"
+        )
+    with os.fdopen(fd, "rb") as f:
+        h = hashlib.sha256()
+        while block := f.read(_CHUNK):
+            h.update(block)
+    got = h.hexdigest()
+    if got == digest:
+        return True
+    _log.warning(
+        "%s: cached %s has sha256 %s, expected %s; downloading it again", url, final, got, digest
+    )
+    # Remove only the file that was checked: a concurrent fetch may have just published a
+    # good copy at the same path.
+    try:
+        now = os.lstat(final)
+    except FileNotFoundError:
+        return False
+    if (now.st_dev, now.st_ino) == (st.st_dev, st.st_ino):
+        _unlink_quietly(final)
+    return False
+
+
+def _unlink_quietly(path: Path | str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+
+
+# -- downloading --------------------------------------------------------------------------
+
+
+class _Transient(Exception):
+    """A failure worth another attempt; ``reason`` goes into the final error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class _NoCredentials(AuthBase):
+    """Drops ``Authorization`` (from the session's auth or headers) on a foreign origin.
+
+    Given as the request's ``auth``, it also keeps the session's ``auth`` and ``.netrc``
+    credentials from being applied there.
+    """
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers.pop("Authorization", None)
+        return r
+
+
+def _download(
+    url: str, digest: str, final: Path, session: requests.Session, policy: DownloadPolicy
+) -> None:
+    attempts = policy.retries + 1
+    last = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            _attempt(url, digest, final, session, policy)
+            return
+        except _Transient as e:
+            last = e.reason
+        if attempt < attempts:
+            delay = policy.backoff * 2 ** (attempt - 1)
+            _log.warning(
+                "%s: attempt %d of %d failed: %s; retrying in %.2g s",
+                url,
+                attempt,
+                attempts,
+                last,
+                delay,
+            )
+            time.sleep(delay)
+    plural = "attempt" if attempts == 1 else "attempts"
+    raise SourceError(url, f"failed after {attempts} {plural}; last error: {last}")
+
+
+def _attempt(
+    url: str, digest: str, final: Path, session: requests.Session, policy: DownloadPolicy
+) -> None:
+    response = _open(url, session, policy)
+    with response:
+        _receive(url, response, digest, final, policy)
+
+
+def _origin(u: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(u)
+    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _causes(e: BaseException) -> Iterator[BaseException]:
+    """``e`` and what it wraps: causes, contexts, and exceptions among ``args``/``reason``."""
+    seen: set[int] = set()
+    todo: list[BaseException] = [e]
+    while todo and len(seen) < 32:
+        x = todo.pop()
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        yield x
+        inner: list[object] = [x.__cause__, x.__context__, getattr(x, "reason", None), *x.args]
+        todo.extend(i for i in inner if isinstance(i, BaseException))
+
+
+def _open(url: str, session: requests.Session, policy: DownloadPolicy) -> requests.Response:
+    """GET ``url``, following redirects; the open response of status 200."""
+    current = url
+    origin = _origin(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        auth = None if _origin(current) == origin else _NoCredentials()
+        try:
+            response = session.get(
+                current,
+                stream=True,
+                timeout=policy.timeout,
+                allow_redirects=False,
+                auth=auth,
+                # Given per request, the session's own setting beats $REQUESTS_CA_BUNDLE,
+                # which requests would otherwise prefer (psf/requests#3829, #4650).
+                verify=session.verify,
+                # The bytes as served are what the sha256 and Content-Length are about.
+                headers={"Accept-Encoding": "identity"},
+            )
+        except requests.exceptions.SSLError as e:
+            if any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(e)):
+                raise SourceError(
+                    url, f"TLS certificate verification failed for {current!r}: {e}"
+                ) from e
+            raise _Transient(f"TLS error from {current!r}: {e}") from e
+        except requests.Timeout as e:
+            raise _Transient(f"timed out after {policy.timeout:g} s: {current!r}: {e}") from e
+        except requests.ConnectionError as e:
+            raise _Transient(f"connection failed: {current!r}: {e}") from e
+        except requests.RequestException as e:
+            raise SourceError(url, f"request to {current!r} failed: {e}") from e
+        status = response.status_code
+        if status in _REDIRECT_STATUSES:
+            location = response.headers.get("Location")
+            response.close()
+            if not location:
+                raise SourceError(url, f"HTTP {status} from {current!r} without a Location")
+            target = urljoin(current, location)
+            _check_url(url, target)
+            if urlsplit(current).scheme == "https" and urlsplit(target).scheme == "http":
+                raise SourceError(
+                    url,
+                    f"refusing redirect from {current!r} to {target!r}: "
+                    "downgrade from https to http",
+                )
+            _log.debug("%s: HTTP %d redirect to %s", url, status, target)
+            current = target
+            continue
+        if status == 200:
+            return response
+        response.close()
+        where = "" if current == url else f" from {current!r}"
+        reason = f"HTTP {status} {response.reason or ''}".rstrip() + where
+        if status >= 500 or status in _RETRY_STATUSES:
+            raise _Transient(reason)
+        raise SourceError(url, f"{reason} (not retried)")
+    raise SourceError(url, f"more than {MAX_REDIRECTS} redirects; the last was to {current!r}")
+
+
+def _content_length(response: requests.Response) -> int | None:
+    if "Transfer-Encoding" in response.headers:
+        return None
+    value = response.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
+
+
+def _create_partial(url: str, final: Path) -> tuple[int, str]:
+    # 64 random bits: concurrent fetches never pick the same name in practice, and O_EXCL
+    # turns the impossible collision into an error rather than shared content.
+    partial = f"{final}.{secrets.token_hex(8)}{PARTIAL_SUFFIX}"
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    try:
+        return os.open(partial, flags, 0o644), partial
+    except OSError as e:
+        raise SourceError(url, f"cannot create {partial!r}: {e}") from e
+
+
+def _receive(
+    url: str, response: requests.Response, digest: str, final: Path, policy: DownloadPolicy
+) -> None:
+    total = _content_length(response)
+    fd, partial = _create_partial(url, final)
+    show = policy.progress if policy.progress is not None else _is_tty(sys.stderr)
+    progress = _Progress(final.name, total, sys.stderr) if show else None
+    published = False
+    try:
+        h = hashlib.sha256()
+        done = 0
+        raw = response.raw
+        # urllib3 2's read1 returns what has arrived (so a stalled body still counts what
+        # it sent); read, in urllib3 1, waits for a full chunk.
+        read: Callable[..., bytes] = getattr(raw, "read1", raw.read)
+        while True:
+            try:
+                block = read(_CHUNK, decode_content=False)
+            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
+                if isinstance(e, urllib3.exceptions.ReadTimeoutError):
+                    why = f"read timed out after {policy.timeout:g} s"
+                else:
+                    why = f"connection broken: {e}"
+                if total is not None:
+                    why = f"body ended after {done} of {total} bytes ({why})"
+                raise _Transient(why) from e
+            if not block:
+                break
+            _write_all(url, fd, partial, block)
+            h.update(block)
+            done += len(block)
+            if progress:
+                progress.update(done)
+        try:
+            os.close(fd)
+        except OSError as e:
+            raise SourceError(url, f"cannot write {partial!r}: {e}") from e
+        finally:
+            fd = -1
+        if total is not None and done != total:
+            raise _Transient(
+                f"body ended after {done} of {total} bytes announced by Content-Length"
+            )
+        got = h.hexdigest()
+        if got != digest:
+            raise SourceError(
+                url,
+                f"sha256 mismatch: expected {digest}, got {got} "
+                f"(complete body of {done} bytes; not retried)",
+            )
+        # No fsync: after a power loss an entry may be empty or garbled, but every entry is
+        # verified again before it is used.
+        try:
+            os.replace(partial, final)
+        except OSError as e:
+            raise SourceError(url, f"cannot move {partial!r} to {str(final)!r}: {e}") from e
+        published = True
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        if progress:
+            progress.finish()
+        if not published:
+            _unlink_quietly(partial)
+
+
+def _write_all(url: str, fd: int, partial: str, data: bytes) -> None:
+    """Write all of ``data`` (unbuffered, so that every error surfaces here)."""
+    view = memoryview(data)
+    try:
+        while view:
+            view = view[os.write(fd, view) :]
+    except OSError as e:
+        raise SourceError(url, f"cannot write {partial!r}: {e}") from e
+
+
+# -- progress -----------------------------------------------------------------------------
+
+
+def _is_tty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _size(n: int) -> str:
+    if n < 1024:
+        return f"{n} B"
+    value = float(n)
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            break
+    return f"{value:.1f} {unit}"
+
+
+class _Progress:
+    """One line on ``stream``, rewritten with ``\\r``: name, bytes done / total, percent."""
+
+    def __init__(self, name: str, total: int | None, stream: TextIO) -> None:
+        self.name = name
+        self.total = total
+        self.stream = stream
+        self.done = 0
+        self.width = 0
+        self.last = 0.0
+        self._draw()
+
+    def update(self, done: int) -> None:
+        self.done = done
+        now = time.monotonic()
+        if now - self.last >= _PROGRESS_INTERVAL:
+            self._draw()
+
+    def finish(self) -> None:
+        self._draw()
+        self.stream.write("\n")
+        self.stream.flush()
+
+    def _draw(self) -> None:
+        self.last = time.monotonic()
+        if self.total:
+            pct = min(100, self.done * 100 // self.total)
+            text = f"{self.name}: {_size(self.done)} / {_size(self.total)} ({pct}%)"
+        else:
+            text = f"{self.name}: {_size(self.done)}"
+        pad = " " * max(0, self.width - len(text))
+        self.width = len(text)
+        self.stream.write(f"\r{text}{pad}")
+        self.stream.flush()

@@ -1,0 +1,938 @@
+"""``runtime_wheels.download.fetch`` against real HTTP(S) servers on 127.0.0.1.
+
+Every server here is a ``ThreadingHTTPServer`` in a thread whose routes misbehave on
+purpose (short bodies, lying Content-Length, 5xx, hangs, redirects); the TLS server uses a
+self-signed certificate made with the ``openssl`` command for the test session.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import select
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import requests
+
+from nativelib.errors import SourceError
+from nativelib.runtime_wheels import download
+from nativelib.runtime_wheels.download import (
+    MAX_REDIRECTS,
+    STALE_PARTIAL_SECONDS,
+    DownloadPolicy,
+    cache_dir,
+    fetch,
+)
+
+BODY = bytes(range(256)) * 400  # 102400 bytes
+SHA = hashlib.sha256(BODY).hexdigest()
+FAST = DownloadPolicy(retries=2, backoff=0.01, timeout=5, progress=False)
+WAIT = 10.0  # upper bound on any wait in a test
+
+Route = Callable[["_Handler", int], None]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        srv = self.server
+        path = self.path.split("?", 1)[0]
+        with srv.lock:
+            srv.hits[path] += 1
+            n = srv.hits[path]
+            srv.seen.append((path, dict(self.headers)))
+        route = srv.routes.get(path)
+        if route is None:
+            self.send_error(404)
+        else:
+            route(self, n)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        if tls is not None:
+            self.socket = tls.wrap_socket(self.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
+        self.routes: dict[str, Route] = {}
+        self.hits: Counter[str] = Counter()
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        self.lock = threading.Lock()
+        self.release = threading.Event()  # lets hanging handlers go at teardown
+
+    def url(self, path: str) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}{path}"
+
+
+# -- routes -------------------------------------------------------------------------------
+
+
+def ok(body: bytes = BODY, *, barrier: threading.Barrier | None = None) -> Route:
+    """200 with Content-Length; with ``barrier``, the body is sent in slow pieces after
+    all parties have arrived, so that concurrent downloads really overlap."""
+
+    def route(h: _Handler, n: int) -> None:
+        if barrier is not None:
+            barrier.wait(WAIT)
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        step = len(body) // 8 if barrier is not None else len(body)
+        for i in range(0, len(body), max(step, 1)):
+            h.wfile.write(body[i : i + step])
+            h.wfile.flush()
+            if barrier is not None:
+                time.sleep(0.01)
+
+    return route
+
+
+def status(code: int) -> Route:
+    def route(h: _Handler, n: int) -> None:
+        h.send_response(code)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    return route
+
+
+def short(body: bytes = BODY, sent: int = 1000) -> Route:
+    """Announce the whole body, send ``sent`` bytes, close the connection."""
+
+    def route(h: _Handler, n: int) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[:sent])
+        h.wfile.flush()
+        h.close_connection = True
+
+    return route
+
+
+def hang(body: bytes = BODY, sent: int = 50_000) -> Route:
+    """Announce the whole body, send ``sent`` bytes, then stall until teardown."""
+
+    def route(h: _Handler, n: int) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body[:sent])
+        h.wfile.flush()
+        h.server.release.wait(WAIT)
+        h.close_connection = True
+
+    return route
+
+
+def broken_chunked(body: bytes = BODY) -> Route:
+    """HTTP/1.1 chunked body that stops after one chunk, without the last chunk."""
+
+    def route(h: _Handler, n: int) -> None:
+        piece = body[:1000]
+        h.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        h.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        h.wfile.flush()
+        h.close_connection = True
+
+    return route
+
+
+def redirect(location: str, code: int = 302) -> Route:
+    def route(h: _Handler, n: int) -> None:
+        h.send_response(code)
+        if location:
+            h.send_header("Location", location)
+        h.send_header("Content-Length", "0")
+        h.end_headers()
+
+    return route
+
+
+def seq(*routes: Route) -> Route:
+    """The n-th request gets the n-th route (the last one from then on)."""
+
+    def route(h: _Handler, n: int) -> None:
+        routes[min(n, len(routes)) - 1](h, n)
+
+    return route
+
+
+# -- fixtures -----------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def _start(tls: ssl.SSLContext | None = None) -> _Server:
+    srv = _Server(tls)
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return srv
+
+
+def _stop(srv: _Server) -> None:
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+@pytest.fixture
+def server() -> Iterator[_Server]:
+    srv = _start()
+    yield srv
+    _stop(srv)
+
+
+@pytest.fixture
+def other_server() -> Iterator[_Server]:
+    srv = _start()
+    yield srv
+    _stop(srv)
+
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("the openssl command is needed to make a test certificate")
+    d = tmp_path_factory.mktemp("tls")
+    crt, key = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        [
+            *(openssl, "req", "-x509", "-nodes", "-days", "2"),
+            *("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+            *("-keyout", str(key), "-out", str(crt)),
+            *("-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    return crt, key
+
+
+@pytest.fixture
+def tls_server(cert: tuple[Path, Path]) -> Iterator[_Server]:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert[0], cert[1])
+    srv = _start(ctx)
+    yield srv
+    _stop(srv)
+
+
+@pytest.fixture
+def trusting(cert: tuple[Path, Path]) -> Iterator[requests.Session]:
+    """A session that trusts the test certificate."""
+    with requests.Session() as s:
+        s.verify = str(cert[0])
+        yield s
+
+
+def _entry(cache: Path, sha: str = SHA) -> Path:
+    return cache / "downloads" / sha
+
+
+def _partials(cache: Path, sha: str = SHA) -> list[Path]:
+    d = _entry(cache, sha)
+    return sorted(d.glob("*.partial")) if d.is_dir() else []
+
+
+# -- the cache root and the policy --------------------------------------------------------
+
+
+def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("NATIVELIB_CACHE_DIR", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    assert cache_dir() == tmp_path / "home" / ".cache" / "nativelib"
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/is/ignored")
+    assert cache_dir() == tmp_path / "home" / ".cache" / "nativelib"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert cache_dir() == tmp_path / "xdg" / "nativelib"
+    monkeypatch.setenv("NATIVELIB_CACHE_DIR", str(tmp_path / "own"))
+    assert cache_dir() == tmp_path / "own"
+    assert not (tmp_path / "own").exists()
+
+
+def test_fetch_uses_cache_dir_by_default(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NATIVELIB_CACHE_DIR", str(tmp_path / "env-cache"))
+    server.routes["/f.bin"] = ok()
+    assert fetch(server.url("/f.bin"), SHA, policy=FAST) == (
+        _entry(tmp_path / "env-cache") / "f.bin"
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("retries", -1), ("backoff", -0.1), ("timeout", 0), ("timeout", -1)]
+)
+def test_policy_rejects_bad_values(field: str, value: float) -> None:
+    with pytest.raises(ValueError, match=field):
+        DownloadPolicy(**{field: value})  # type: ignore[arg-type]
+
+
+# -- happy path and the cache -------------------------------------------------------------
+
+
+def test_download_then_cache_hit_without_request(server: _Server, tmp_path: Path) -> None:
+    server.routes["/pkgs/libfoo-1.0.tar.bz2"] = ok()
+    url = server.url("/pkgs/libfoo-1.0.tar.bz2")
+    path = fetch(url, SHA, cache=tmp_path, policy=FAST)
+    assert path == tmp_path / "downloads" / SHA / "libfoo-1.0.tar.bz2"
+    assert path.read_bytes() == BODY
+    assert server.hits["/pkgs/libfoo-1.0.tar.bz2"] == 1
+    assert server.seen[0][1]["Accept-Encoding"] == "identity"
+    assert server.seen[0][1]["User-Agent"].startswith("pynativelib/")
+    umask = os.umask(0)
+    os.umask(umask)
+    for d in (tmp_path / "downloads", path.parent):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o755 & ~umask
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644 & ~umask
+    assert fetch(url, SHA, cache=tmp_path, policy=FAST) == path
+    assert server.hits["/pkgs/libfoo-1.0.tar.bz2"] == 1
+    assert sorted(p.name for p in path.parent.iterdir()) == ["libfoo-1.0.tar.bz2"]
+
+
+def test_explicit_filename_and_uppercase_sha(server: _Server, tmp_path: Path) -> None:
+    server.routes["/download"] = ok()
+    path = fetch(
+        server.url("/download?id=3"), SHA.upper(), filename="pkg.whl", cache=tmp_path, policy=FAST
+    )
+    assert path == _entry(tmp_path) / "pkg.whl"
+    assert path.read_bytes() == BODY
+
+
+def test_filename_is_percent_decoded(server: _Server, tmp_path: Path) -> None:
+    server.routes["/a%2Bb-1.0.conda"] = ok()
+    path = fetch(server.url("/a%2Bb-1.0.conda"), SHA, cache=tmp_path, policy=FAST)
+    assert path.name == "a+b-1.0.conda"
+
+
+def test_corrupt_cache_entry_is_downloaded_again(
+    server: _Server, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.routes["/f.bin"] = ok()
+    final = _entry(tmp_path) / "f.bin"
+    final.parent.mkdir(parents=True)
+    final.write_bytes(BODY[:-1] + b"X")
+    assert fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST) == final
+    assert final.read_bytes() == BODY
+    assert server.hits["/f.bin"] == 1
+    assert "downloading it again" in caplog.text
+
+
+def test_symlink_in_cache_is_replaced_not_followed(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok()
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"sentinel")
+    cache = tmp_path / "cache"
+    final = _entry(cache) / "f.bin"
+    final.parent.mkdir(parents=True)
+    final.symlink_to(outside)
+    assert fetch(server.url("/f.bin"), SHA, cache=cache, policy=FAST) == final
+    assert not final.is_symlink()
+    assert final.read_bytes() == BODY
+    assert outside.read_bytes() == b"sentinel"
+
+
+def test_directory_at_cache_path_is_an_error(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok()
+    (_entry(tmp_path) / "f.bin").mkdir(parents=True)
+    with pytest.raises(SourceError, match="not a regular file"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert server.hits["/f.bin"] == 0
+
+
+def test_unreadable_cache_entry_is_an_error(server: _Server, tmp_path: Path) -> None:
+    # A UNIX socket at the cache path: open() fails with ENXIO. Bound at a short path
+    # (sun_path holds 108 bytes), then moved into place.
+    server.routes["/f.bin"] = ok()
+    final = _entry(tmp_path) / "f.bin"
+    final.parent.mkdir(parents=True)
+    short_dir = Path(tempfile.mkdtemp(dir="/tmp"))
+    try:
+        with socket.socket(socket.AF_UNIX) as sock:
+            sock.bind(str(short_dir / "s"))
+            os.rename(short_dir / "s", final)
+            with pytest.raises(
+                SourceError, match=r"cannot read cache entry .*f\.bin.*No such device"
+            ):
+                fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    finally:
+        shutil.rmtree(short_dir)
+    assert server.hits["/f.bin"] == 0
+
+
+def test_cache_that_cannot_be_created(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SourceError, match="cannot create cache directory") as e:
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path / "file" / "cache", policy=FAST)
+    assert e.value.source == server.url("/f.bin")
+
+
+# -- wrong content, short bodies, retries -------------------------------------------------
+
+
+def test_hash_mismatch_is_not_published_nor_retried(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok(BODY[:-1] + b"X")
+    url = server.url("/f.bin")
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, policy=FAST)
+    got = hashlib.sha256(BODY[:-1] + b"X").hexdigest()
+    assert e.value.source == url
+    assert e.value.reason.startswith(f"sha256 mismatch: expected {SHA}, got {got}")
+    assert "not retried" in e.value.reason
+    assert url in str(e.value)
+    assert server.hits["/f.bin"] == 1
+    assert list(_entry(tmp_path).iterdir()) == []
+
+
+def test_short_body_is_retried(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = seq(short(), ok())
+    path = fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert path.read_bytes() == BODY
+    assert server.hits["/f.bin"] == 2
+    assert _partials(tmp_path) == []
+
+
+def test_lying_content_length_gives_up_naming_attempts(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = short(sent=4096)
+    url = server.url("/f.bin")
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, policy=FAST)
+    assert e.value.source == url
+    assert "failed after 3 attempts" in e.value.reason
+    assert f"body ended after 4096 of {len(BODY)} bytes" in e.value.reason
+    assert server.hits["/f.bin"] == 3
+    assert list(_entry(tmp_path).iterdir()) == []
+
+
+def test_broken_chunked_body_is_retried(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = seq(broken_chunked(), ok())
+    assert fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST).read_bytes() == BODY
+    assert server.hits["/f.bin"] == 2
+
+
+@pytest.mark.parametrize("code", [500, 502, 503, 408, 429])
+def test_transient_status_then_success(
+    server: _Server, tmp_path: Path, code: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.routes["/f.bin"] = seq(status(code), status(code), ok())
+    assert fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST).read_bytes() == BODY
+    assert server.hits["/f.bin"] == 3
+    assert f"attempt 1 of 3 failed: HTTP {code}" in caplog.text
+    assert "attempt 2 of 3 failed" in caplog.text
+
+
+def test_server_error_every_time(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = status(500)
+    url = server.url("/f.bin")
+    policy = DownloadPolicy(retries=3, backoff=0.01, timeout=5, progress=False)
+    t0 = time.monotonic()
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, policy=policy)
+    assert time.monotonic() - t0 >= 0.01 + 0.02 + 0.04  # exponential backoff was waited
+    assert e.value.source == url
+    assert e.value.reason.startswith("failed after 4 attempts; last error: HTTP 500")
+    assert server.hits["/f.bin"] == 4
+
+
+def test_no_retries_says_one_attempt(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = status(503)
+    policy = DownloadPolicy(retries=0, backoff=0.01, timeout=5, progress=False)
+    with pytest.raises(SourceError, match="failed after 1 attempt; last error: HTTP 503"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=policy)
+    assert server.hits["/f.bin"] == 1
+
+
+@pytest.mark.parametrize("code", [400, 403, 404, 410])
+def test_client_error_is_not_retried(server: _Server, tmp_path: Path, code: int) -> None:
+    if code != 404:
+        server.routes["/f.bin"] = status(code)
+    url = server.url("/f.bin")
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, policy=FAST)
+    assert e.value.source == url
+    assert e.value.reason.startswith(f"HTTP {code} ")
+    assert "not retried" in e.value.reason
+    assert server.hits["/f.bin"] == 1
+
+
+def test_connection_refused_is_retried(tmp_path: Path) -> None:
+    with socket.socket() as s:  # a port that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/f.bin"
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, policy=FAST)
+    assert "failed after 3 attempts; last error: connection failed" in e.value.reason
+    assert list(_entry(tmp_path).iterdir()) == []
+
+
+def test_no_response_times_out(server: _Server, tmp_path: Path) -> None:
+    def silent(h: _Handler, n: int) -> None:
+        h.server.release.wait(WAIT)
+
+    server.routes["/f.bin"] = silent
+    policy = DownloadPolicy(retries=1, backoff=0.01, timeout=0.2, progress=False)
+    with pytest.raises(
+        SourceError, match=r"failed after 2 attempts; last error: timed out after 0.2 s"
+    ):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=policy)
+    assert server.hits["/f.bin"] == 2
+
+
+def test_tls_error_is_retried(server: _Server, tmp_path: Path) -> None:
+    # https:// to a plain HTTP server: the handshake fails, but not on the certificate.
+    url = server.url("/f.bin").replace("http://", "https://")
+    with pytest.raises(SourceError, match="failed after 3 attempts; last error: TLS error"):
+        fetch(url, SHA, cache=tmp_path, policy=FAST)
+
+
+def test_stalled_body_times_out_then_rerun_succeeds(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = hang()
+    url = server.url("/f.bin")
+    policy = DownloadPolicy(retries=1, backoff=0.01, timeout=0.3, progress=False)
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, policy=policy)
+    assert "failed after 2 attempts" in e.value.reason
+    assert "read timed out after 0.3 s" in e.value.reason
+    assert "body ended after 50000 of 102400 bytes" in e.value.reason
+    assert list(_entry(tmp_path).iterdir()) == []
+    server.routes["/f.bin"] = ok()
+    assert fetch(url, SHA, cache=tmp_path, policy=policy).read_bytes() == BODY
+
+
+# -- kill -9 and concurrent fetches -------------------------------------------------------
+
+_CHILD = """
+import sys
+from pathlib import Path
+from nativelib.runtime_wheels.download import DownloadPolicy, fetch
+url, sha, cache = sys.argv[1:4]
+print(fetch(url, sha, cache=Path(cache), policy=DownloadPolicy(retries=0, timeout=30)))
+"""
+
+
+def _child(url: str, cache: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", _CHILD, url, SHA, str(cache)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_kill_9_mid_download_then_rerun(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = hang(sent=50_000)
+    url = server.url("/f.bin")
+    proc = _child(url, tmp_path)
+    try:
+        deadline = time.monotonic() + WAIT
+        while not any(p.stat().st_size >= 50_000 for p in _partials(tmp_path)):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the child never wrote its partial file"
+            time.sleep(0.02)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=WAIT)
+    assert proc.returncode == -signal.SIGKILL
+    final = _entry(tmp_path) / "f.bin"
+    assert not final.exists()
+    [dead] = _partials(tmp_path)
+    assert dead.name.startswith("f.bin.")
+    # An hour later, the dead download's partial is stale; a live one is left alone.
+    old = time.time() - STALE_PARTIAL_SECONDS - 60
+    os.utime(dead, (old, old))
+    live = final.parent / "f.bin.0123456789abcdef.partial"
+    live.write_bytes(b"in progress")
+    server.routes["/f.bin"] = ok()
+    assert fetch(url, SHA, cache=tmp_path, policy=FAST) == final
+    assert final.read_bytes() == BODY
+    assert _partials(tmp_path) == [live]
+
+
+def test_stale_partials_are_removed_on_cache_hit(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok()
+    final = fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    stale = final.parent / "f.bin.00000000deadbeef.partial"
+    stale.write_bytes(b"x")
+    old = time.time() - 2 * STALE_PARTIAL_SECONDS
+    os.utime(stale, (old, old))
+    assert fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST) == final
+    assert not stale.exists()
+    assert server.hits["/f.bin"] == 1
+
+
+def test_concurrent_threads_and_a_reader(server: _Server, tmp_path: Path) -> None:
+    n = 6
+    server.routes["/f.bin"] = ok(barrier=threading.Barrier(n))
+    url = server.url("/f.bin")
+    final = _entry(tmp_path) / "f.bin"
+    results: list[Path] = []
+    errors: list[BaseException] = []
+    torn: list[int] = []
+    done = threading.Event()
+
+    def worker() -> None:
+        try:
+            results.append(fetch(url, SHA, cache=tmp_path, policy=FAST))
+        except BaseException as e:
+            errors.append(e)
+
+    def reader() -> None:
+        while not done.is_set():
+            try:
+                data = final.read_bytes()
+            except FileNotFoundError:
+                continue
+            if data != BODY:
+                torn.append(len(data))
+
+    threads = [threading.Thread(target=worker) for _ in range(n)]
+    watcher = threading.Thread(target=reader)
+    watcher.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(WAIT)
+    done.set()
+    watcher.join(WAIT)
+    assert errors == []
+    assert results == [final] * n
+    assert torn == [], "a reader saw partial or wrong content at the final path"
+    assert server.hits["/f.bin"] == n
+    assert final.read_bytes() == BODY
+    assert _partials(tmp_path) == []
+
+
+def test_two_processes_at_once(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok(barrier=threading.Barrier(2))
+    url = server.url("/f.bin")
+    procs = [_child(url, tmp_path), _child(url, tmp_path)]
+    outs = [p.communicate(timeout=WAIT) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    final = _entry(tmp_path) / "f.bin"
+    assert [o[0].strip() for o in outs] == [str(final)] * 2
+    assert final.read_bytes() == BODY
+    assert server.hits["/f.bin"] == 2
+    assert _partials(tmp_path) == []
+
+
+def test_cache_dir_removed_before_the_body(server: _Server, tmp_path: Path) -> None:
+    # Someone wipes the cache while the request is in flight: no partial can be created.
+    def wipe_then_serve(h: _Handler, n: int) -> None:
+        shutil.rmtree(tmp_path / "downloads")
+        ok()(h, n)
+
+    server.routes["/f.bin"] = wipe_then_serve
+    with pytest.raises(SourceError, match=r"cannot create '.*/f\.bin\.[0-9a-f]{16}\.partial'"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert server.hits["/f.bin"] == 1
+
+
+def test_cache_dir_removed_during_the_body(server: _Server, tmp_path: Path) -> None:
+    # ... or while the body streams into the partial file: it cannot be published.
+    def serve_then_wipe(h: _Handler, n: int) -> None:
+        h.send_response(200)
+        h.send_header("Content-Length", str(len(BODY)))
+        h.end_headers()
+        h.wfile.write(BODY[:1000])
+        h.wfile.flush()
+        deadline = time.monotonic() + WAIT
+        while not _partials(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        shutil.rmtree(tmp_path / "downloads")
+        h.wfile.write(BODY[1000:])
+
+    server.routes["/f.bin"] = serve_then_wipe
+    with pytest.raises(SourceError, match=r"cannot move '.*\.partial' to '.*/f\.bin'"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert not (tmp_path / "downloads").exists()
+
+
+_CHILD_FSIZE = """
+import resource, signal, sys
+from pathlib import Path
+from nativelib.errors import SourceError
+from nativelib.runtime_wheels.download import DownloadPolicy, fetch
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (10000, 10000))
+try:
+    fetch(sys.argv[1], sys.argv[2], cache=Path(sys.argv[3]), policy=DownloadPolicy(timeout=30))
+except SourceError as e:
+    print(e.reason)
+"""
+
+
+def test_write_failure_is_reported_and_cleaned_up(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = ok()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD_FSIZE, server.url("/f.bin"), SHA, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("cannot write "), out.stdout
+    assert ".partial" in out.stdout
+    assert server.hits["/f.bin"] == 1
+    assert list(_entry(tmp_path).iterdir()) == []
+
+
+# -- redirects and TLS --------------------------------------------------------------------
+
+
+def test_redirects_are_followed(server: _Server, other_server: _Server, tmp_path: Path) -> None:
+    server.routes["/a/b/start.bin"] = redirect("../c/next", 301)  # relative
+    server.routes["/a/c/next"] = redirect("/abs", 307)  # absolute path
+    server.routes["/abs"] = redirect(other_server.url("/real/file"), 308)  # another origin
+    other_server.routes["/real/file"] = ok()
+    path = fetch(server.url("/a/b/start.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert path == _entry(tmp_path) / "start.bin"
+    assert path.read_bytes() == BODY
+    assert [p for p, _ in server.seen] == ["/a/b/start.bin", "/a/c/next", "/abs"]
+    assert other_server.hits["/real/file"] == 1
+
+
+def test_credentials_stay_with_their_origin(
+    server: _Server, other_server: _Server, tmp_path: Path
+) -> None:
+    server.routes["/f.bin"] = redirect(other_server.url("/f.bin"))
+    other_server.routes["/f.bin"] = ok()
+    with requests.Session() as s:
+        s.headers["Authorization"] = "Bearer secret"
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, session=s, policy=FAST)
+    assert server.seen[0][1].get("Authorization") == "Bearer secret"
+    assert "Authorization" not in other_server.seen[0][1]
+
+
+def test_too_many_redirects(server: _Server, tmp_path: Path) -> None:
+    server.routes["/loop"] = redirect("/loop")
+    with pytest.raises(SourceError, match=f"more than {MAX_REDIRECTS} redirects"):
+        fetch(server.url("/loop"), SHA, filename="f.bin", cache=tmp_path, policy=FAST)
+    assert server.hits["/loop"] == MAX_REDIRECTS + 1
+
+
+def test_redirect_without_location(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = redirect("")
+    with pytest.raises(SourceError, match=r"HTTP 302 from .* without a Location"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert server.hits["/f.bin"] == 1
+
+
+def test_redirect_to_another_scheme_is_refused(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = redirect("file:///etc/passwd")
+    with pytest.raises(SourceError, match=r"redirect target 'file:///etc/passwd' must be http"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+
+
+def test_redirect_to_a_bad_port_is_refused(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = redirect("http://127.0.0.1:99999/f.bin")
+    with pytest.raises(SourceError, match=r"redirect target .* has a bad port"):
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert server.hits["/f.bin"] == 1
+
+
+def test_request_that_cannot_be_made_is_not_retried(server: _Server, tmp_path: Path) -> None:
+    server.routes["/f.bin"] = redirect("http://.invalid/f.bin")
+    with pytest.raises(SourceError, match=r"request to 'http://\.invalid/f\.bin' failed") as e:
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert "attempts" not in e.value.reason
+    assert server.hits["/f.bin"] == 1
+
+
+def test_https_download_and_https_redirect(
+    tls_server: _Server, trusting: requests.Session, tmp_path: Path
+) -> None:
+    tls_server.routes["/start.bin"] = redirect("/real.bin")
+    tls_server.routes["/real.bin"] = ok()
+    url = tls_server.url("/start.bin")
+    path = fetch(url, SHA, cache=tmp_path, session=trusting, policy=FAST)
+    assert path.read_bytes() == BODY
+    assert tls_server.hits["/real.bin"] == 1
+
+
+def test_https_to_http_redirect_is_refused(
+    tls_server: _Server, server: _Server, trusting: requests.Session, tmp_path: Path
+) -> None:
+    server.routes["/f.bin"] = ok()
+    tls_server.routes["/f.bin"] = redirect(server.url("/f.bin"))
+    url = tls_server.url("/f.bin")
+    with pytest.raises(SourceError) as e:
+        fetch(url, SHA, cache=tmp_path, session=trusting, policy=FAST)
+    assert e.value.source == url
+    assert "downgrade from https to http" in e.value.reason
+    assert server.url("/f.bin") in e.value.reason
+    assert tls_server.hits["/f.bin"] == 1
+    assert server.hits["/f.bin"] == 0
+    assert list(_entry(tmp_path).iterdir()) == []
+
+
+def test_untrusted_certificate_is_not_retried(tls_server: _Server, tmp_path: Path) -> None:
+    tls_server.routes["/f.bin"] = ok()
+    with pytest.raises(SourceError, match="TLS certificate verification failed") as e:
+        fetch(tls_server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert "attempts" not in e.value.reason
+    assert tls_server.hits["/f.bin"] == 0
+
+
+# -- bad arguments: rejected before any network -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sha",
+    ["", "abc", "g" * 64, SHA + "0", SHA[:-1], f" {SHA[:-1]}", "sha256:" + SHA, None, SHA.encode()],
+)
+def test_invalid_sha256(server: _Server, tmp_path: Path, sha: object) -> None:
+    server.routes["/f.bin"] = ok()
+    with pytest.raises(SourceError, match="sha256 must be 64 hexadecimal digits") as e:
+        fetch(server.url("/f.bin"), sha, cache=tmp_path, policy=FAST)  # type: ignore[arg-type]
+    assert e.value.source == server.url("/f.bin")
+    assert server.hits["/f.bin"] == 0
+    assert not (tmp_path / "downloads").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", "empty"),
+        ("a/b", "path separator"),
+        ("a\\b", "path separator"),
+        ("..", "starts with '.'"),
+        (".", "starts with '.'"),
+        (".hidden", "starts with '.'"),
+        ("a\x00b", "control character"),
+        ("a\nb", "control character"),
+        ("f.bin.partial", "suffix of temporary files"),
+        ("n" * 201, "longer than 200 bytes"),
+    ],
+)
+def test_bad_filename(server: _Server, tmp_path: Path, name: str, problem: str) -> None:
+    server.routes["/f.bin"] = ok()
+    with pytest.raises(SourceError, match=f"bad file name .*{re.escape(problem)}"):
+        fetch(server.url("/f.bin"), SHA, filename=name, cache=tmp_path, policy=FAST)
+    assert server.hits["/f.bin"] == 0
+    assert not (tmp_path / "downloads").exists()
+
+
+@pytest.mark.parametrize("path", ["/dir/", "/a%2Fb", "/..", "/x/%2E%2E", "/f%0A"])
+def test_bad_filename_from_url(server: _Server, tmp_path: Path, path: str) -> None:
+    with pytest.raises(SourceError, match="cannot take a file name from the URL path"):
+        fetch(server.url(path), SHA, cache=tmp_path, policy=FAST)
+    assert server.hits == Counter()
+    assert not (tmp_path / "downloads").exists()
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("ftp://127.0.0.1/f.bin", "must be http:// or https://, not 'ftp'"),
+        ("file:///etc/passwd", "must be http:// or https://, not 'file'"),
+        ("/local/path/f.bin", "must be http:// or https://, not ''"),
+        ("http:///f.bin", "has no host"),
+        ("http://127.0.0.1:99999/f.bin", "has a bad port"),
+        ("https://127.0.0.1:x/f.bin", "has a bad port"),
+    ],
+)
+def test_bad_url(tmp_path: Path, url: str, problem: str) -> None:
+    with pytest.raises(SourceError, match=problem) as e:
+        fetch(url, SHA, cache=tmp_path, policy=FAST)
+    assert e.value.source == url
+    assert not (tmp_path / "downloads").exists()
+
+
+# -- progress -----------------------------------------------------------------------------
+
+
+def test_progress_line_when_forced(
+    server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.routes["/f.bin"] = ok()
+    policy = DownloadPolicy(retries=0, timeout=5, progress=True)
+    fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=policy)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("\rf.bin: 0 B / 100.0 KiB (0%)")
+    assert err.rstrip(" ").endswith("\rf.bin: 100.0 KiB / 100.0 KiB (100%)\n")
+    assert err.count("\n") == 1
+
+
+def test_no_progress_when_stderr_is_not_a_tty(
+    server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    server.routes["/f.bin"] = ok()
+    fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=DownloadPolicy(retries=0))
+    assert capsys.readouterr() == ("", "")
+
+
+def test_progress_on_a_tty_by_default(
+    server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    master, slave = os.openpty()
+    try:
+        with open(slave, "w", closefd=True) as tty, monkeypatch.context() as m:
+            m.setattr(sys, "stderr", tty)
+            server.routes["/f.bin"] = ok()
+            fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=DownloadPolicy(retries=0))
+        data = ""
+        deadline = time.monotonic() + WAIT
+        while not data.endswith("\n") and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                data += os.read(master, 65536).decode()
+    finally:
+        os.close(master)
+    assert data.startswith("\rf.bin: ")
+    assert "(100%)" in data
+    assert data.endswith("\n")  # the tty may translate it to "\r\n"
+
+
+def test_progress_without_content_length(
+    server: _Server, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def no_length(h: _Handler, n: int) -> None:
+        h.send_response(200)
+        h.end_headers()
+        h.wfile.write(BODY)
+        h.close_connection = True
+
+    server.routes["/f.bin"] = no_length
+    fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=DownloadPolicy(progress=True))
+    err = capsys.readouterr().err
+    assert err.rstrip(" \n").endswith("\rf.bin: 100.0 KiB")
+    assert "%" not in err
+
+
+def test_size_units() -> None:
+    assert download._size(0) == "0 B"
+    assert download._size(1023) == "1023 B"
+    assert download._size(1536) == "1.5 KiB"
+    assert download._size(5 * 1024**3) == "5.0 GiB"
+    assert download._size(2048 * 1024**4) == "2048.0 TiB"
