@@ -37,6 +37,7 @@ from nativelib.runtime_wheels.download import (
     DownloadPolicy,
     cache_dir,
     fetch,
+    get_document,
 )
 
 BODY = bytes(range(256)) * 400  # 102400 bytes
@@ -936,3 +937,39 @@ def test_size_units() -> None:
     assert download._size(1536) == "1.5 KiB"
     assert download._size(5 * 1024**3) == "5.0 GiB"
     assert download._size(2048 * 1024**4) == "2048.0 TiB"
+
+
+# -- index documents (no sha256 pin) ------------------------------------------------------
+
+
+def test_get_document_sends_accept_and_returns_type(server: _Server) -> None:
+    def page(h: _Handler, n: int) -> None:
+        body = b'{"files": []}'
+        h.send_response(200)
+        h.send_header("Content-Type", "application/vnd.pypi.simple.v1+json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    server.routes["/simple/x/"] = page
+    body, content_type = get_document(server.url("/simple/x/"), policy=FAST)
+    assert (body, content_type) == (b'{"files": []}', "application/vnd.pypi.simple.v1+json")
+    assert "application/vnd.pypi.simple.v1+json" in server.seen[-1][1]["Accept"]
+
+
+def test_get_document_retries_then_succeeds(server: _Server) -> None:
+    server.routes["/repodata.json"] = seq(status(503), short(BODY, sent=10), ok(BODY))
+    body, _ = get_document(server.url("/repodata.json"), policy=FAST)
+    assert body == BODY and server.hits["/repodata.json"] == 3
+
+
+def test_get_document_errors(server: _Server) -> None:
+    server.routes["/gone"] = status(404)
+    with pytest.raises(SourceError, match="HTTP 404"):
+        get_document(server.url("/gone"), policy=FAST)
+    assert server.hits["/gone"] == 1
+    server.routes["/big"] = ok(BODY)
+    with pytest.raises(SourceError, match="exceeds 1000"):
+        get_document(server.url("/big"), policy=FAST, max_bytes=1000)
+    with pytest.raises(SourceError):
+        get_document("ftp://example.org/x", policy=FAST)

@@ -43,7 +43,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 import requests
@@ -59,6 +59,7 @@ __all__ = [
     "DownloadPolicy",
     "cache_dir",
     "fetch",
+    "get_document",
 ]
 
 #: Redirects followed for one request before giving up.
@@ -77,6 +78,7 @@ _RETRY_STATUSES = frozenset({408, 429})
 _MAX_NAME_BYTES = 200
 _PROGRESS_INTERVAL = 0.1
 
+_T = TypeVar("_T")
 _log = logging.getLogger(__name__)
 
 
@@ -159,6 +161,57 @@ def fetch(
             own.headers["User-Agent"] = f"pynativelib/{__version__}"
             _download(url, digest, final, own, policy)
     return final
+
+
+#: The largest index document get_document reads (Debian's Packages.xz is ~9 MB,
+#: conda-forge's linux-64 repodata.json several hundred MB uncompressed).
+MAX_DOCUMENT = 1 << 30
+#: Accept header for index documents: PEP 691 JSON preferred, PEP 503 HTML accepted.
+SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.01"
+
+
+def get_document(
+    url: str,
+    *,
+    session: requests.Session | None = None,
+    policy: DownloadPolicy = DownloadPolicy(),
+    accept: str = SIMPLE_ACCEPT,
+    max_bytes: int = MAX_DOCUMENT,
+) -> tuple[bytes, str]:
+    """An index document that has no sha256 pin (a Packages index, repodata.json, a
+    simple-API page): ``(body, content type)``. Same redirect and retry rules as
+    :func:`fetch`; nothing is cached or written to disk.
+    """
+    _check_url(url, url)
+
+    def once(s: requests.Session) -> tuple[bytes, str]:
+        response = _open(url, s, policy, accept)
+        with response:
+            total = _content_length(response)
+            if total is not None and total > max_bytes:
+                raise SourceError(url, f"document of {total} bytes exceeds {max_bytes}")
+            chunks: list[bytes] = []
+            done = 0
+            while True:
+                try:
+                    block = response.raw.read(_CHUNK, decode_content=False)
+                except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
+                    raise _Transient(f"connection broken after {done} bytes: {e}") from e
+                if not block:
+                    break
+                done += len(block)
+                if done > max_bytes:
+                    raise SourceError(url, f"document exceeds {max_bytes} bytes")
+                chunks.append(block)
+            if total is not None and done != total:
+                raise _Transient(f"body ended after {done} of {total} bytes")
+            return b"".join(chunks), response.headers.get("Content-Type", "")
+
+    if session is not None:
+        return _with_retries(url, policy, lambda: once(session))
+    with requests.Session() as own:
+        own.headers["User-Agent"] = f"pynativelib/{__version__}"
+        return _with_retries(url, policy, lambda: once(own))
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -327,12 +380,16 @@ class _NoCredentials(AuthBase):
 def _download(
     url: str, digest: str, final: Path, session: requests.Session, policy: DownloadPolicy
 ) -> None:
+    _with_retries(url, policy, lambda: _attempt(url, digest, final, session, policy))
+
+
+def _with_retries(url: str, policy: DownloadPolicy, once: Callable[[], _T]) -> _T:
+    """``once()``, retried with exponential backoff while it fails transiently."""
     attempts = policy.retries + 1
     last = ""
     for attempt in range(1, attempts + 1):
         try:
-            _attempt(url, digest, final, session, policy)
-            return
+            return once()
         except _Transient as e:
             last = e.reason
         if attempt < attempts:
@@ -378,7 +435,9 @@ def _causes(e: BaseException) -> Iterator[BaseException]:
         todo.extend(i for i in inner if isinstance(i, BaseException))
 
 
-def _open(url: str, session: requests.Session, policy: DownloadPolicy) -> requests.Response:
+def _open(
+    url: str, session: requests.Session, policy: DownloadPolicy, accept: str | None = None
+) -> requests.Response:
     """GET ``url``, following redirects; the open response of status 200."""
     current = url
     origin = _origin(url)
@@ -395,7 +454,7 @@ def _open(url: str, session: requests.Session, policy: DownloadPolicy) -> reques
                 # which requests would otherwise prefer (psf/requests#3829, #4650).
                 verify=session.verify,
                 # The bytes as served are what the sha256 and Content-Length are about.
-                headers={"Accept-Encoding": "identity"},
+                headers={"Accept-Encoding": "identity", **({"Accept": accept} if accept else {})},
             )
         except requests.exceptions.SSLError as e:
             if any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(e)):
