@@ -172,7 +172,48 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("--json", action="store_true", help="machine-readable output (schema v1)")
     p.set_defaults(func=_cmd_inspect)
+
+    b = sub.add_parser(
+        "build",
+        help="build runtime wheels from upstream packages",
+        description=(
+            "Build runtime wheels (nativelib-<name>) from the catalog's upstream sources "
+            "(conda, RPM, Debian, PyPI), or from the packages given with --from. The wheel "
+            "paths are printed on stdout. Exit status: 0 built, 2 failure."
+        ),
+    )
+    b.add_argument(
+        "runtimes", nargs="*", metavar="RUNTIME", help="short name (gomp) or distribution name"
+    )
+    b.add_argument("--all", action="store_true", help="build every runtime of the catalog")
+    b.add_argument("--source", metavar="NAME", help="which of the recipe's sources to use")
+    b.add_argument(
+        "--from",
+        dest="from_",
+        action="append",
+        default=[],
+        metavar="KIND:URL_OR_PATH",
+        help="an upstream package to build from instead of the catalog's source, e.g. "
+        "deb:./libgomp1_12.2.0-14_amd64.deb or wheel:https://host/x.whl#sha256=HEX "
+        "(repeatable; a URL needs its sha256; kinds: conda, rpm, deb, wheel)",
+    )
+    b.add_argument(
+        "-o",
+        "--output",
+        default="wheelhouse",
+        metavar="DIR",
+        help="where wheels go (default: wheelhouse)",
+    )
+    b.add_argument("--plan", action="store_true", help="print what would be built; write nothing")
+    b.set_defaults(func=_cmd_build)
     return parser
+
+
+def _cmd_build(args: argparse.Namespace) -> int:
+    # Imported here: building needs requests and the archive readers; inspect does not.
+    from nativelib.runtime_wheels.command import run  # noqa: PLC0415 (kept off inspect's path)
+
+    return run(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
