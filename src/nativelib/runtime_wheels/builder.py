@@ -176,7 +176,9 @@ def plan_build(
         raise BuildError(name, "no upstream packages to build from")
     workdir.mkdir(parents=True, exist_ok=True)
     patterns = _wanted(source)
-    license_globs = list(source.license_files) if source else _DEFAULT_LICENSES
+    license_globs = (
+        list(source.license_files) if source and source.license_files else _DEFAULT_LICENSES
+    )
     patterns += license_globs
     unpacked = [_unpack(inp, workdir / f"pkg{i}", patterns) for i, inp in enumerate(inputs)]
 
