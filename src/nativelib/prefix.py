@@ -4,7 +4,8 @@ Layout, under a site directory (``<site-packages>/nativelib.prefix/``; the dot k
 from ever being imported)::
 
     lib/<soname>                              one real file per soname
-    include/...                               headers, where the source has them
+    include/<short name>/...                  headers of one distribution, where the source
+                                              has them (CUDA 12 and 13 share header names)
     share/nativelib/runtimes/<dist>.json      the manifest of each runtime distribution
 
 Standard library only: the loader reads manifests inside other projects' import time.

@@ -351,7 +351,12 @@ def check_member(archive_path: str, member: Member, state: CheckState) -> Member
 
 
 class _Counted(io.RawIOBase):
-    """A member's stream that enforces the size limits on the bytes actually read."""
+    """A member's stream that enforces the size limits on the bytes actually read.
+
+    No file yields more bytes than its header claims, and :func:`check_member` already
+    held the claim to ``max_member_size``: together they bound each member. The total
+    is counted here across members.
+    """
 
     def __init__(self, inner: IO[bytes], archive: str, member: Member, state: CheckState):
         self._inner = inner
@@ -377,12 +382,6 @@ class _Counted(io.RawIOBase):
                 self._archive,
                 name,
                 f"holds more data than its header says ({self._member.size} bytes)",
-            )
-        if self._count > limits.max_member_size:
-            raise UnsafeArchiveError(
-                self._archive,
-                name,
-                f"more than the limit of {limits.max_member_size} bytes (max_member_size)",
             )
         if self._state.total_size > limits.max_total_size:
             raise UnsafeArchiveError(
@@ -688,9 +687,8 @@ class _MemberData(io.RawIOBase):
         """Expire the stream; skip what the consumer did not read."""
         self._expired = True
         if skip:
-            while self._span.left:
-                if not self._span.read(min(self._span.left, _CHUNK)):
-                    raise _Corrupt(f"truncated: member {self._name!r}")
+            while self._span.left:  # _Span raises when the data ends early
+                self._span.read(min(self._span.left, _CHUNK))
 
 
 def _open_file(path: str) -> IO[bytes]:
@@ -753,6 +751,7 @@ class _ZstdReader(io.RawIOBase):
 
 
 def _decompressed(src: IO[bytes], method: str) -> _Source:
+    """``src`` decompressed; ``method`` is one the callers' tables map to, else "none"."""
     if method == "gzip":
         return gzip.GzipFile(fileobj=src, mode="rb")
     if method in ("xz", "lzma"):
@@ -761,9 +760,7 @@ def _decompressed(src: IO[bytes], method: str) -> _Source:
         return bz2.BZ2File(src)
     if method == "zstd":
         return io.BufferedReader(_ZstdReader(src), _CHUNK)
-    if method == "none":
-        return src
-    raise _Corrupt(f"unsupported compression {method!r}")
+    return src
 
 
 # -- tar ------------------------------------------------------------------------------
@@ -922,6 +919,25 @@ def _normalized(name: str) -> str:
     return "/".join(_name_parts(name))
 
 
+#: Bounds on reading a metadata tar (a deb's control.tar, a conda info/ tree) in info().
+_MAX_META_MEMBERS = 10_000
+_MAX_META_BYTES = 256 << 20
+
+
+def _metadata_members(
+    items: Iterator[tuple[Member, IO[bytes] | None]], what: str
+) -> Iterator[tuple[Member, IO[bytes] | None]]:
+    """``items``, stopped with an error past the metadata bounds (no bombs in info())."""
+    size = 0
+    for seen, (member, stream) in enumerate(items, start=1):
+        size += member.size
+        if seen > _MAX_META_MEMBERS:
+            raise _Corrupt(f"{what} holds more than {_MAX_META_MEMBERS} members")
+        if size > _MAX_META_BYTES:
+            raise _Corrupt(f"{what} holds more than {_MAX_META_BYTES} bytes")
+        yield member, stream
+
+
 def _read_small(stream: IO[bytes] | None, member: Member, limit: int) -> bytes:
     if stream is None or member.size > limit:
         raise _Corrupt(f"{member.name!r} is {member.size} bytes, more than {limit}")
@@ -1046,7 +1062,8 @@ class DebArchive:
             with _open_file(self._path) as f:
                 control, _ = _deb_parts(f)
                 text: bytes | None = None
-                for member, stream in _ar_tar(f, control, self._path):
+                items = _ar_tar(f, control, self._path)
+                for member, stream in _metadata_members(items, control.name):
                     if member.kind is MemberKind.FILE and _normalized(member.name) == "control":
                         text = _read_small(stream, member, 1 << 20)
                         break
@@ -1397,7 +1414,7 @@ _OUTER_LIMITS = Limits(max_members=1000, max_member_size=1 << 62, max_total_size
 def _conda_info(path: str, members: Iterator[tuple[Member, IO[bytes] | None]]) -> PackageInfo:
     """PackageInfo from the members of an info/ tree (index.json, paths.json)."""
     found: dict[str, bytes] = {}
-    for member, stream in members:
+    for member, stream in _metadata_members(members, "the info/ tree"):
         key = _normalized(member.name)
         if member.kind is MemberKind.FILE and key in ("info/index.json", "info/paths.json"):
             found[key] = _read_small(stream, member, _MAX_CONDA_JSON)

@@ -331,9 +331,12 @@ def _plan(
                     real = _resolve_inside(u.root, member)
                     if real is None:
                         continue
+                    # include/<short name>/...: two distributions never own one header
+                    # (CUDA 12 and 13 ship the same names).
                     rel = member[len(root) + 1 :] if root else member
-                    headers.append(f"{INCLUDE_DIR}/{rel}")
-                    files.append(WheelFile(f"{PREFIX_DIRNAME}/{INCLUDE_DIR}/{rel}", source=real))
+                    header = f"{INCLUDE_DIR}/{recipe.short}/{rel}"
+                    headers.append(header)
+                    files.append(WheelFile(f"{PREFIX_DIRNAME}/{header}", source=real))
 
     licenses: list[WheelFile] = []
     for u in unpacked:
