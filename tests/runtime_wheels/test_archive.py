@@ -10,6 +10,7 @@ nothing behind. Corrupt archives must fail with a SourceError naming the archive
 from __future__ import annotations
 
 import bz2
+import errno
 import hashlib
 import io
 import json
@@ -33,6 +34,7 @@ from hypothesis import strategies as st
 
 from nativelib.elf import parse_elf_stream, read_elf
 from nativelib.errors import SourceError, UnsafeArchiveError
+from nativelib.runtime_wheels import archive as archive_module
 from nativelib.runtime_wheels.archive import (
     DEFAULT_LIMITS,
     CheckState,
@@ -862,7 +864,28 @@ CORRUPT: list[CorruptCase] = [
         "info",
         "corrupt",
     ),
+    (
+        "deb-two-control",
+        "x.deb",
+        _deb_members(BINARY, CONTROL_GZ, CONTROL_GZ, DATA_XZ),
+        "extract",
+        "unexpected ar member 'control.tar.gz'",
+    ),
     # tar, inside a deb's uncompressed data.tar
+    (
+        "tar-truncated-padding",
+        "x.deb",
+        lambda: corpus.deb_bytes(_file_tar()[: 512 + 5], method="none"),
+        "extract",
+        "truncated: member 'usr/x' ends 507 bytes early",
+    ),
+    (
+        "tar-pax-length-not-a-number",
+        "x.deb",
+        lambda: corpus.deb_bytes(_pax(b"xx path=a\n") + _file_tar(), method="none"),
+        "extract",
+        "bad pax record",
+    ),
     (
         "tar-bad-checksum",
         "x.deb",
@@ -1200,6 +1223,13 @@ CORRUPT: list[CorruptCase] = [
         "no a-1.dist-info/WHEEL",
     ),
     (
+        "wheel-metadata-too-large",
+        "x.whl",
+        lambda: corpus.zip_bytes([], extra=[("a-1.dist-info/METADATA", b"#" * (2 << 20))]),
+        "info",
+        "a-1.dist-info/METADATA is 2097152 bytes, more than 1048576",
+    ),
+    (
         "wheel-no-version",
         "x.whl",
         lambda: corpus.zip_bytes(
@@ -1300,6 +1330,28 @@ def test_corrupt_archive(
     assert err.value.source == str(path)
     assert expected in err.value.reason, err.value.reason
     ws.assert_untouched()
+
+
+@pytest.mark.parametrize("bound", ["members", "bytes"])
+@pytest.mark.parametrize("fmt", ["conda", "tar.bz2", "deb"])
+def test_metadata_scan_is_bounded(
+    bound: str, fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """info() stops reading a metadata tree that is a bomb, before finding what it wants."""
+    monkeypatch.setattr(archive_module, f"_MAX_META_{bound.upper()}", 20)
+    filler = [Entry(f"info/f{i}", data=b"12345") for i in range(25 if bound == "members" else 5)]
+    if fmt == "deb":
+        control = corpus.compress(corpus.tar_bytes(filler), "gzip")
+        data = corpus.deb_bytes(b"", members=[BINARY, ("control.tar.gz", control), DATA_XZ])
+    elif fmt == "conda":
+        info = corpus.tar_bytes([*filler, *corpus.conda_info_entries()])
+        data = corpus.conda_bytes(_file_tar(), info_tar=info)
+    else:
+        data = corpus.tar_bz2_bytes([], info=[*filler, *corpus.conda_info_entries()])
+    path = _write(tmp_path, f"x.{fmt}", data)
+    with pytest.raises(SourceError, match=f"holds more than 20 {bound}") as err:
+        open_archive(path).info()
+    assert err.value.source == str(path)
 
 
 @pytest.mark.parametrize(
@@ -1459,6 +1511,105 @@ def test_zip_without_unix_modes(tmp_path: Path) -> None:
         ("pkg", MemberKind.DIR, 0o755),
         ("pkg/a.so", MemberKind.FILE, 0o644),
     ]
+
+
+def test_tar_header_variants(tmp_path: Path) -> None:
+    """Blank numeric fields, pax size, global pax headers, old-style directory entries."""
+    blank_size_dir = _retar(corpus.tar_header(Entry("blank", "dir")), size=b"")
+    old_dir = _retar(corpus.tar_header(Entry("old/", data=b"")), type=b"\0")
+    pax_sized = _pax({"size": "5"}) + _retar(corpus.tar_header(Entry("sized", data=b"")))
+    pax_sized += b"12345" + bytes(507)
+    glob = tarfile.TarInfo("pax_global_header")
+    glob.type = tarfile.XGLTYPE
+    comment = b"20 comment=a global\n"
+    glob.size = len(comment)
+    global_pax = glob.tobuf(tarfile.USTAR_FORMAT) + comment + bytes(512 - len(comment))
+    # GNU base-256 numbers, as GNU tar writes sizes of 8 GiB and more.
+    base256 = _retar(corpus.tar_header(Entry("b256", data=b"")), size=b"\x80" + bytes(10) + b"\x05")
+    base256 += b"54321" + bytes(507)
+    tar = global_pax + blank_size_dir + old_dir + pax_sized + base256 + _file_tar("old/f")
+    members = extract(_deb_with_tar(tmp_path, tar), tmp_path / "out")
+    assert [(m.name, m.kind, m.size) for m in members] == [
+        ("blank", MemberKind.DIR, 0),
+        ("old", MemberKind.DIR, 0),
+        ("sized", MemberKind.FILE, 5),
+        ("b256", MemberKind.FILE, 5),
+        ("old/f", MemberKind.FILE, 5),
+    ]
+    assert (tmp_path / "out/b256").read_bytes() == b"54321"
+    assert (tmp_path / "out/sized").read_bytes() == b"12345"
+
+
+def test_raw_members_skip_unknown_data(tmp_path: Path) -> None:
+    """members() yields an unknown member (for the checks to refuse) and skips its data."""
+    volume = _retar(corpus.tar_header(Entry("label", data=b"x" * 600)), type=b"V")
+    tar = volume + b"x" * 600 + bytes(424) + _file_tar("after")
+    archive = open_archive(_deb_with_tar(tmp_path, tar))
+    seen = [(m.name, m.kind, s.read() if s else None) for m, s in archive.members()]
+    assert seen == [("label", MemberKind.UNKNOWN, None), ("after", MemberKind.FILE, b"hello")]
+
+
+def test_gnu_style_ar_names(tmp_path: Path) -> None:
+    members = [(f"{name}/", data) for name, data in (BINARY, CONTROL_GZ, DATA_XZ)]
+    path = _write(tmp_path, "x.deb", corpus.ar_bytes(members))
+    extract(path, tmp_path / "out")
+    assert (tmp_path / "out/usr/x").read_bytes() == b"hello"
+
+
+def test_control_paragraphs(tmp_path: Path) -> None:
+    control = b"\n\nPackage: a\nVersion: 1\nArchitecture: all\n\nPackage: second\n"
+    path = _write(
+        tmp_path,
+        "x.deb",
+        corpus.deb_bytes(b"", members=[BINARY, ("control.tar.gz", _control_tar(control)), DATA_XZ]),
+    )
+    info = open_archive(path).info()
+    assert (info.name, info.version, info.arch, dict(info.extra)) == ("a", "1", "all", {})
+
+
+def test_skipping_a_truncated_member_is_an_error(tmp_path: Path) -> None:
+    tar = _retar(_file_tar(), size=b"00000001000")[:512] + b"hello"
+    ws = Workspace(tmp_path / "ws")
+    path = _deb_with_tar(tmp_path, tar)
+    with pytest.raises(SourceError, match="truncated: member 'usr/x'"):
+        extract(path, ws.dest, select=lambda member: False)
+    ws.assert_untouched()
+
+
+def test_archive_removed_after_open(tmp_path: Path) -> None:
+    path = _write(tmp_path, "x.rpm", corpus.rpm_bytes(corpus.cpio_bytes([Entry("x")])))
+    archive = open_archive(path)
+    path.unlink()
+    with pytest.raises(SourceError, match="cannot open: No such file or directory") as err:
+        archive.info()
+    assert err.value.source == str(path)
+
+
+def test_writer_never_follows_links_even_without_the_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Defence in depth: with check_member bypassed, O_NOFOLLOW and O_EXCL still hold."""
+
+    def names_only(archive_path: str, member: Member, state: CheckState) -> Member:
+        name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
+        return Member(name, member.kind, member.mode, member.size, member.linkname)
+
+    monkeypatch.setattr(archive_module, "check_member", names_only)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    attempts = [
+        # O_DIRECTORY | O_NOFOLLOW on a symlink: ENOTDIR (Linux) or ELOOP.
+        ([_symlink("ln", str(outside)), fake_file("ln/x")], {errno.ENOTDIR, errno.ELOOP}),
+        ([_symlink("f", str(outside / "file")), fake_file("f")], {errno.EEXIST}),
+        ([fake_file("dup"), fake_file("dup")], {errno.EEXIST}),
+    ]
+    for i, (items, code) in enumerate(attempts):
+        ws = Workspace(tmp_path / f"ws{i}")
+        with pytest.raises(OSError) as err:
+            extract(FakeArchive(items), ws.dest)
+        assert err.value.errno in code
+        ws.assert_untouched()
+    assert list(outside.iterdir()) == []
 
 
 # -- check_member and extract through the fake archive --------------------------------

@@ -533,7 +533,9 @@ def extract(
 
     Raises :class:`~nativelib.errors.UnsafeArchiveError` for a member that fails a check
     and :class:`~nativelib.errors.SourceError` for a corrupt archive; either way the
-    temporary directory is removed and ``dest`` is as it was.
+    temporary directory is removed and ``dest`` is as it was. A process killed meanwhile
+    leaves only the temporary directory, ``.<dest name>.*.partial``, never a partial
+    ``dest``.
     """
     arc = open_archive(archive) if isinstance(archive, (str, os.PathLike)) else archive
     dest_path = os.path.abspath(os.fspath(dest))
@@ -1352,6 +1354,16 @@ def _zip_members(zf: zipfile.ZipFile, archive: str) -> Iterator[tuple[Member, IO
             data.finish(skip=False)
 
 
+def _zip_read_small(zf: zipfile.ZipFile, name: str, limit: int = 1 << 20) -> bytes:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise _Corrupt(f"no {name}") from None
+    if info.file_size > limit:
+        raise _Corrupt(f"{name} is {info.file_size} bytes, more than {limit}")
+    return zf.read(info)
+
+
 class WheelArchive:
     """A wheel (zip); the payload is every member."""
 
@@ -1373,11 +1385,8 @@ class WheelArchive:
                 if len(names) != 1:
                     raise _Corrupt(f"expected one *.dist-info/METADATA, found {len(names)}")
                 dist_info = names[0].split("/")[0]
-                metadata = BytesHeaderParser().parsebytes(zf.read(names[0]))
-                try:
-                    wheel = BytesHeaderParser().parsebytes(zf.read(f"{dist_info}/WHEEL"))
-                except KeyError:
-                    raise _Corrupt(f"no {dist_info}/WHEEL") from None
+                metadata = BytesHeaderParser().parsebytes(_zip_read_small(zf, names[0]))
+                wheel = BytesHeaderParser().parsebytes(_zip_read_small(zf, f"{dist_info}/WHEEL"))
         except _CORRUPT_ERRORS as e:
             raise SourceError(self._path, _describe(e)) from e
         name, version = metadata.get("Name"), metadata.get("Version")
@@ -1411,7 +1420,7 @@ _MAX_CONDA_JSON = 64 << 20
 _OUTER_LIMITS = Limits(max_members=1000, max_member_size=1 << 62, max_total_size=1 << 62)
 
 
-def _conda_info(path: str, members: Iterator[tuple[Member, IO[bytes] | None]]) -> PackageInfo:
+def _conda_info(members: Iterator[tuple[Member, IO[bytes] | None]]) -> PackageInfo:
     """PackageInfo from the members of an info/ tree (index.json, paths.json)."""
     found: dict[str, bytes] = {}
     for member, stream in _metadata_members(members, "the info/ tree"):
@@ -1501,7 +1510,7 @@ class CondaArchive:
     def info(self) -> PackageInfo:
         try:
             with _open_zip(self._path) as zf:
-                return _conda_info(self._path, self._tar(zf, "info"))
+                return _conda_info(self._tar(zf, "info"))
         except _CORRUPT_ERRORS as e:
             raise SourceError(self._path, _describe(e)) from e
 
@@ -1533,7 +1542,7 @@ class CondaTarBz2Archive:
     def info(self) -> PackageInfo:
         try:
             with _open_file(self._path) as f:
-                return _conda_info(self._path, self._tar(f))
+                return _conda_info(self._tar(f))
         except _CORRUPT_ERRORS as e:
             raise SourceError(self._path, _describe(e)) from e
 
