@@ -1,14 +1,18 @@
 """The exceptions raised by nativelib.
 
-Every error raised on purpose is a :class:`NativeLibError`; each narrow subclass keeps
-the values it is about as attributes, so callers never have to parse messages.
+Every error raised on purpose is a :class:`NativeLibError`. The narrow subclasses are each
+about one named thing (a file, a URL, a recipe, a runtime): ``str(e)`` is
+``"<that thing>: <reason>"``, and both parts are attributes, so callers never parse
+messages. They pickle (errors cross process boundaries in the doctor and in tests).
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "BuildError",
     "CatalogError",
     "ElfError",
+    "ManifestError",
     "NativeLibError",
     "NotElfError",
     "SourceError",
@@ -21,7 +25,19 @@ class NativeLibError(Exception):
     """Root of every error nativelib raises on purpose."""
 
 
-class ElfError(NativeLibError, ValueError):
+class _AboutError(NativeLibError):
+    """An error about one named thing: ``subject`` (a path, a URL, a name) and ``reason``."""
+
+    def __init__(self, subject: str, reason: str) -> None:
+        super().__init__(f"{subject}: {reason}")
+        self.subject = subject
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.subject, self.reason))
+
+
+class ElfError(_AboutError, ValueError):
     """A file could not be read as an ELF object.
 
     ``path`` names the file (for a wheel member: ``WHEEL!member``) and ``reason`` says
@@ -29,13 +45,9 @@ class ElfError(NativeLibError, ValueError):
     ends past the end of the file (100 bytes)"``.
     """
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.path, self.reason))
+    @property
+    def path(self) -> str:
+        return self.subject
 
 
 class NotElfError(ElfError):
@@ -46,19 +58,15 @@ class NotElfError(ElfError):
     """
 
 
-class SourceError(NativeLibError):
+class SourceError(_AboutError):
     """An upstream package could not be obtained or read.
 
     ``source`` names what was being fetched or read (a URL, a file path, a package name).
     """
 
-    def __init__(self, source: str, reason: str) -> None:
-        super().__init__(f"{source}: {reason}")
-        self.source = source
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.source, self.reason))
+    @property
+    def source(self) -> str:
+        return self.subject
 
 
 class UnsafeArchiveError(SourceError):
@@ -71,37 +79,48 @@ class UnsafeArchiveError(SourceError):
 
     def __init__(self, archive: str, member: str, reason: str) -> None:
         NativeLibError.__init__(self, f"{archive}: unsafe member {member!r}: {reason}")
-        self.source = archive
-        self.archive = archive
+        self.subject = archive
         self.member = member
         self.reason = reason
 
+    @property
+    def archive(self) -> str:
+        return self.subject
+
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.archive, self.member, self.reason))
+        return (type(self), (self.subject, self.member, self.reason))
 
 
-class CatalogError(NativeLibError):
+class CatalogError(_AboutError):
     """The runtime catalog (recipes) is inconsistent; ``where`` names the recipe or file."""
 
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.where, self.reason))
+    @property
+    def where(self) -> str:
+        return self.subject
 
 
-class WheelError(NativeLibError):
+class ManifestError(_AboutError):
+    """A runtime manifest is malformed; ``where`` names the file."""
+
+    @property
+    def where(self) -> str:
+        return self.subject
+
+
+class WheelError(_AboutError):
     """A wheel could not be written, or a wheel that was read is invalid.
 
     ``path`` names the wheel (or the file inside it, as ``WHEEL!member``).
     """
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
+    @property
+    def path(self) -> str:
+        return self.subject
 
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.path, self.reason))
+
+class BuildError(_AboutError):
+    """A runtime wheel cannot be built from these inputs; ``runtime`` names it."""
+
+    @property
+    def runtime(self) -> str:
+        return self.subject

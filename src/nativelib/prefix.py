@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from nativelib.errors import NativeLibError
+from nativelib.errors import ManifestError
 
 __all__ = [
     "INCLUDE_DIR",
@@ -41,18 +41,6 @@ LIB_DIR = "lib"
 INCLUDE_DIR = "include"
 MANIFEST_DIR = "share/nativelib/runtimes"
 MANIFEST_VERSION = 1
-
-
-class ManifestError(NativeLibError):
-    """A runtime manifest is malformed; ``where`` names the file."""
-
-    def __init__(self, where: str, reason: str) -> None:
-        super().__init__(f"{where}: {reason}")
-        self.where = where
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.where, self.reason))
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 from nativelib import __version__
 from nativelib.abi import load_policies, manylinux_tags
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
-from nativelib.errors import ElfError, NativeLibError
+from nativelib.errors import BuildError, ElfError
 from nativelib.prefix import (
     INCLUDE_DIR,
     LIB_DIR,
@@ -38,24 +38,20 @@ from nativelib.runtime_wheels.catalog import Catalog, Recipe, Source
 from nativelib.runtime_wheels.sources import upstream_version
 from nativelib.runtime_wheels.wheel import WheelFile, WheelPlan, write_wheel
 
-__all__ = ["BuildError", "BuildPlan", "Input", "PlannedLibrary", "build", "plan_build"]
+__all__ = [
+    "BuildError",
+    "BuildPlan",
+    "Input",
+    "PlannedLibrary",
+    "build",
+    "plan_build",
+    "sha256_file",
+]
 
 #: The dynamic loader's own names: always provided by the host.
 _LOADERS = frozenset(
     {"ld-linux-x86-64.so.2", "ld-linux-aarch64.so.1", "ld-linux.so.2", "ld64.so.2"}
 )
-
-
-class BuildError(NativeLibError):
-    """A runtime wheel cannot be built from these inputs; ``runtime`` names it."""
-
-    def __init__(self, runtime: str, reason: str) -> None:
-        super().__init__(f"{runtime}: {reason}")
-        self.runtime = runtime
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.runtime, self.reason))
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,8 @@ class BuildPlan:
         return "\n".join(lines)
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -214,7 +211,7 @@ def plan_build(
             if any(c.soname == soname for c in chosen):
                 continue
             candidates = found[soname]
-            digests = {_sha256_file(p) for p, _o, _i in candidates}
+            digests = {sha256_file(p) for p, _o, _i in candidates}
             if len(digests) > 1:
                 where = ", ".join(o for _p, o, _i in candidates)
                 raise BuildError(name, f"soname {soname!r} is provided by different files: {where}")

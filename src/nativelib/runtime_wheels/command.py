@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from nativelib.errors import NativeLibError
-from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build
+from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build, sha256_file
 from nativelib.runtime_wheels.catalog import SOURCE_KINDS, Catalog, Recipe, load_catalog
 from nativelib.runtime_wheels.download import fetch, get_document
 from nativelib.runtime_wheels.sources import resolve
@@ -20,14 +19,6 @@ __all__ = ["FromSpecError", "parse_from", "run"]
 
 class FromSpecError(NativeLibError):
     """A ``--from KIND:URL_OR_PATH`` value that cannot be used."""
-
-
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def parse_from(spec: str) -> Input:
@@ -54,7 +45,7 @@ def parse_from(spec: str) -> Input:
     path = Path(target)
     if not path.is_file():
         raise FromSpecError(f"--from {spec!r}: no such file: {target!r}")
-    return Input(path, archive_kind, path.resolve().as_uri(), _sha256_file(path))
+    return Input(path, archive_kind, path.resolve().as_uri(), sha256_file(path))
 
 
 def _inputs_from_catalog(recipe: Recipe, source_name: str | None) -> list[Input]:
