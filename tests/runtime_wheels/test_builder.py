@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import http.server
 import json
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import zipfile
 from pathlib import Path
 
@@ -317,3 +320,124 @@ def test_cli_build_from_local_debs(
 
 def test_error_classes_are_nativelib_errors() -> None:
     assert issubclass(BuildError, NativeLibError)
+
+
+RPM_SPEC = """\
+Name: libfoo
+Version: 1.2.3
+Release: 4.el8
+Summary: test library
+License: MIT
+AutoReqProv: no
+%define debug_package %{nil}
+%define __os_install_post %{nil}
+%define _build_id_links none
+
+%description
+A shared library built by the tests.
+
+%install
+mkdir -p %{buildroot}/usr/lib64 %{buildroot}/usr/share/licenses/libfoo
+install -m 755 %{_sourcedir}/libfoo.so.1.2.3 %{buildroot}/usr/lib64/libfoo.so.1.2.3
+ln -s libfoo.so.1.2.3 %{buildroot}/usr/lib64/libfoo.so.1
+install -m 644 %{_sourcedir}/LICENSE %{buildroot}/usr/share/licenses/libfoo/LICENSE
+
+%files
+/usr/lib64/libfoo.so.1.2.3
+/usr/lib64/libfoo.so.1
+/usr/share/licenses/libfoo/LICENSE
+"""
+
+
+def test_build_from_a_real_rpm(tmp_path: Path) -> None:
+    if shutil.which("rpmbuild") is None:
+        pytest.skip("rpmbuild is not installed (CI installs Debian's rpm package)")
+    top = tmp_path / "rpm"
+    (top / "SOURCES").mkdir(parents=True)
+    (top / "SOURCES/foo.map").write_text(FOO_MAP)
+    _cc(
+        top / "SOURCES/libfoo.so.1.2.3",
+        FOO_C,
+        "-Wl,-soname,libfoo.so.1",
+        f"-Wl,--version-script={top / 'SOURCES/foo.map'}",
+    )
+    (top / "SOURCES/LICENSE").write_text("MIT License\n")
+    (top / "libfoo.spec").write_text(RPM_SPEC)
+    subprocess.run(
+        ["rpmbuild", "-bb", "--define", f"_topdir {top}", "--define", "_binary_payload w2.xzdio", str(top / "libfoo.spec")],
+        check=True, capture_output=True, env={**os.environ, "HOME": str(top)},
+    )  # fmt: skip
+    (rpm,) = (top / "RPMS").glob("*/*.rpm")
+    cat = parse_catalog(
+        {
+            "foo.toml": 'name = "nativelib-foo"\nshort = "foo"\nsummary = "s"\nsonames = ["libfoo.so.1"]\nlicense-expression = "MIT"\n[[sources]]\nname = "t"\nkind = "rpm"\npackages = [{ url = "https://example.invalid/libfoo.rpm", sha256 = "'
+            + "0" * 64
+            + '" }]\n'
+        }
+    )
+    recipe = cat.get("foo")
+    rpm_input = Input(rpm, "rpm", rpm.as_uri(), hashlib.sha256(rpm.read_bytes()).hexdigest())
+    plan = plan_build(
+        recipe, [rpm_input], catalog=cat, workdir=tmp_path / "w"
+    )  # local: default licence globs
+    assert plan.version == "1.2.3"  # RPM VERSION, without the release
+    assert plan.libraries[0].origin.endswith("!usr/lib64/libfoo.so.1.2.3")
+    wheel = build(plan, tmp_path / "out")
+    validate_wheel(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        assert (
+            "nativelib_foo-1.2.3.dist-info/licenses/libfoo/usr/share/licenses/libfoo/LICENSE"
+            in zf.namelist()
+        )
+        manifest = parse_manifest(
+            zf.read("nativelib.prefix/share/nativelib/runtimes/nativelib-foo.json"), "m"
+        )
+    assert manifest.provenance.kind == "rpm" and manifest.library("libfoo.so.1") is not None
+
+
+def test_two_builds_at_once_share_cache_and_output(debs: dict[str, Path], tmp_path: Path) -> None:
+    """Two processes build the same runtime from the same URL into one cache and one dir."""
+    host = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1"))
+    if not host.exists():
+        pytest.skip("no host libgomp")
+    served = tmp_path / "served"
+    served.mkdir()
+    deb = _deb(served, "libgomp1", "12.2.0-14", {
+        f"usr/lib/x86_64-linux-gnu/{host.name}": host,
+        "usr/share/doc/libgomp1/copyright": debs["foo"],
+    })  # fmt: skip
+    sha = hashlib.sha256(deb.read_bytes()).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{deb.name}#sha256={sha}"
+        env = {**os.environ, "NATIVELIB_CACHE_DIR": str(tmp_path / "cache")}
+        out = tmp_path / "wheelhouse"
+        cmd = [
+            sys.executable,
+            "-m",
+            "nativelib",
+            "build",
+            "gomp",
+            "--from",
+            f"deb:{url}",
+            "-o",
+            str(out),
+        ]
+        procs = [
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
+        results = [p.communicate(timeout=120) for p in procs]
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [p.returncode for p in procs] == [0, 0], [r[1] for r in results]
+    paths = {r[0].strip() for r in results}
+    assert len(paths) == 1  # the same wheel path, published atomically by both
+    (wheel,) = out.iterdir()  # and nothing else: no temporary files left
+    validate_wheel(wheel)
+    assert [p.name for p in (tmp_path / "cache/downloads" / sha).iterdir()] == [deb.name]

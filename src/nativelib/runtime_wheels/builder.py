@@ -195,7 +195,8 @@ def plan_build(
             key = info.soname or member.rsplit("/", 1)[-1]
             entries = found.setdefault(key, [])
             if all(p != real for p, _o, _i in entries):
-                entries.append((real, f"{u.input.path.name}!{member}", info))
+                inside = os.path.relpath(real, os.path.realpath(u.root))
+                entries.append((real, f"{u.input.path.name}!{inside}", info))
 
     chosen: list[PlannedLibrary] = []
     for pattern in recipe.sonames:
