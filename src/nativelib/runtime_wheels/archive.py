@@ -83,6 +83,7 @@ __all__ = [
     "WheelArchive",
     "check_member",
     "extract",
+    "info_files",
     "iter_members",
     "open_archive",
 ]
@@ -1521,6 +1522,14 @@ class CondaArchive:
         except _CORRUPT_ERRORS as e:
             raise SourceError(self._path, _describe(e)) from e
 
+    def info_members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        """The members of the ``info`` component, unchecked (see :func:`info_files`)."""
+        try:
+            with _open_zip(self._path) as zf:
+                yield from self._tar(zf, "info")
+        except _CORRUPT_ERRORS as e:
+            raise SourceError(self._path, _describe(e)) from e
+
 
 class CondaTarBz2Archive:
     """A conda ``.tar.bz2`` package; the payload is everything but ``info/``.
@@ -1557,6 +1566,49 @@ class CondaTarBz2Archive:
                     yield member, stream
         except _CORRUPT_ERRORS as e:
             raise SourceError(self._path, _describe(e)) from e
+
+    def info_members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        """The ``info/`` members, unchecked (see :func:`info_files`)."""
+        try:
+            with _open_file(self._path) as f:
+                for member, stream in self._tar(f):
+                    if _normalized(member.name).split("/")[0] == "info":
+                        yield member, stream
+        except _CORRUPT_ERRORS as e:
+            raise SourceError(self._path, _describe(e)) from e
+
+
+#: The most info_files reads from one package (licence texts are small).
+_MAX_INFO_FILES_BYTES = 64 << 20
+
+
+def info_files(archive: Archive, select: Callable[[str], bool]) -> dict[str, bytes]:
+    """Regular files of a conda package's ``info/`` tree that ``select`` picks, by name.
+
+    This is where conda packages keep their licences (``info/licenses/...``). Every
+    member passes :func:`check_member`; links are not followed; at most 64 MiB in all.
+    Packages of other kinds have no ``info/`` tree: ``{}``.
+    """
+    reader = getattr(archive, "info_members", None)
+    if reader is None:
+        return {}
+    state = CheckState()
+    out: dict[str, bytes] = {}
+    total = 0
+    for member, stream in _metadata_members(reader(), "the info/ tree"):
+        checked = check_member(archive.path, member, state)
+        if checked is None or checked.kind is not MemberKind.FILE or not select(checked.name):
+            continue
+        total += checked.size
+        if total > _MAX_INFO_FILES_BYTES:
+            raise SourceError(
+                archive.path, f"info/ files selected exceed {_MAX_INFO_FILES_BYTES} bytes"
+            )
+        try:
+            out[checked.name] = _read_small(stream, checked, _MAX_INFO_FILES_BYTES)
+        except _CORRUPT_ERRORS as e:
+            raise SourceError(archive.path, _describe(e)) from e
+    return out
 
 
 # -- opening --------------------------------------------------------------------------

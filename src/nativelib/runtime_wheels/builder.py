@@ -33,7 +33,7 @@ from nativelib.prefix import (
     Provenance,
     load_order,
 )
-from nativelib.runtime_wheels.archive import PackageInfo, extract, open_archive
+from nativelib.runtime_wheels.archive import PackageInfo, extract, info_files, open_archive
 from nativelib.runtime_wheels.catalog import Catalog, Recipe, Source
 from nativelib.runtime_wheels.sources import upstream_version
 from nativelib.runtime_wheels.wheel import WheelFile, WheelPlan, write_wheel
@@ -134,6 +134,7 @@ class _Unpacked:
     info: PackageInfo
     root: Path
     names: list[str]  # extracted member names (normalized), files and symlinks
+    metadata: dict[str, bytes]  # selected files of a conda package's info/ (its licences)
 
 
 def _unpack(inp: Input, dest: Path, patterns: list[str]) -> _Unpacked:
@@ -141,7 +142,8 @@ def _unpack(inp: Input, dest: Path, patterns: list[str]) -> _Unpacked:
     info = archive.info()
     members = extract(archive, dest, select=lambda m: _matches(m.name, patterns))
     names = [m.name for m in members if m.kind.name in ("FILE", "SYMLINK", "HARDLINK")]
-    return _Unpacked(inp, info, dest, names)
+    metadata = info_files(archive, lambda name: _matches(name, patterns))
+    return _Unpacked(inp, info, dest, names, metadata)
 
 
 def _resolve_inside(root: Path, name: str) -> Path | None:
@@ -343,6 +345,9 @@ def _plan(
                 real = _resolve_inside(u.root, member)
                 if real is not None:
                     licenses.append(WheelFile(f"{u.info.name}/{member}", source=real))
+        for member, data in sorted(u.metadata.items()):
+            if _matches(member, license_globs):
+                licenses.append(WheelFile(f"{u.info.name}/{member}", data=data))
     if not licenses:
         raise BuildError(
             name,
