@@ -6,13 +6,15 @@ import csv
 import json
 import subprocess
 import sys
+import zipfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 from nativelib.cli import main
-from nativelib.prefix import parse_manifest
+from nativelib.prefix import Manifest, parse_manifest
+from nativelib.runtime_wheels.download import cache_dir
 from nativelib.runtime_wheels.wheel import validate_wheel
 
 pytestmark = pytest.mark.network
@@ -35,6 +37,12 @@ def bullseye(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
     return _build(
         tmp_path_factory.mktemp("bullseye"), "cxx14", "gomp", "--source", "debian-bullseye"
     )
+
+
+def _cached(manifest: Manifest) -> Path:
+    """The upstream file of a manifest's first package, in the download cache."""
+    pkg = manifest.provenance.packages[0]
+    return cache_dir() / "downloads" / pkg.sha256 / pkg.filename
 
 
 def _glibc_minor(wheel: Path) -> int:
@@ -127,3 +135,39 @@ def test_bullseye_runtimes(bullseye: list[Path], tmp_path: Path) -> None:
         "GLIBCXX_3.4.28" in std["version_definitions"]
         and "GLIBCXX_3.4.29" not in std["version_definitions"]
     )
+
+
+@pytest.fixture(scope="module")
+def intel(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """MKL and its OpenMP from PyPI's mkl / intel-openmp wheels (large: the download cache
+    in ~/.cache/nativelib, or $NATIVELIB_CACHE_DIR, keeps them across runs)."""
+    return _build(tmp_path_factory.mktemp("intel"), "iomp", "mkl")
+
+
+def test_mkl_and_iomp_from_pypi(intel: list[Path], tmp_path: Path) -> None:
+    assert [w.name.split("-")[:2] for w in intel] == [
+        ["nativelib_iomp", "2024.2.1"],
+        ["nativelib_mkl", "2024.2.2"],
+    ]
+    for wheel in intel:
+        validate_wheel(wheel)
+    site = _install(intel, tmp_path / "venv")
+    prefix = site / "nativelib.prefix"
+    libs = sorted(p.name for p in (prefix / "lib").iterdir())
+    assert "libiomp5.so" in libs and "libmkl_rt.so.2" in libs and "libmkl_core.so.2" in libs
+    assert "libmkl_tbb_thread.so.2" not in libs  # excluded: it needs libtbb.so.12
+    assert all(
+        n == "libiomp5.so" or (n.startswith("libmkl_") and n.endswith(".so.2")) for n in libs
+    ), libs
+    assert all(not (prefix / "lib" / n).is_symlink() for n in libs)
+    mkl = parse_manifest(
+        (prefix / "share/nativelib/runtimes/nativelib-mkl.json").read_text(), "mkl"
+    )
+    assert {d.name for d in mkl.dependencies} == {"nativelib-iomp", "nativelib-gomp"}
+    assert mkl.library("libmkl_gnu_thread.so.2").implicit_needs == ("libgomp.so.1",)  # type: ignore[union-attr]
+    assert mkl.library("libmkl_intel_thread.so.2").implicit_needs == ("libiomp5.so",)  # type: ignore[union-attr]
+    assert mkl.provenance.kind == "wheel" and mkl.provenance.packages[0].name == "mkl"
+    # One real file per soname: upstream ships .so, .so.2 (and more) as full copies.
+    with zipfile.ZipFile(_cached(mkl)) as upstream:
+        upstream_libs = [i for i in upstream.infolist() if "/lib/libmkl_" in i.filename]
+    assert len(upstream_libs) > len([n for n in libs if n.startswith("libmkl_")])
