@@ -1050,8 +1050,8 @@ def _parse_control(text: str) -> dict[str, str]:
     return fields
 
 
-class DebArchive:
-    """A Debian binary package; the payload is ``data.tar.*``."""
+class _FileArchive:
+    """What every kind shares: the package's path (what errors name)."""
 
     def __init__(self, path: str):
         self._path = path
@@ -1059,6 +1059,10 @@ class DebArchive:
     @property
     def path(self) -> str:
         return self._path
+
+
+class DebArchive(_FileArchive):
+    """A Debian binary package; the payload is ``data.tar.*``."""
 
     def info(self) -> PackageInfo:
         try:
@@ -1265,15 +1269,8 @@ def _cpio_members(src: _Source, archive: str) -> Iterator[tuple[Member, IO[bytes
     _drain_zeros(src, "cpio archive")
 
 
-class RpmArchive:
+class RpmArchive(_FileArchive):
     """An RPM package; the payload is the (compressed) cpio archive."""
-
-    def __init__(self, path: str):
-        self._path = path
-
-    @property
-    def path(self) -> str:
-        return self._path
 
     def info(self) -> PackageInfo:
         try:
@@ -1365,15 +1362,8 @@ def _zip_read_small(zf: zipfile.ZipFile, name: str, limit: int = 1 << 20) -> byt
     return zf.read(info)
 
 
-class WheelArchive:
+class WheelArchive(_FileArchive):
     """A wheel (zip); the payload is every member."""
-
-    def __init__(self, path: str):
-        self._path = path
-
-    @property
-    def path(self) -> str:
-        return self._path
 
     def info(self) -> PackageInfo:
         try:
@@ -1476,20 +1466,13 @@ def _conda_info(members: Iterator[tuple[Member, IO[bytes] | None]]) -> PackageIn
     )
 
 
-class CondaArchive:
+class CondaArchive(_FileArchive):
     """A ``.conda`` package: a zip holding ``info-*.tar.zst`` and ``pkg-*.tar.zst``.
 
     The payload is the ``pkg`` component. The outer zip's names pass the same name
     checks as members (an unsafe one is an UnsafeArchiveError naming it) and must hold
     exactly one component of each kind.
     """
-
-    def __init__(self, path: str):
-        self._path = path
-
-    @property
-    def path(self) -> str:
-        return self._path
 
     def _component(self, zf: zipfile.ZipFile, which: str) -> zipfile.ZipInfo:
         state = CheckState(_OUTER_LIMITS)
@@ -1531,19 +1514,12 @@ class CondaArchive:
             raise SourceError(self._path, _describe(e)) from e
 
 
-class CondaTarBz2Archive:
+class CondaTarBz2Archive(_FileArchive):
     """A conda ``.tar.bz2`` package; the payload is everything but ``info/``.
 
     The ``info/`` members are not yielded, but every member, ``info/`` included, is
     checked (with the default limits) so that no unsafe member is ever skipped silently.
     """
-
-    def __init__(self, path: str):
-        self._path = path
-
-    @property
-    def path(self) -> str:
-        return self._path
 
     def _tar(self, f: IO[bytes]) -> Iterator[tuple[Member, IO[bytes] | None]]:
         return _tar_members(_decompressed(f, "bzip2"), self._path, "tar.bz2")
