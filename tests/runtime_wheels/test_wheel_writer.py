@@ -722,17 +722,17 @@ def test_failed_validation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 def test_interrupt_mid_write_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = wheel_module._write_entry
+    real = wheel_module._entry_bytes
     calls = 0
 
-    def interrupted(*args: Any) -> tuple[str, str, str]:
+    def interrupted(*args: Any) -> bytes:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(wheel_module, "_write_entry", interrupted)
+    monkeypatch.setattr(wheel_module, "_entry_bytes", interrupted)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         write_wheel(data_plan(), out)
@@ -982,3 +982,54 @@ def test_validate_bad_file_names_and_files(good: Path, tmp_path: Path) -> None:
 
 if __name__ == "__main__":
     _child(sys.argv[1:])
+
+
+def _big_plan(tmp_path: Path) -> WheelPlan:
+    """A member spanning many deflate blocks (repetitive and random parts)."""
+    data = (b"nativelib " * 50_000) + os.urandom(300_000) + (b"\0" * 400_000)
+    return WheelPlan(
+        name="nativelib-big",
+        version="1.0",
+        tag="py3-none-any",
+        summary="big",
+        files=(
+            WheelFile("nativelib.prefix/lib/libbig.so.1", data=data),
+            WheelFile("x/empty", data=b""),
+        ),
+    )
+
+
+def test_block_parallel_deflate_round_trips(tmp_path: Path) -> None:
+    plan = _big_plan(tmp_path)
+    assert len(plan.files[0].data or b"") > 4 * wheel_module._BLOCK
+    path = write_wheel(plan, tmp_path / "out")
+    validate_wheel(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.testzip() is None
+        assert zf.read("nativelib.prefix/lib/libbig.so.1") == plan.files[0].data
+        assert zf.read("x/empty") == b""
+        assert zf.getinfo("x/empty").external_attr >> 16 == 0o100644
+
+
+def test_output_does_not_depend_on_thread_count(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _big_plan(tmp_path)
+    digests = []
+    for i, cpus in enumerate((1, 8)):
+        monkeypatch.setattr(os, "cpu_count", lambda cpus=cpus: cpus)
+        digests.append(
+            hashlib.sha256(write_wheel(plan, tmp_path / f"o{i}").read_bytes()).hexdigest()
+        )
+    assert digests[0] == digests[1]
+
+
+def test_zipfile_fallback_for_zip64_sized_wheels(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    plan = _big_plan(tmp_path)
+    monkeypatch.setattr(wheel_module, "_fits_raw", lambda entries: False)
+    path = write_wheel(plan, tmp_path / "out")
+    validate_wheel(path)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.read("nativelib.prefix/lib/libbig.so.1") == plan.files[0].data

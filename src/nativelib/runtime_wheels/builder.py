@@ -15,6 +15,7 @@ import fnmatch
 import hashlib
 import os
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -179,7 +180,13 @@ def plan_build(
         list(source.license_files) if source and source.license_files else _DEFAULT_LICENSES
     )
     patterns += license_globs
-    unpacked = [_unpack(inp, workdir / f"pkg{i}", patterns) for i, inp in enumerate(inputs)]
+    # Each package is decompressed on its own thread (lzma, bz2 and zlib release the GIL).
+    with ThreadPoolExecutor(max_workers=min(len(inputs), os.cpu_count() or 1)) as pool:
+        unpacked = list(
+            pool.map(
+                lambda i: _unpack(inputs[i], workdir / f"pkg{i}", patterns), range(len(inputs))
+            )
+        )
 
     # Every real ELF file, by soname (or by file name when it has none).
     found: dict[str, list[tuple[Path, str, ElfInfo]]] = {}

@@ -36,13 +36,17 @@ import os
 import re
 import secrets
 import stat
+import struct
 import time
 import unicodedata
 import zipfile
 import zlib
+from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from installer.sources import WheelFile as _InstallerWheelFile
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
@@ -571,6 +575,152 @@ def _write_entry(zf: zipfile.ZipFile, entry: _Entry, date_time: DateTime) -> tup
     return (entry.arcname, f"sha256={_urlsafe_digest(sha.digest())}", str(entry.size))
 
 
+#: Members are deflated in blocks of this size on a thread pool (zlib releases the GIL).
+#: Each block is primed with the 32 KiB before it and sync-flushed; only the last one is
+#: final, so the blocks form one deflate stream, and the bytes do not depend on the
+#: number of threads.
+_BLOCK = 1 << 18
+_DEFLATE_WINDOW = 1 << 15
+#: Wheels that would need ZIP64 (a member or the whole file near 4 GiB, or 65535
+#: members) are written through zipfile instead, one thread.
+_RAW_LIMIT = 0xFFFFFFFF - (1 << 24)
+_LOCAL = struct.Struct("<4s5H3I2H")
+_CENTRAL = struct.Struct("<4s6H3I5H2I")
+_END = struct.Struct("<4s4H2IH")
+
+
+def _deflate_block(data: memoryview, start: int, end: int) -> bytes:
+    if start:
+        dictionary = bytes(data[max(0, start - _DEFLATE_WINDOW) : start])
+        c = zlib.compressobj(
+            COMPRESSLEVEL, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary
+        )
+    else:
+        c = zlib.compressobj(COMPRESSLEVEL, zlib.DEFLATED, -15)
+    out = c.compress(data[start:end])
+    return out + c.flush(zlib.Z_FINISH if end == len(data) else zlib.Z_SYNC_FLUSH)
+
+
+def _entry_bytes(entry: _Entry) -> bytes:
+    """The content of an entry, checked against the size it had when the plan was checked."""
+    if entry.data is not None:
+        return entry.data
+    assert entry.file is not None and entry.file.source is not None
+    fd, _ = _open_source(entry.file)
+    parts = []
+    written = 0
+    try:
+        while chunk := os.read(fd, min(_CHUNK, entry.size - written + 1)):
+            written += len(chunk)
+            parts.append(chunk)
+            if written > entry.size:
+                break
+    finally:
+        os.close(fd)
+    if written != entry.size:
+        raise WheelError(
+            str(entry.file.source),
+            f"source of {entry.arcname!r} changed while the wheel was written: it had"
+            f" {entry.size} bytes when checked and "
+            + ("has more now" if written > entry.size else f"{written} when read"),
+        )
+    return b"".join(parts)
+
+
+class _RawZip:
+    """Writes members that are already deflated (no ZIP64: see ``_RAW_LIMIT``)."""
+
+    def __init__(self, fh: IO[bytes], date_time: DateTime) -> None:
+        self._fh = fh
+        self._offset = 0
+        self._central: list[bytes] = []
+        y, mo, d, h, mi, sec = date_time
+        self._time = (h << 11) | (mi << 5) | (sec // 2)
+        self._date = ((y - 1980) << 9) | (mo << 5) | d
+
+    def add(self, name: str, deflated: bytes, crc: int, size: int, mode: int) -> None:
+        raw = name.encode("utf-8")
+        flags = 0 if name.isascii() else 0x800  # the name is UTF-8
+        head = (20, flags, zipfile.ZIP_DEFLATED, self._time, self._date, crc, len(deflated), size)
+        self._fh.write(_LOCAL.pack(b"PK\x03\x04", *head, len(raw), 0) + raw)
+        self._fh.write(deflated)
+        self._central.append(
+            _CENTRAL.pack(
+                b"PK\x01\x02",
+                (_CREATE_SYSTEM_UNIX << 8) | 20,
+                *head,
+                len(raw),
+                0,
+                0,
+                0,
+                0,
+                mode << 16,
+                self._offset,
+            )
+            + raw
+        )
+        self._offset += _LOCAL.size + len(raw) + len(deflated)
+
+    def close(self) -> None:
+        directory = b"".join(self._central)
+        n = len(self._central)
+        self._fh.write(directory)
+        self._fh.write(_END.pack(b"PK\x05\x06", 0, 0, n, n, len(directory), self._offset, 0))
+
+
+#: How far ahead of the writer the deflating may run (bytes of member data in memory).
+_AHEAD = 64 << 20
+
+
+def _write_raw(fh: IO[bytes], entries: list[_Entry], record: str, date_time: DateTime) -> None:
+    """All entries, then RECORD: deflated on a thread pool, up to ``_AHEAD`` bytes ahead of
+    the writer, and written in order; hashing overlaps the deflating."""
+    zf = _RawZip(fh, date_time)
+    rows: list[tuple[str, str, str]] = []
+    pending: deque[tuple[_Entry, bytes, list[Future[bytes]]]] = deque()
+    ahead = 0
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+
+        def submit(entry: _Entry, data: bytes) -> None:
+            nonlocal ahead
+            view = memoryview(data)
+            starts = range(0, len(data), _BLOCK) if data else range(1)
+            blocks = [
+                pool.submit(_deflate_block, view, start, min(start + _BLOCK, len(data)))
+                for start in starts
+            ]
+            pending.append((entry, data, blocks))
+            ahead += len(data)
+
+        def write_next() -> None:
+            nonlocal ahead
+            entry, data, blocks = pending.popleft()
+            digest = _urlsafe_digest(hashlib.sha256(data).digest())
+            crc = zlib.crc32(data)
+            executable = entry.file.executable if entry.file is not None else False
+            mode = _EXEC_MODE if executable else _FILE_MODE
+            zf.add(entry.arcname, b"".join(f.result() for f in blocks), crc, len(data), mode)
+            rows.append((entry.arcname, f"sha256={digest}", str(len(data))))
+            ahead -= len(data)
+
+        for entry in entries:
+            submit(entry, _entry_bytes(entry))
+            while ahead > _AHEAD:
+                write_next()
+        while pending:
+            write_next()
+        rows.append((record, "", ""))
+        data = _record_bytes(rows)
+        submit(_Entry(record, None, data, len(data)), data)
+        write_next()
+    zf.close()
+
+
+def _fits_raw(entries: list[_Entry]) -> bool:
+    total = sum(e.size for e in entries)
+    return len(entries) < 65000 and total < _RAW_LIMIT // 2
+
+
 def _record_bytes(rows: Iterable[tuple[str, str, str]]) -> bytes:
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=",", quotechar='"', lineterminator="\n")
@@ -633,12 +783,15 @@ def write_wheel(plan: WheelPlan, out_dir: Path, *, source_date_epoch: int | None
         ) from e
     try:
         with os.fdopen(fd, "w+b") as fh:
-            with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
-                rows = [_write_entry(zf, entry, date_time) for entry in entries]
-                record = f"{plan.dist_info}/RECORD"
-                rows.append((record, "", ""))
-                data = _record_bytes(rows)
-                _write_entry(zf, _Entry(record, None, data, len(data)), date_time)
+            record = f"{plan.dist_info}/RECORD"
+            if _fits_raw(entries):
+                _write_raw(fh, entries, record, date_time)
+            else:
+                with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
+                    rows = [_write_entry(zf, entry, date_time) for entry in entries]
+                    rows.append((record, "", ""))
+                    data = _record_bytes(rows)
+                    _write_entry(zf, _Entry(record, None, data, len(data)), date_time)
             fh.flush()
             os.fsync(fh.fileno())
         try:
