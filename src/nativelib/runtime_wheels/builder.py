@@ -108,9 +108,15 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _wanted(source: Source | None) -> list[str]:
-    """The members worth extracting: shared objects, and the source's headers and licences."""
-    globs = ["*.so", "*.so.*"]
+def _wanted(recipe: Recipe, source: Source | None) -> list[str]:
+    """The members worth extracting: the recipe's shared objects, headers and licences.
+
+    A library's file name starts with its soname's stem (``libstdc++.so.6.0.30`` for
+    ``libstdc++.so.6``, ``libmkl_core.so.2`` for ``libmkl_*.so.2``), so only files named
+    like that are extracted: the other shared objects of a package (intel-openmp ships
+    ~100 MB of them) are checked but never written. Every member is checked either way.
+    """
+    globs = [f"{soname.split('.so', 1)[0]}.so*" for soname in recipe.sonames]
     if source is not None:
         globs += list(source.license_files) + list(source.headers)
     return globs
@@ -175,7 +181,7 @@ def plan_build(
     if not inputs:
         raise BuildError(name, "no upstream packages to build from")
     workdir.mkdir(parents=True, exist_ok=True)
-    patterns = _wanted(source)
+    patterns = _wanted(recipe, source)
     license_globs = (
         list(source.license_files) if source and source.license_files else _DEFAULT_LICENSES
     )
