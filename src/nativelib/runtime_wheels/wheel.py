@@ -542,36 +542,45 @@ def _urlsafe_digest(digest: bytes) -> str:
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
-def _write_entry(zf: zipfile.ZipFile, entry: _Entry, date_time: DateTime) -> tuple[str, str, str]:
-    """Write one entry, hashing what is written; return its RECORD row."""
-    executable = entry.file.executable if entry.file is not None else False
-    info = _zipinfo(entry.arcname, date_time, executable, entry.size)
-    sha = hashlib.sha256()
-    with zf.open(info, "w") as out:
-        if entry.data is not None:
-            sha.update(entry.data)
-            out.write(entry.data)
-            written = len(entry.data)
-        else:
-            assert entry.file is not None and entry.file.source is not None
-            fd, _ = _open_source(entry.file)
-            written = 0
-            try:
-                while chunk := os.read(fd, min(_CHUNK, entry.size - written + 1)):
-                    written += len(chunk)
-                    if written > entry.size:
-                        break
-                    sha.update(chunk)
-                    out.write(chunk)
-            finally:
-                os.close(fd)
+def _entry_chunks(entry: _Entry) -> Iterator[bytes]:
+    """The content of an entry in chunks, checked against the size it had when the plan
+    was checked (a source that grew or shrank since is an error)."""
+    if entry.data is not None:
+        yield entry.data
+        return
+    assert entry.file is not None and entry.file.source is not None
+    fd, _ = _open_source(entry.file)
+    written = 0
+    try:
+        while chunk := os.read(fd, min(_CHUNK, entry.size - written + 1)):
+            written += len(chunk)
+            if written > entry.size:
+                break
+            yield chunk
+    finally:
+        os.close(fd)
     if written != entry.size:
         raise WheelError(
-            str(entry.file.source if entry.file else entry.arcname),
+            str(entry.file.source),
             f"source of {entry.arcname!r} changed while the wheel was written: it had"
             f" {entry.size} bytes when checked and "
             + ("has more now" if written > entry.size else f"{written} when read"),
         )
+
+
+def _entry_bytes(entry: _Entry) -> bytes:
+    return entry.data if entry.data is not None else b"".join(_entry_chunks(entry))
+
+
+def _write_entry(zf: zipfile.ZipFile, entry: _Entry, date_time: DateTime) -> tuple[str, str, str]:
+    """Write one entry through zipfile (the ZIP64 path), hashing what is written."""
+    executable = entry.file.executable if entry.file is not None else False
+    info = _zipinfo(entry.arcname, date_time, executable, entry.size)
+    sha = hashlib.sha256()
+    with zf.open(info, "w") as out:
+        for chunk in _entry_chunks(entry):
+            sha.update(chunk)
+            out.write(chunk)
     return (entry.arcname, f"sha256={_urlsafe_digest(sha.digest())}", str(entry.size))
 
 
@@ -599,32 +608,6 @@ def _deflate_block(data: memoryview, start: int, end: int) -> bytes:
         c = zlib.compressobj(COMPRESSLEVEL, zlib.DEFLATED, -15)
     out = c.compress(data[start:end])
     return out + c.flush(zlib.Z_FINISH if end == len(data) else zlib.Z_SYNC_FLUSH)
-
-
-def _entry_bytes(entry: _Entry) -> bytes:
-    """The content of an entry, checked against the size it had when the plan was checked."""
-    if entry.data is not None:
-        return entry.data
-    assert entry.file is not None and entry.file.source is not None
-    fd, _ = _open_source(entry.file)
-    parts = []
-    written = 0
-    try:
-        while chunk := os.read(fd, min(_CHUNK, entry.size - written + 1)):
-            written += len(chunk)
-            parts.append(chunk)
-            if written > entry.size:
-                break
-    finally:
-        os.close(fd)
-    if written != entry.size:
-        raise WheelError(
-            str(entry.file.source),
-            f"source of {entry.arcname!r} changed while the wheel was written: it had"
-            f" {entry.size} bytes when checked and "
-            + ("has more now" if written > entry.size else f"{written} when read"),
-        )
-    return b"".join(parts)
 
 
 class _RawZip:
