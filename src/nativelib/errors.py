@@ -15,8 +15,11 @@ __all__ = [
     "ManifestError",
     "NativeLibError",
     "NotElfError",
+    "RuntimeConflict",
+    "RuntimeNotFound",
     "SourceError",
     "UnsafeArchiveError",
+    "UnsafeRuntimePath",
     "WheelError",
 ]
 
@@ -123,4 +126,48 @@ class BuildError(_AboutError):
 
     @property
     def runtime(self) -> str:
+        return self.subject
+
+
+class RuntimeConflict(NativeLibError):
+    """The process already holds a copy of a runtime library that does not provide what
+    is needed, and loading a second copy would give two in one process.
+
+    ``soname``, ``loaded`` (the path of the copy in the process), ``wanted`` (the path
+    nativelib would have loaded), ``missing`` (version nodes the loaded copy lacks) and
+    ``hint`` are attributes.
+    """
+
+    def __init__(
+        self, soname: str, loaded: str, wanted: str, missing: tuple[str, ...], hint: str
+    ) -> None:
+        super().__init__(
+            f"{soname}: the process already holds {loaded!r}, which lacks "
+            f"{', '.join(missing)} (provided by {wanted!r}); loading that one as well would "
+            f"put two copies of {soname} in one process. hint: {hint}"
+        )
+        self.soname = soname
+        self.loaded = loaded
+        self.wanted = wanted
+        self.missing = missing
+        self.hint = hint
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.soname, self.loaded, self.wanted, self.missing, self.hint))
+
+
+class RuntimeNotFound(_AboutError):
+    """A runtime distribution is not installed in any site directory on ``sys.path``."""
+
+    @property
+    def runtime(self) -> str:
+        return self.subject
+
+
+class UnsafeRuntimePath(_AboutError):
+    """A runtime library path that must not be loaded (writable by others, foreign owner,
+    outside its prefix); ``path`` names it."""
+
+    @property
+    def path(self) -> str:
         return self.subject

@@ -98,6 +98,14 @@ class Manifest:
     provenance: Provenance
     platform_tag: str
     headers: tuple[str, ...] = ()
+    preload: tuple[str, ...] = ()  # the sonames the loader preloads; () means all
+
+    @property
+    def to_preload(self) -> tuple[str, ...]:
+        """The sonames to preload, in load order."""
+        wanted = set(self.preload) if self.preload else None
+        return tuple(s for s in self.load_order if wanted is None or s in wanted)
+
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
@@ -128,6 +136,7 @@ class Manifest:
                 for lib in self.libraries
             ],
             "load_order": list(self.load_order),
+            "preload": list(self.preload),
             "headers": list(self.headers),
             "dependencies": [{"name": d.name, "specifier": d.specifier} for d in self.dependencies],
             "provenance": {
@@ -250,12 +259,15 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         ),
         platform_tag=r.str_(doc, "platform_tag", "manifest"),
         headers=r.strs(doc, "headers", "manifest"),
+        preload=r.strs(doc, "preload", "manifest"),
     )
     sonames = [lib.soname for lib in manifest.libraries]
     if len(set(sonames)) != len(sonames):
         raise r.fail("a soname is listed twice")
     if sorted(manifest.load_order) != sorted(sonames):
         raise r.fail("load_order must list every library's soname exactly once")
+    if not set(manifest.preload) <= set(sonames):
+        raise r.fail("preload names a soname that is not one of the libraries")
     for entry in manifest.libraries:
         if entry.file != f"lib/{entry.soname}":
             raise r.fail(

@@ -22,6 +22,7 @@ from nativelib.prefix import parse_manifest
 from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build
 from nativelib.runtime_wheels.catalog import Catalog, parse_catalog
 from nativelib.runtime_wheels.wheel import validate_wheel
+from nativelib_testing import make_deb
 
 pytestmark = pytest.mark.skipif(
     shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed"
@@ -39,30 +40,6 @@ def _cc(out: Path, source: str, *args: str) -> None:
     src = out.with_suffix(".c")
     src.write_text(source)
     subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(out), str(src), *args], check=True)
-
-
-def _deb(dest: Path, package: str, version: str, files: dict[str, Path | str]) -> Path:
-    """A real .deb made with dpkg-deb; a str value is a symlink target."""
-    root = dest / f"{package}-root"
-    (root / "DEBIAN").mkdir(parents=True)
-    (root / "DEBIAN/control").write_text(
-        f"Package: {package}\nVersion: {version}\nArchitecture: amd64\n"
-        "Maintainer: test <t@example.org>\nDescription: test package\n"
-    )
-    for name, what in files.items():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(what, str):
-            target.symlink_to(what)
-        else:
-            shutil.copyfile(what, target)
-    out = dest / f"{package}_{version}_amd64.deb"
-    subprocess.run(
-        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
-        check=True,
-        capture_output=True,
-    )
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -92,14 +69,14 @@ def debs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     (libs / "copyright").write_text("Copyright: the foo authors\nLicense: MIT\n")
     lib = "usr/lib/x86_64-linux-gnu"
     return {
-        "foo": _deb(d, "libfoo1", "1.2.3-4+deb12u1", {
+        "foo": make_deb(d, "libfoo1", "1.2.3-4+deb12u1", {
             f"{lib}/libfoo.so.1.2.3": libs / "libfoo.so.1.2.3",
             f"{lib}/libfoo.so.1": "libfoo.so.1.2.3",
             "usr/share/doc/libfoo1/copyright": libs / "copyright",
         }),
-        "bar": _deb(d, "libbar1", "1.2.3-4", {f"{lib}/libbar.so.1": libs / "libbar.so.1"}),
-        "qux": _deb(d, "libqux1", "0.1-1", {f"{lib}/libqux.so.1": libs / "libqux.so.1"}),
-        "nolicence": _deb(d, "libfoo1-nolic", "1.2.3-4", {f"{lib}/libfoo.so.1": libs / "libfoo.so.1.2.3"}),
+        "bar": make_deb(d, "libbar1", "1.2.3-4", {f"{lib}/libbar.so.1": libs / "libbar.so.1"}),
+        "qux": make_deb(d, "libqux1", "0.1-1", {f"{lib}/libqux.so.1": libs / "libqux.so.1"}),
+        "nolicence": make_deb(d, "libfoo1-nolic", "1.2.3-4", {f"{lib}/libfoo.so.1": libs / "libfoo.so.1.2.3"}),
     }  # fmt: skip
 
 
@@ -290,7 +267,7 @@ def test_cli_build_from_local_debs(
     host = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1"))
     if not host.exists():
         pytest.skip("no host libgomp")
-    gomp = _deb(tmp_path, "libgomp1", "12.2.0-14", {
+    gomp = make_deb(tmp_path, "libgomp1", "12.2.0-14", {
         f"usr/lib/x86_64-linux-gnu/{host.name}": host,
         "usr/lib/x86_64-linux-gnu/libgomp.so.1": host.name,
         "usr/share/doc/libgomp1/copyright": debs["foo"],  # any file: only its presence matters
@@ -402,7 +379,7 @@ def test_two_builds_at_once_share_cache_and_output(debs: dict[str, Path], tmp_pa
         pytest.skip("no host libgomp")
     served = tmp_path / "served"
     served.mkdir()
-    deb = _deb(served, "libgomp1", "12.2.0-14", {
+    deb = make_deb(served, "libgomp1", "12.2.0-14", {
         f"usr/lib/x86_64-linux-gnu/{host.name}": host,
         "usr/share/doc/libgomp1/copyright": debs["foo"],
     })  # fmt: skip

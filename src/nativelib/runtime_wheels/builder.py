@@ -391,6 +391,7 @@ def _plan(
         provenance=provenance,
         platform_tag=tag.split("-", 2)[2],
         headers=tuple(sorted(headers)),
+        preload=recipe.preload,
     )
     files.append(
         WheelFile(f"{PREFIX_DIRNAME}/{manifest.filename}", data=manifest.to_json().encode())

@@ -106,6 +106,7 @@ class Recipe:
     pin_depends_to_own_version: bool
     sources: tuple[Source, ...]
     default_source: str
+    preload: tuple[str, ...] = ()  # what the loader preloads; () means every library
     where: str = field(default="", compare=False)
 
     def owns(self, soname: str) -> bool:
@@ -311,6 +312,7 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
         license_expression=doc.get("license-expression", str, None),
         pin_depends_to_own_version=doc.get("pin-depends-to-own-version", bool, False),
         sources=sources,
+        preload=doc.strings("preload", ()),
         default_source=doc.get("default-source", str, names[0] if names else ""),
         where=where,
     )
@@ -324,6 +326,9 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
     for soname in implicit:
         if not recipe.owns(soname):
             raise doc._fail(f"implicit-needs names {soname!r}, which it does not own")
+    for soname in recipe.preload:
+        if not recipe.owns(soname) or any(c in soname for c in "*?["):
+            raise doc._fail(f"preload names {soname!r}, which is not one of its sonames")
     return recipe
 
 

@@ -1,0 +1,167 @@
+"""Shared test support: real packages, real runtime wheels, real environments.
+
+- ``make_deb``: a .deb made with dpkg-deb.
+- ``host_runtime_wheels``: nativelib-cxx14 and nativelib-gomp built by ``nativelib build``
+  from debs holding this host's own GCC runtime libraries (offline).
+- ``Env``: a Python environment with pynativelib importable and runtime wheels installed
+  with pip in one of the layouts users have: a venv, ``--user``, ``--target``, ``--prefix``.
+- ``compile_extension``: a real extension module compiled with g++.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parent.parent / "src"
+HOST_LIBDIR = Path("/usr/lib/x86_64-linux-gnu")
+
+
+def make_deb(dest: Path, package: str, version: str, files: dict[str, Path | str]) -> Path:
+    """A real .deb made with dpkg-deb; a str value is a symlink target."""
+    root = dest / f"{package}-root"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN/control").write_text(
+        f"Package: {package}\nVersion: {version}\nArchitecture: amd64\n"
+        "Maintainer: test <t@example.org>\nDescription: test package\n"
+    )
+    for name, what in files.items():
+        target = root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(what, str):
+            target.symlink_to(what)
+        else:
+            shutil.copyfile(what, target)
+    out = dest / f"{package}_{version}_amd64.deb"
+    subprocess.run(
+        ["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return out
+
+
+def _host(soname: str) -> Path:
+    return Path(os.path.realpath(HOST_LIBDIR / soname))
+
+
+def host_runtime_wheels(dest: Path) -> list[Path]:
+    """nativelib-cxx14 and nativelib-gomp from this host's libraries, via real debs."""
+    from nativelib.cli import main  # noqa: PLC0415 (test helper: import when used)
+
+    debs = dest / "debs"
+    debs.mkdir(parents=True)
+    copyright_file = debs / "copyright"
+    copyright_file.write_text("GCC RUNTIME LIBRARY EXCEPTION, test copy\n")
+    lib = "usr/lib/x86_64-linux-gnu"
+    cxx = [
+        make_deb(debs, "libstdc++6", "12.2.0-14", {
+            f"{lib}/{_host('libstdc++.so.6').name}": _host("libstdc++.so.6"),
+            f"{lib}/libstdc++.so.6": _host("libstdc++.so.6").name,
+            "usr/share/doc/libstdc++6/copyright": copyright_file,
+        }),
+        make_deb(debs, "libgcc-s1", "12.2.0-14", {f"{lib}/libgcc_s.so.1": _host("libgcc_s.so.1")}),
+        make_deb(debs, "libatomic1", "12.2.0-14", {f"{lib}/{_host('libatomic.so.1').name}": _host("libatomic.so.1")}),
+    ]  # fmt: skip
+    gomp = [
+        make_deb(debs, "libgomp1", "12.2.0-14", {
+            f"{lib}/{_host('libgomp.so.1').name}": _host("libgomp.so.1"),
+            "usr/share/doc/libgomp1/copyright": copyright_file,
+        })
+    ]  # fmt: skip
+    out = dest / "wheelhouse"
+    for runtime, packages in (("cxx14", cxx), ("gomp", gomp)):
+        argv = ["build", runtime, "-o", str(out)]
+        for deb in packages:
+            argv += ["--from", f"deb:{deb}"]
+        if main(argv) != 0:
+            raise RuntimeError(f"building {runtime} from host libraries failed")
+    return sorted(out.glob("*.whl"))
+
+
+@dataclass
+class Env:
+    """A Python environment in a layout, with pynativelib importable (from src/)."""
+
+    root: Path
+    layout: str  # "venv" | "user" | "target" | "prefix"
+    python: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    site: Path = Path()
+
+    def __post_init__(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        base = {
+            k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "NATIVELIB", "LD_"))
+        }
+        py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        if self.layout == "venv":
+            subprocess.run([sys.executable, "-m", "venv", str(self.root / "venv")], check=True)
+            self.python = str(self.root / "venv/bin/python")
+            self.site = self.root / "venv/lib" / py / "site-packages"
+            (self.site / "pynativelib-src.pth").write_text(f"{SRC}\n")
+            self.env = base
+        else:
+            self.python = sys._base_executable  # type: ignore[attr-defined]
+            self.env = {**base, "PYTHONPATH": str(SRC), "PYTHONNOUSERSITE": "1"}
+            if self.layout == "user":
+                self.env["PYTHONUSERBASE"] = str(self.root / "userbase")
+                del self.env["PYTHONNOUSERSITE"]
+                self.site = self.root / "userbase/lib" / py / "site-packages"
+            elif self.layout == "target":
+                self.site = self.root / "target"
+                self.env["PYTHONPATH"] = f"{self.site}{os.pathsep}{SRC}"
+            elif self.layout == "prefix":
+                self.site = self.root / "prefix/lib" / py / "site-packages"
+                self.env["PYTHONPATH"] = f"{self.site}{os.pathsep}{SRC}"
+            else:
+                raise ValueError(self.layout)
+
+    def install(self, *wheels: Path) -> None:
+        args = [
+            self.python,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-index",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ]
+        if self.layout == "user":
+            args.append("--user")
+        elif self.layout == "target":
+            args += ["--target", str(self.site)]
+        elif self.layout == "prefix":
+            args += ["--prefix", str(self.root / "prefix")]
+        subprocess.run([*args, *map(str, wheels)], check=True, env=self.env)
+
+    def run(
+        self,
+        code: str,
+        *args: str,
+        cwd: Path | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [self.python, "-c", code, *args], capture_output=True, text=True,
+            env={**self.env, **(extra_env or {})}, cwd=cwd or self.root,
+        )  # fmt: skip
+
+
+def compile_extension(dest: Path, name: str, source: str, *flags: str) -> Path:
+    """A real CPython extension module ``name`` built with g++ from C++ ``source``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    src = dest / f"{name}.cpp"
+    src.write_text(source)
+    out = dest / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    include = sysconfig.get_paths()["include"]
+    subprocess.run(
+        ["g++", "-shared", "-fPIC", "-O1", f"-I{include}", "-o", str(out), str(src), *flags],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return out

@@ -1,0 +1,278 @@
+"""nativelib.load: real environments, real runtime wheels, real compiled extensions.
+
+The runtime wheels here are built by ``nativelib build`` from debs holding this host's own
+GCC runtime libraries (offline); the network tests use the real Debian and PyPI ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from nativelib.elf import read_elf
+from nativelib_testing import SRC, Env, compile_extension, host_runtime_wheels
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("dpkg-deb") is None or shutil.which("g++") is None,
+    reason="needs dpkg-deb and g++ to build runtime wheels and extensions",
+)
+
+EXT = r"""
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <omp.h>
+#include <stdexcept>
+#include <string>
+
+static PyObject *compute(PyObject *, PyObject *args) {
+    long n;
+    if (!PyArg_ParseTuple(args, "l", &n)) return NULL;
+    std::string label = "sum of squares";
+    long long total = 0;
+#pragma omp parallel for reduction(+ : total)
+    for (long i = 1; i <= n; ++i) total += (long long)i * i;
+    try {
+        throw std::runtime_error(label);  // an exception crossing into libstdc++
+    } catch (const std::exception &e) {
+        label = std::string(e.what()) + "!";
+    }
+    return Py_BuildValue("(sLi)", label.c_str(), total, omp_get_max_threads());
+}
+
+static PyMethodDef methods[] = {{"compute", compute, METH_VARARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__ext(void) { return PyModule_Create(&module); }
+"""
+
+# Needs GLIBCXX_3.4.30 (GCC 12's condition_variable::wait), never called.
+EXT_CV = r"""
+#include <Python.h>
+#include <condition_variable>
+#include <mutex>
+
+void never_called(std::condition_variable &cv, std::unique_lock<std::mutex> &lock) { cv.wait(lock); }
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cv", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit__cv(void) { return PyModule_Create(&module); }
+"""
+
+PROBE = textwrap.dedent(
+    """
+    import json, sys
+    import nativelib
+    results = nativelib.load("cxx14", "gomp")
+    sys.path.insert(0, sys.argv[1])
+    import _ext
+    label, total, threads = _ext.compute(1000)
+    maps = {p[5].strip() for p in (l.split(None, 5) for l in open("/proc/self/maps")) if len(p) == 6}
+    libs = sorted(p for p in maps if "/libstdc++" in p or "/libgomp" in p)
+    print(json.dumps({"results": [[r.soname, r.path, r.how] for r in results],
+                      "label": label, "total": total, "threads": threads, "libs": libs}))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    return host_runtime_wheels(tmp_path_factory.mktemp("runtime-wheels"))
+
+
+@pytest.fixture(scope="module")
+def ext_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("ext")
+    ext = compile_extension(d, "_ext", EXT, "-fopenmp")
+    info = read_elf(ext)
+    assert {"libstdc++.so.6", "libgomp.so.1"} <= set(info.needed)
+    assert not info.rpath and not info.runpath
+    cv = compile_extension(d, "_cv", EXT_CV)
+    assert "GLIBCXX_3.4.30" in read_elf(cv).version_needs["libstdc++.so.6"]
+    return d
+
+
+def _probe(env: Env, ext_dir: Path, **extra_env: str) -> dict[str, object]:
+    proc = env.run(PROBE, str(ext_dir), extra_env=extra_env)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("layout", ["venv", "user", "target", "prefix"])
+def test_layouts_load_from_their_prefix(
+    layout: str, wheels: list[Path], ext_dir: Path, tmp_path: Path
+) -> None:
+    env = Env(tmp_path / layout, layout)
+    env.install(*wheels)
+    out = _probe(env, ext_dir)
+    prefix_lib = str(env.site / "nativelib.prefix/lib")
+    assert out["label"] == "sum of squares!" and out["total"] == 1000 * 1001 * 2001 // 6
+    # Exactly one libstdc++ and one libgomp, both the wheel's (the host's copies are the
+    # same files: "newest" keeps the wheel's unless the host's is strictly newer).
+    assert out["libs"] == [f"{prefix_lib}/libgomp.so.1", f"{prefix_lib}/libstdc++.so.6"]
+    hows = {soname: how for soname, _path, how in out["results"]}  # type: ignore[attr-defined]
+    assert hows["libstdc++.so.6"] == "loaded" and hows["libgomp.so.1"] == "loaded"
+    assert [r[0] for r in out["results"]][:2] == ["libgcc_s.so.1", "libstdc++.so.6"]  # type: ignore[index]
+
+
+def test_prefer_system_takes_the_host_copy(
+    wheels: list[Path], ext_dir: Path, tmp_path: Path
+) -> None:
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    out = _probe(env, ext_dir, NATIVELIB_PREFER="system")
+    assert all(p.startswith("/usr/lib/") for p in out["libs"])  # type: ignore[attr-defined]
+    assert len(out["libs"]) == 2  # type: ignore[arg-type]
+    assert {how for _s, _p, how in out["results"]} == {"host"}  # type: ignore[attr-defined]
+    bad = env.run(
+        "import nativelib; nativelib.load('gomp')", extra_env={"NATIVELIB_PREFER": "sometimes"}
+    )
+    assert bad.returncode != 0 and "NATIVELIB_PREFER='sometimes' is not one of" in bad.stderr
+
+
+def test_disable_and_not_installed(wheels: list[Path], tmp_path: Path) -> None:
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    off = env.run(
+        "import nativelib; print(nativelib.load('cxx14'))", extra_env={"NATIVELIB_DISABLE": "1"}
+    )
+    assert off.returncode == 0 and off.stdout.strip() == "[]"
+    missing = env.run("import nativelib; nativelib.load('cudart-cu12')")
+    assert missing.returncode != 0
+    assert (
+        "nativelib-cudart-cu12: not installed" in missing.stderr
+        and "pip install nativelib-cudart-cu12" in missing.stderr
+    )
+
+
+def test_reuse_of_an_equal_copy_and_load_for(
+    wheels: list[Path], ext_dir: Path, tmp_path: Path
+) -> None:
+    """The host's libstdc++ (Debian 12's, GCC 12.2) already loaded: it covers what the
+    extension needs (GLIBCXX_3.4.30), so it is reused, and no second copy appears."""
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    code = textwrap.dedent(
+        """
+        import ctypes, json, sys, nativelib
+        ctypes.CDLL("/usr/lib/x86_64-linux-gnu/libstdc++.so.6")
+        results = nativelib.load_for(sys.argv[1])
+        maps = {p[5].strip() for p in (l.split(None, 5) for l in open("/proc/self/maps")) if len(p) == 6}
+        print(json.dumps({"results": [[r.soname, r.path, r.how] for r in results],
+                          "libs": sorted(p for p in maps if "/libstdc++" in p)}))
+        """
+    )
+    proc = env.run(code, str(next(ext_dir.glob("_cv*.so"))))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert ["libstdc++.so.6", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30", "reused"] in out[
+        "results"
+    ]
+    assert out["libs"] == ["/usr/lib/x86_64-linux-gnu/libstdc++.so.6.0.30"]
+
+
+FAKE = r"""
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((constructor)) static void hijack(void) {
+    const char *marker = getenv("HIJACK_MARKER");
+    FILE *f = marker ? fopen(marker, "w") : NULL;
+    if (f) { fputs("hijacked\n", f); fclose(f); }
+}
+int fake_symbol(void) { return 42; }
+"""
+
+
+def test_hijack_attempts_never_load(wheels: list[Path], ext_dir: Path, tmp_path: Path) -> None:
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    fake_src = tmp_path / "fake.c"
+    fake_src.write_text(FAKE)
+    cwd, ld_dir, writable = tmp_path / "cwd", tmp_path / "ld", tmp_path / "writable"
+    for d in (cwd, ld_dir):
+        d.mkdir()
+        subprocess.run(
+            [
+                "gcc",
+                "-shared",
+                "-fPIC",
+                "-Wl,-soname,libstdc++.so.6",
+                "-o",
+                str(d / "libstdc++.so.6"),
+                str(fake_src),
+            ],
+            check=True,
+        )
+    # A world-writable directory on sys.path holding a complete-looking prefix, first.
+    prefix = writable / "nativelib.prefix"
+    shutil.copytree(env.site / "nativelib.prefix", prefix)
+    shutil.copyfile(ld_dir / "libstdc++.so.6", prefix / "lib/libstdc++.so.6")
+    for p in [writable, *writable.rglob("*")]:
+        if p.is_dir():
+            p.chmod(0o777)
+    marker = tmp_path / "HIJACKED"
+    code = textwrap.dedent(
+        """
+        import sys, warnings
+        sys.path.insert(0, "")
+        sys.path.insert(0, sys.argv[1])
+        import nativelib
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            results = nativelib.load("cxx14", "gomp")
+        sys.path.insert(0, sys.argv[2])
+        import _ext
+        assert _ext.compute(10)[1] == 385
+        print([str(w.message) for w in caught])
+        print([r.path for r in results])
+        """
+    )
+    proc = env.run(
+        code, str(writable), str(ext_dir), cwd=cwd,
+        extra_env={"LD_LIBRARY_PATH": str(ld_dir), "HIJACK_MARKER": str(marker)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), "a fake libstdc++ was loaded"
+    assert "writable by group or others" in proc.stdout  # the unsafe prefix was skipped, loudly
+    assert str(env.site) in proc.stdout.splitlines()[1]
+
+
+def test_threads_load_each_library_once(wheels: list[Path], tmp_path: Path) -> None:
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    code = textwrap.dedent(
+        """
+        import json, threading, nativelib
+        from nativelib import loader
+        barrier = threading.Barrier(16)
+        results = []
+        def worker():
+            barrier.wait()
+            results.append(tuple((r.soname, r.path, r.how) for r in nativelib.load("cxx14", "gomp")))
+        threads = [threading.Thread(target=worker) for _ in range(16)]
+        for t in threads: t.start()
+        for t in threads: t.join()
+        maps = {p[5].strip() for p in (l.split(None, 5) for l in open("/proc/self/maps")) if len(p) == 6}
+        print(json.dumps({"distinct": len(set(results)), "count": len(results), "handles": len(loader._handles),
+                          "libs": sorted(p for p in maps if "/libstdc++" in p or "/libgomp" in p or "/libgcc_s" in p)}))
+        """
+    )
+    proc = env.run(code)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["count"] == 16 and out["distinct"] == 1
+    assert out["handles"] == 4  # libgcc_s, libstdc++, libatomic, libgomp: each dlopened once
+    assert len(out["libs"]) == 3
+
+
+def test_import_nativelib_is_light() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", "import nativelib"],
+        capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(SRC)},
+    )  # fmt: skip
+    imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
+    for heavy in ("packaging", "resolvelib", "importlib.metadata", "ctypes", "typing", "json"):
+        assert heavy not in imported, f"import nativelib imports {heavy}"
