@@ -88,7 +88,7 @@ def parse(data: bytes | bytearray, name: str = "crafted.so") -> ElfInfo:
 
 def facts(info: ElfInfo) -> ElfInfo:
     """``info`` without its path, to compare what two reads found."""
-    return replace(info, path="")
+    return info._replace(path="")
 
 
 # --------------------------------------------------------------------------- exact facts

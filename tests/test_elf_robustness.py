@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Literal
@@ -148,7 +148,7 @@ def outcome(parse: object, data: bytes, name: str) -> tuple[object, ...]:
     except ElfError as e:
         assert e.reason and str(e).endswith(e.reason)
         return (type(e).__name__, e.reason)
-    return ("ok", replace(info, path=""))
+    return ("ok", info._replace(path=""))
 
 
 def check_one(data: bytes, name: str) -> tuple[object, ...]:
@@ -169,7 +169,7 @@ def check_one(data: bytes, name: str) -> tuple[object, ...]:
         assert info.path == name
         assert info.elf_class in (32, 64) and info.byte_order in ("little", "big")
         assert all(isinstance(s, str) for s in (*info.needed, *info.rpath, *info.runpath))
-        result = ("ok", replace(info, path=""))
+        result = ("ok", info._replace(path=""))
     elapsed = time.perf_counter() - start
     assert elapsed < CASE_LIMIT_S, f"{elapsed:.2f} s for one parse"
     assert outcome(parse_elf_stream, data, name) == result
@@ -185,7 +185,7 @@ def _prefix_lengths(sample: Sample) -> list[int]:
 
 
 def test_every_prefix(sample: Sample) -> None:
-    full = ("ok", replace(sample.info, path=""))
+    full = ("ok", sample.info._replace(path=""))
     lengths = _prefix_lengths(sample)
     parsed: list[int] = []
     worst = 0.0
@@ -258,7 +258,7 @@ def mutated(draw: st.DrawFn, sample: Sample) -> bytes:
 def _check_mutation(data: bytes, sample: Sample) -> None:
     result = check_one(data, sample.name)
     if result[0] == "ok":
-        event("parsed" + (" (same facts)" if result[1] == replace(sample.info, path="") else ""))
+        event("parsed" + (" (same facts)" if result[1] == sample.info._replace(path="") else ""))
     else:
         event(f"{result[0]}: {str(result[1]).split(' at ')[0].split(':')[0][:40]}")
 

@@ -22,13 +22,15 @@ import os
 import stat
 import struct
 import sys
-from array import array
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from itertools import compress
-from typing import IO, NamedTuple
 
+from nativelib._frozen import Frozen, setfield
 from nativelib.errors import ElfError, NotElfError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module runs at import time
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import IO
 
 __all__ = [
     "ElfInfo",
@@ -92,27 +94,53 @@ _MACHINE_NAMES = {
 _EM_PPC64 = 21
 
 
-class VersionNeed(NamedTuple):
-    """One version node an object needs from one of its dependencies."""
+class VersionNeed(tuple):  # type: ignore[type-arg]
+    """One version node an object needs from one of its dependencies: ``(name, weak)``."""
 
-    name: str
-    weak: bool = False
+    __slots__ = ()
+
+    def __new__(cls, name: str, weak: bool = False) -> VersionNeed:
+        return tuple.__new__(cls, (name, weak))
+
+    @property
+    def name(self) -> str:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def weak(self) -> bool:
+        return self[1]  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        return f"VersionNeed(name={self[0]!r}, weak={self[1]!r})"
 
 
-class VersionRequirement(NamedTuple):
-    """The version nodes an object needs from one file (one Elf_Verneed entry)."""
+class VersionRequirement(tuple):  # type: ignore[type-arg]
+    """The version nodes an object needs from one file (one Elf_Verneed entry):
+    ``(file, versions)``."""
 
-    file: str
-    versions: tuple[VersionNeed, ...]
+    __slots__ = ()
+
+    def __new__(cls, file: str, versions: tuple[VersionNeed, ...]) -> VersionRequirement:
+        return tuple.__new__(cls, (file, versions))
+
+    @property
+    def file(self) -> str:
+        return self[0]  # type: ignore[no-any-return]
+
+    @property
+    def versions(self) -> tuple[VersionNeed, ...]:
+        return self[1]  # type: ignore[no-any-return]
 
     @property
     def names(self) -> tuple[str, ...]:
-        return tuple(v.name for v in self.versions)
+        return tuple(v[0] for v in self[1])
+
+    def __repr__(self) -> str:
+        return f"VersionRequirement(file={self[0]!r}, versions={self[1]!r})"
 
 
-@dataclass(frozen=True)
-class ElfInfo:
-    """What one ELF object is, provides and needs.
+class ElfInfo(Frozen):
+    """What one ELF object is, provides and needs (immutable).
 
     ``path`` is the real path of the file (symlinks resolved), or ``WHEEL!member`` for a
     file read from inside a wheel. Lists keep file order; ``rpath`` and ``runpath`` are
@@ -120,6 +148,20 @@ class ElfInfo:
     empty element means the current directory to ld.so).
     """
 
+    __slots__ = (
+        "byte_order",
+        "elf_class",
+        "interpreter",
+        "machine",
+        "needed",
+        "path",
+        "rpath",
+        "runpath",
+        "soname",
+        "type",
+        "version_definitions",
+        "version_requirements",
+    )
     path: str
     elf_class: int
     byte_order: str
@@ -132,6 +174,34 @@ class ElfInfo:
     version_requirements: tuple[VersionRequirement, ...]
     version_definitions: tuple[str, ...]
     interpreter: str | None
+
+    def __init__(
+        self,
+        path: str,
+        elf_class: int,
+        byte_order: str,
+        machine: int,
+        type: int,
+        soname: str | None,
+        needed: tuple[str, ...],
+        rpath: tuple[str, ...],
+        runpath: tuple[str, ...],
+        version_requirements: tuple[VersionRequirement, ...],
+        version_definitions: tuple[str, ...],
+        interpreter: str | None,
+    ) -> None:
+        setfield(self, "path", path)
+        setfield(self, "elf_class", elf_class)
+        setfield(self, "byte_order", byte_order)
+        setfield(self, "machine", machine)
+        setfield(self, "type", type)
+        setfield(self, "soname", soname)
+        setfield(self, "needed", needed)
+        setfield(self, "rpath", rpath)
+        setfield(self, "runpath", runpath)
+        setfield(self, "version_requirements", version_requirements)
+        setfield(self, "version_definitions", version_definitions)
+        setfield(self, "interpreter", interpreter)
 
     @property
     def machine_name(self) -> str:
@@ -173,8 +243,9 @@ class _Changed(Exception):
     """Internal: the file became shorter while it was being read."""
 
 
-#: ``fetch(offset, length)``: up to ``length`` bytes at ``offset`` (fewer only at EOF).
-Fetch = Callable[[int, int], bytes]
+if TYPE_CHECKING:
+    #: ``fetch(offset, length)``: up to ``length`` bytes at ``offset`` (fewer only at EOF).
+    Fetch = Callable[[int, int], bytes]
 
 #: The first read of a file. The ELF header and the program headers are in it and, in
 #: most libraries, so are the dynamic string table and the version sections.
@@ -192,45 +263,45 @@ def _decode(raw: bytes) -> str:
         return raw.decode("utf-8", "backslashreplace")
 
 
-@dataclass(frozen=True)
 class _Layout:
     """Struct formats for one ELF class and byte order."""
 
-    elf_class: int
-    header: struct.Struct
-    phdr: struct.Struct
-    shdr_info_offset: int
-    dyn: struct.Struct
-    verneed: struct.Struct  # vn_version, vn_cnt, vn_file, vn_aux, vn_next
-    vernaux: struct.Struct  # vna_hash, vna_flags, vna_other, vna_name, vna_next
-    verdef: struct.Struct  # vd_version, vd_flags, vd_ndx, vd_cnt, vd_hash, vd_aux, vd_next
-    verdaux: struct.Struct  # vda_name, vda_next
-    word: struct.Struct
-    dyn_array: str  # array typecode of one word of a dynamic entry
-    swap: bool  # whether the file's byte order differs from this machine's
+    __slots__ = (
+        "dyn",
+        "dyn_array",
+        "elf_class",
+        "endian",
+        "header",
+        "phdr",
+        "shdr_info_offset",
+        "swap",
+        "verdaux",
+        "verdef",
+        "vernaux",
+        "verneed",
+        "word",
+    )
 
-    @staticmethod
-    def make(elf_class: int, e: str) -> _Layout:
+    def __init__(self, elf_class: int, e: str) -> None:
         wide = elf_class == 64
-        return _Layout(
-            elf_class,
-            struct.Struct(e + ("HHIQQQIHHHHHH" if wide else "HHIIIIIHHHHHH")),
-            # 64: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
-            # 32: p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align
-            struct.Struct(e + ("IIQQQQQQ" if wide else "IIIIIIII")),
-            44 if wide else 28,
-            struct.Struct(e + ("qQ" if wide else "iI")),
-            struct.Struct(e + "HHIII"),
-            struct.Struct(e + "IHHII"),
-            struct.Struct(e + "HHHHIII"),
-            struct.Struct(e + "II"),
-            struct.Struct(e + "I"),
-            "Q" if wide else "I",
-            (e == "<") != (sys.byteorder == "little"),
-        )
+        self.elf_class = elf_class
+        self.endian = e
+        self.header = struct.Struct(e + ("HHIQQQIHHHHHH" if wide else "HHIIIIIHHHHHH"))
+        # 64: p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
+        # 32: p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align
+        self.phdr = struct.Struct(e + ("IIQQQQQQ" if wide else "IIIIIIII"))
+        self.shdr_info_offset = 44 if wide else 28
+        self.dyn = struct.Struct(e + ("qQ" if wide else "iI"))
+        self.verneed = struct.Struct(e + "HHIII")  # version, cnt, file, aux, next
+        self.vernaux = struct.Struct(e + "IHHII")  # hash, flags, other, name, next
+        self.verdef = struct.Struct(e + "HHHHIII")  # version, flags, ndx, cnt, hash, aux, next
+        self.verdaux = struct.Struct(e + "II")  # name, next
+        self.word = struct.Struct(e + "I")
+        self.dyn_array = "Q" if wide else "I"  # format code of one word of a dynamic entry
+        self.swap = (e == "<") != (sys.byteorder == "little")  # byte order differs from ours
 
 
-_LAYOUTS = {(c, e): _Layout.make(c, e) for c in (32, 64) for e in ("<", ">")}
+_LAYOUTS: dict[tuple[int, str], _Layout] = {}  # made on first use of each class and order
 
 
 class _Parser:
@@ -296,7 +367,9 @@ class _Parser:
             raise _Malformed(f"unsupported ELF identification version {ei_version}")
         elf_class = 32 if ei_class == 1 else 64
         endian = "<" if ei_data == 1 else ">"
-        lay = _LAYOUTS[(elf_class, endian)]
+        lay = _LAYOUTS.get((elf_class, endian))
+        if lay is None:
+            lay = _LAYOUTS[(elf_class, endian)] = _Layout(elf_class, endian)
         e_type, e_machine, _v, _entry, e_phoff, e_shoff, _fl, _eh, e_phentsize, e_phnum = (
             self.record(lay.header, 16, head, 0, "ELF header")[:10]
         )
@@ -383,23 +456,25 @@ class _Parser:
                 f"truncated: dynamic segment at {dyn_off:#x} ({dyn_size} bytes) ends past the "
                 f"end of the file ({self.size} bytes)"
             )
-        # The segment as an array of words, read in windows until DT_NULL: (tag, value)
+        # The segment as a list of words, read in windows until DT_NULL: (tag, value)
         # pairs; a negative tag reads as a huge unsigned one and is ignored like any other.
+        # memoryview.cast reads native byte order (no import: the array module pulls in
+        # collections); a file of the other byte order goes through struct.
         entry = lay.dyn.size
         count = dyn_size // entry
-        words = array(lay.dyn_array)
+        words: list[int] = []
         pos = 0
         while pos < count:
             n = min(count - pos, _WINDOW // entry)
-            chunk = array(
-                lay.dyn_array, self.read(dyn_off + pos * entry, n * entry, "dynamic segment")
-            )
+            data = self.read(dyn_off + pos * entry, n * entry, "dynamic segment")
+            if lay.swap:
+                chunk = list(struct.unpack(f"{lay.endian}{2 * n}{lay.dyn_array}", data))
+            else:
+                chunk = memoryview(data).cast("Q" if lay.elf_class == 64 else "I").tolist()
             words.extend(chunk)
             pos += n
             if DT_NULL in chunk[0::2]:
                 break
-        if lay.swap:
-            words.byteswap()
         tags, vals = words[0::2], words[1::2]
         if DT_NULL in tags:
             end = tags.index(DT_NULL)
@@ -412,7 +487,7 @@ class _Parser:
                 return []
             first = tags.index(tag)
             if count == 1 or tags[first : first + count].count(tag) == count:
-                return vals[first : first + count].tolist()  # the usual, contiguous case
+                return vals[first : first + count]  # the usual, contiguous case
             return list(compress(vals, map(tag.__eq__, tags)))
 
         needed, rpaths, runpaths = all_of(DT_NEEDED), all_of(DT_RPATH), all_of(DT_RUNPATH)

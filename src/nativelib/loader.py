@@ -9,11 +9,12 @@ How one soname is loaded (``load`` and ``load_for`` share it):
    its path with ``dlinfo``. If its version definitions cover what is needed it is
    reused ("reused"); if not, :class:`~nativelib.errors.RuntimeConflict` names both
    paths and the missing nodes. A second copy is never loaded.
-2. Else, for the backward-compatible GCC runtimes (libstdc++, libgcc_s, libatomic,
-   libgomp, libgfortran, libquadmath), the host's own copy (in the system library
-   directories only) wins when it provides a strict superset of the wheel's version
-   nodes ("host"); ``NATIVELIB_PREFER=wheel|system|newest`` (default ``newest``) changes
-   that.
+2. Else the wheel's copy, unless ``NATIVELIB_PREFER`` says otherwise for the
+   backward-compatible GCC runtimes (libstdc++, libgcc_s, libatomic, libgomp,
+   libgfortran, libquadmath): ``newest`` takes the host's own copy (system library
+   directories only) when it provides a strict superset of the wheel's version nodes,
+   ``system`` takes it when it provides what is needed ("host"). The default, ``wheel``,
+   is the same file on every host, chosen by the resolver, not by what the host has.
 3. Else the wheel's copy is loaded by absolute path ("loaded"), ``RTLD_LOCAL`` unless a
    loaded library needs it without a DT_NEEDED entry (MKL's threading layers on an
    OpenMP runtime: ``RTLD_GLOBAL`` for that one), and only from a prefix directory that
@@ -24,18 +25,20 @@ How one soname is loaded (``load`` and ``load_for`` share it):
 
 from __future__ import annotations
 
+import _thread
 import ctypes
 import os
-import re
 import stat
 import sys
-import threading
-import warnings
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from types import ModuleType
 
-from nativelib.elf import read_elf
+from nativelib._frozen import Frozen, setfield
+from nativelib._index import (
+    LIB_DIR,
+    MANIFEST_DIR,
+    PREFIX_DIRNAME,
+    LoaderIndex,
+    parse_loader_index,
+)
 from nativelib.errors import (
     ElfError,
     ManifestError,
@@ -44,7 +47,16 @@ from nativelib.errors import (
     RuntimeNotFound,
     UnsafeRuntimePath,
 )
-from nativelib.prefix import LIB_DIR, MANIFEST_DIR, PREFIX_DIRNAME, Manifest, parse_manifest
+
+# Only what the standard library already loaded at start-up, ctypes (which a bare dlopen
+# needs too) and our own light modules: the budget is 2 ms over a bare dlopen. No
+# typing, dataclasses, re, json, threading or warnings at import time.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from types import ModuleType
+
+    from nativelib.elf import ElfInfo
 
 __all__ = [
     "BACKWARD_COMPATIBLE",
@@ -68,71 +80,106 @@ BACKWARD_COMPATIBLE = frozenset(
         "libquadmath.so.0",
     }
 )
-#: OpenMP runtime families, by the file names their copies have (renamed ones included).
-_OPENMP = {
-    "GNU (libgomp)": re.compile(r"^libgomp(?:-[0-9a-f]{8})?\.so"),
-    "Intel (libiomp5)": re.compile(r"^libiomp5(?:-[0-9a-f]{8})?\.so"),
-    "LLVM (libomp)": re.compile(r"^libomp(?:-[0-9a-f]{8})?\.so"),
-}
-_PREFER = ("newest", "wheel", "system")
+#: OpenMP runtime families, by the stem of their file names (auditwheel's renamed
+#: copies, ``libgomp-a34b3233.so.1.0.0``, included).
+_OPENMP = {"GNU (libgomp)": "libgomp", "Intel (libiomp5)": "libiomp5", "LLVM (libomp)": "libomp"}
+_PREFER = ("wheel", "newest", "system")
 
 
-@dataclass(frozen=True)
-class Installed:
+class Installed(Frozen):
     """A runtime distribution found in a site directory."""
 
-    manifest: Manifest
+    __slots__ = ("index", "prefix")
+    index: LoaderIndex
     prefix: str  # .../site-packages/nativelib.prefix
+
+    def __init__(self, index: LoaderIndex, prefix: str) -> None:
+        setfield(self, "index", index)
+        setfield(self, "prefix", prefix)
 
     @property
     def name(self) -> str:
-        return self.manifest.name
+        return self.index.name
 
     def library_path(self, soname: str) -> str:
         return os.path.join(self.prefix, LIB_DIR, soname)
 
 
-@dataclass(frozen=True)
-class LoadedLibrary:
+class LoadedLibrary(Frozen):
     """One library ``load`` dealt with: where it is, and what was done."""
 
+    __slots__ = ("soname", "path", "how", "distribution")
     soname: str
     path: str
     how: str  # "loaded" (now, from the wheel) | "reused" (already there) | "host"
     distribution: str | None
 
+    def __init__(self, soname: str, path: str, how: str, distribution: str | None) -> None:
+        setfield(self, "soname", soname)
+        setfield(self, "path", path)
+        setfield(self, "how", how)
+        setfield(self, "distribution", distribution)
+
+
+def _warn(message: str) -> None:
+    import warnings  # noqa: PLC0415 (only when there is something to say)
+
+    warnings.warn(message, RuntimeWarning, stacklevel=4)
+
 
 # ----------------------------------------------------------------------------- dl*
-
-
-class _LinkMap(ctypes.Structure):
-    _fields_ = (
-        ("l_addr", ctypes.c_void_p),
-        ("l_name", ctypes.c_char_p),
-        ("l_ld", ctypes.c_void_p),
-        ("l_next", ctypes.c_void_p),
-        ("l_prev", ctypes.c_void_p),
-    )
 
 
 _RTLD_DI_LINKMAP = 2
 
 
 class _Dl:
-    """dlopen/dlinfo/dlclose through ctypes (libc on glibc >= 2.34, else libdl)."""
+    """dlopen/dlinfo/dlclose through ctypes (libc on glibc >= 2.34, else libdl).
+
+    Probing (dlopen with RTLD_NOLOAD) is set up first; what reading a handle's path
+    needs (dlinfo, dlclose, the link_map structure) only once a copy is found.
+    """
 
     def __init__(self) -> None:
         lib = ctypes.CDLL(None)
         if not hasattr(lib, "dlinfo"):  # pragma: no cover - glibc < 2.34
             lib = ctypes.CDLL("libdl.so.2")
+        self.lib = lib
         self.dlopen = lib.dlopen
         self.dlopen.restype = ctypes.c_void_p
         self.dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
-        self.dlinfo = lib.dlinfo
-        self.dlinfo.restype = ctypes.c_int
-        self.dlinfo.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-        self.dlclose = lib.dlclose
-        self.dlclose.argtypes = (ctypes.c_void_p,)
+        self._path_of: Callable[[int], str] | None = None
+
+    def path_of(self, handle: int) -> str:
+        """The path of the object behind a dlopen handle (its l_name), then dlclose it."""
+        if self._path_of is None:
+            lib = self.lib
+            dlinfo = lib.dlinfo
+            dlinfo.restype = ctypes.c_int
+            dlinfo.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+            dlclose = lib.dlclose
+            dlclose.argtypes = (ctypes.c_void_p,)
+
+            class LinkMap(ctypes.Structure):  # the start of glibc's struct link_map
+                _fields_ = (
+                    ("l_addr", ctypes.c_void_p),
+                    ("l_name", ctypes.c_char_p),
+                    ("l_ld", ctypes.c_void_p),
+                    ("l_next", ctypes.c_void_p),
+                    ("l_prev", ctypes.c_void_p),
+                )
+
+            def path_of(handle: int) -> str:
+                try:
+                    link = ctypes.POINTER(LinkMap)()
+                    if dlinfo(handle, _RTLD_DI_LINKMAP, ctypes.byref(link)) != 0 or not link:
+                        return ""  # pragma: no cover - dlinfo on a valid handle does not fail
+                    return os.fsdecode(link.contents.l_name or b"")
+                finally:
+                    dlclose(handle)
+
+            self._path_of = path_of
+        return self._path_of(handle)
 
 
 _dl: _Dl | None = None
@@ -140,21 +187,16 @@ _dl: _Dl | None = None
 
 def loaded_path(soname: str) -> str | None:
     """The path of the library with this soname that the process holds, if any."""
-    global _dl  # noqa: PLW0603 (created on first use: ctypes work stays off import time)
+    global _dl  # noqa: PLW0603 (made on first use: ctypes work stays off import time)
     if _dl is None:
         _dl = _Dl()
+    # dlopen returns NULL rather than raising: a probe costs ~20 us, half of _ctypes'.
     handle = _dl.dlopen(soname.encode(), os.RTLD_LAZY | os.RTLD_NOLOAD)
     if not handle:
-        return None
-    try:
-        link = ctypes.POINTER(_LinkMap)()
-        if _dl.dlinfo(handle, _RTLD_DI_LINKMAP, ctypes.byref(link)) != 0 or not link:
-            return soname  # pragma: no cover - dlinfo on a valid handle does not fail
-        name = os.fsdecode(link.contents.l_name or b"")
-        # l_name is the path it was opened by; report the real file, as everywhere else.
-        return os.path.realpath(name) if name.startswith("/") else (name or soname)
-    finally:
-        _dl.dlclose(handle)
+        return None  # not in the process
+    name = _dl.path_of(handle) or soname
+    # l_name is the path it was opened by; report the real file, as everywhere else.
+    return os.path.realpath(name) if name.startswith("/") else name
 
 
 def openmp_runtimes() -> dict[str, list[str]]:
@@ -162,15 +204,17 @@ def openmp_runtimes() -> dict[str, list[str]]:
     found: dict[str, list[str]] = {}
     try:
         with open("/proc/self/maps", encoding="utf-8", errors="replace") as f:
-            paths = {
-                line.split(None, 5)[5].strip() for line in f if line.count(" ") >= 5 and "/" in line
-            }
+            text = f.read()
     except OSError:  # pragma: no cover - Linux always has it
         return found
+    if not any(f"/{stem}" in text for stem in _OPENMP.values()):
+        return found  # the usual case, without splitting a line
+    fields = (line.split(None, 5) for line in text.splitlines())
+    paths = {p[5].strip() for p in fields if len(p) == 6 and p[5].startswith("/")}
     for path in sorted(paths):
         base = path.rsplit("/", 1)[-1]
-        for family, pattern in _OPENMP.items():
-            if pattern.match(base):
+        for family, stem in _OPENMP.items():
+            if base.startswith((f"{stem}.so", f"{stem}-")) and ".so" in base:
                 found.setdefault(family, []).append(path)
     return found
 
@@ -179,20 +223,25 @@ def openmp_runtimes() -> dict[str, list[str]]:
 
 
 def _site_dirs(path: Sequence[str]) -> list[str]:
-    """Absolute sys.path entries, never '' or the current directory, each real dir once."""
+    """Absolute sys.path entries that are directories, never '' or the current directory,
+    each directory once (by device and inode: no realpath walk per entry)."""
     try:
-        cwd = os.path.realpath(os.getcwd())
+        cwd = os.stat(".")
+        seen = {(cwd.st_dev, cwd.st_ino)}
     except OSError:  # the current directory was removed
-        cwd = None
+        seen = set()
     out: list[str] = []
-    seen: set[str] = set()
     for entry in path:
         if not entry or not os.path.isabs(entry):
             continue
-        real = os.path.realpath(entry)
-        if real == cwd or real in seen:
+        try:
+            st = os.stat(entry)
+        except OSError:
             continue
-        seen.add(real)
+        key = (st.st_dev, st.st_ino)
+        if key in seen or not stat.S_ISDIR(st.st_mode):
+            continue
+        seen.add(key)
         out.append(entry)
     return out
 
@@ -200,7 +249,8 @@ def _site_dirs(path: Sequence[str]) -> list[str]:
 def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
     """Every runtime distribution installed under a site directory on ``path``
     (default ``sys.path``); where one is installed twice, the first entry wins, as for
-    imports. Only ``<entry>/nativelib.prefix/share/nativelib/runtimes/*.json`` is read.
+    imports. Only ``<entry>/nativelib.prefix/share/nativelib/runtimes/*.load`` is read
+    (the loader's index of each manifest).
     A malformed manifest is skipped with a warning: it must not break an import.
     """
     found: dict[str, Installed] = {}
@@ -208,55 +258,83 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
         prefix = os.path.join(entry, PREFIX_DIRNAME)
         folder = os.path.join(prefix, MANIFEST_DIR)
         try:
-            names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".load"))
         except OSError:
             continue
         try:
-            _check_safe(os.path.join(folder, names[0]) if names else folder, prefix)
+            _check_prefix(prefix)
         except UnsafeRuntimePath as e:
-            warnings.warn(f"nativelib: skipping {prefix}: {e.reason}", RuntimeWarning, stacklevel=3)
+            _warn(f"nativelib: skipping {prefix}: {e.reason}")
             continue
         for name in names:
             where = os.path.join(folder, name)
             try:
-                with open(where, "rb") as f:
-                    manifest = parse_manifest(f.read(), where)
-            except (OSError, ManifestError) as e:
-                warnings.warn(f"nativelib: skipping {where}: {e}", RuntimeWarning, stacklevel=3)
+                with open(where, encoding="utf-8") as f:
+                    index = parse_loader_index(f.read(), where)
+            except (OSError, UnicodeDecodeError, ManifestError) as e:
+                _warn(f"nativelib: skipping {where}: {e}")
                 continue
-            found.setdefault(manifest.name, Installed(manifest, prefix))
+            if index.name not in found:
+                found[index.name] = Installed(index, prefix)
     return found
 
 
 # ----------------------------------------------------------------------------- safety
 
 
-def _check_safe(path: str, prefix: str) -> None:
-    """Refuse a library outside its prefix, or in a directory others could write."""
-    real = os.path.realpath(path)
-    real_prefix = os.path.realpath(prefix)
-    if not real.startswith(real_prefix + os.sep):
-        raise UnsafeRuntimePath(path, f"resolves to {real!r}, outside {real_prefix!r}")
+def _check_chain(path: str, stop: str, reported: str) -> None:
+    """``path`` and every directory above it up to ``stop``: owned by root or us, and not
+    writable by group or others (a directory may be, with the sticky bit)."""
     uid = os.getuid()
-    # The file, and every directory from it up to the site directory holding the prefix.
-    here = real
-    stop = os.path.dirname(real_prefix)
+    here = path
     while True:
         try:
             st = os.stat(here)
         except OSError as e:
-            raise UnsafeRuntimePath(path, f"cannot stat {here!r}: {e.strerror}") from e
+            raise UnsafeRuntimePath(reported, f"cannot stat {here!r}: {e.strerror}") from e
         if st.st_uid not in (0, uid):
             raise UnsafeRuntimePath(
-                path, f"{here!r} is owned by uid {st.st_uid}, not root or {uid}"
+                reported, f"{here!r} is owned by uid {st.st_uid}, not root or {uid}"
             )
         if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
             stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
         ):
-            raise UnsafeRuntimePath(path, f"{here!r} is writable by group or others")
+            raise UnsafeRuntimePath(reported, f"{here!r} is writable by group or others")
         if here == stop or here == os.path.dirname(here):
             return
         here = os.path.dirname(here)
+
+
+_safe_prefixes: set[str] = set()
+
+
+def _check_prefix(prefix: str) -> None:
+    """The prefix's lib/ and manifest directories, up to its site directory (once)."""
+    if prefix in _safe_prefixes:
+        return
+    # os.stat follows symlinks: each directory checked is the one the path leads to.
+    site = os.path.dirname(prefix)
+    _check_chain(os.path.join(prefix, LIB_DIR), site, prefix)
+    _check_chain(os.path.join(prefix, MANIFEST_DIR), prefix, prefix)
+    _safe_prefixes.add(prefix)
+
+
+def _check_safe(path: str, prefix: str) -> None:
+    """Refuse a library outside its prefix, or one others could have written."""
+    _check_prefix(prefix)
+    try:
+        st = os.lstat(path)
+    except OSError as e:
+        raise UnsafeRuntimePath(path, f"cannot stat: {e.strerror}") from e
+    if stat.S_ISLNK(st.st_mode):
+        real, real_lib = os.path.realpath(path), os.path.realpath(os.path.join(prefix, LIB_DIR))
+        if not real.startswith(real_lib + os.sep):
+            raise UnsafeRuntimePath(path, f"resolves to {real!r}, outside {real_lib!r}")
+        st = os.stat(real)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeRuntimePath(path, "not a regular file")
+    if st.st_uid not in (0, os.getuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise UnsafeRuntimePath(path, "owned by another user, or writable by group or others")
 
 
 # ----------------------------------------------------------------------------- host copies
@@ -294,12 +372,20 @@ def _host_copy(soname: str) -> str | None:
 _defs: dict[str, frozenset[str]] = {}
 
 
+def _read_elf(path: str | os.PathLike[str]) -> ElfInfo:
+    # Imported on first need: the default path (nothing loaded yet, the wheel's copy)
+    # reads no ELF file, and so does not import the reader.
+    from nativelib.elf import read_elf  # noqa: PLC0415
+
+    return read_elf(path)
+
+
 def _definitions(path: str) -> frozenset[str]:
     """The version nodes a library file defines (cached per path)."""
     defs = _defs.get(path)
     if defs is None:
         try:
-            defs = frozenset(read_elf(path).version_definitions)
+            defs = frozenset(_read_elf(path).version_definitions)
         except ElfError:
             defs = frozenset()
         _defs[path] = defs
@@ -314,7 +400,7 @@ def _check_covers(soname: str, present: str, wanted: str, needed: frozenset[str]
 
 # ----------------------------------------------------------------------------- loading
 
-_lock = threading.RLock()
+_lock = _thread.RLock()
 _done: dict[str, LoadedLibrary] = {}
 _handles: list[ctypes.CDLL] = []  # kept for the life of the process: never unloaded
 
@@ -336,40 +422,39 @@ def _find(installed: Mapping[str, Installed], name: str) -> Installed:
     return found
 
 
+def _is_openmp_provider(name: str) -> bool:
+    return name in ("nativelib-gomp", "nativelib-iomp")
+
+
 def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Installed]:
     """The named distributions and their dependencies, dependencies first."""
     out: list[Installed] = []
     seen: set[str] = set()
 
-    def visit(dist: Installed, chain: tuple[str, ...]) -> None:
+    def visit(dist: Installed) -> None:
         if dist.name in seen:
             return
         seen.add(dist.name)
-        for dep in dist.manifest.dependencies:
-            if dep.name in installed:
-                visit(installed[dep.name], (*chain, dist.name))
-            elif not _is_openmp_provider(dep.name):
+        for dep in dist.index.dependencies:
+            if dep in installed:
+                visit(installed[dep])
+            elif not _is_openmp_provider(dep):
                 raise RuntimeNotFound(
-                    dep.name,
-                    f"needed by {dist.name} but not installed; hint: pip install {dep.name}",
+                    dep, f"needed by {dist.name} but not installed; hint: pip install {dep}"
                 )
         out.append(dist)
 
     for name in names:
-        visit(_find(installed, name), ())
+        visit(_find(installed, name))
     return out
-
-
-def _is_openmp_provider(name: str) -> bool:
-    return name in ("nativelib-gomp", "nativelib-iomp")
 
 
 def _mkl_openmp(requested: set[str], order: list[Installed]) -> tuple[list[Installed], set[str]]:
     """MKL's threading layer decides which OpenMP runtime to load, and with RTLD_GLOBAL
     (libmkl_*_thread use it without a DT_NEEDED entry). Returns the order without the
     OpenMP runtime not chosen, and the sonames to load globally."""
-    names = {d.name for d in order}
-    if "nativelib-mkl" not in names:
+    mkl = next((d for d in order if d.name == "nativelib-mkl"), None)
+    if mkl is None:
         return order, set()
     layer = os.environ.get("MKL_THREADING_LAYER", "").upper()
     if not layer:
@@ -379,13 +464,12 @@ def _mkl_openmp(requested: set[str], order: list[Installed]) -> tuple[list[Insta
             os.environ["MKL_THREADING_LAYER"] = "GNU"
     keep = {"GNU": "nativelib-gomp", "INTEL": "nativelib-iomp"}.get(layer)
     drop = {"nativelib-gomp", "nativelib-iomp"} - {keep} - requested
-    mkl = next(d for d in order if d.name == "nativelib-mkl")
-    implicit = {n for lib in mkl.manifest.libraries for n in lib.implicit_needs}
+    implicit = {n for lib in mkl.index.libraries for n in lib.implicit_needs}
     global_sonames = {
         lib.soname
         for d in order
         if d.name == keep
-        for lib in d.manifest.libraries
+        for lib in d.index.libraries
         if lib.soname in implicit
     }
     return [d for d in order if d.name not in drop], global_sonames
@@ -406,23 +490,51 @@ def _conflict_hint(soname: str, loaded: str) -> str:
     )
 
 
+class _Needs:
+    """What is needed of each soname, worked out only when a check asks for it: what the
+    consumer needs (without one, every node the wheel's copy defines) and what the other
+    libraries being loaded need of it (read from their ELF files)."""
+
+    def __init__(self, paths: Sequence[str], consumer: Mapping[str, Iterable[str]] | None) -> None:
+        self._paths = paths
+        self._consumer = consumer
+        self._required: dict[str, set[str]] | None = None
+
+    def __call__(self, soname: str, wheel_path: str) -> frozenset[str]:
+        if self._required is None:
+            self._required = {}
+            for path in self._paths:
+                try:
+                    info = _read_elf(path)
+                except ElfError:
+                    continue
+                for file, nodes in info.version_needs.items():
+                    self._required.setdefault(file, set()).update(nodes)
+        if self._consumer is not None:
+            mine = frozenset(self._consumer.get(soname, ()))
+        else:
+            mine = _definitions(wheel_path)
+        return mine | frozenset(self._required.get(soname, ()))
+
+
 def _load_one(
     soname: str,
     wheel_path: str,
+    wheel_defs: frozenset[str],
     prefix: str,
     distribution: str,
-    needed: frozenset[str],
+    needs: _Needs,
     prefer: str,
     mode: int,
 ) -> LoadedLibrary:
     done = _done.get(soname)
     if done is not None:
         # Loaded before: what this call needs must be there too.
-        _check_covers(soname, done.path, wheel_path, needed)
+        _check_covers(soname, done.path, wheel_path, needs(soname, wheel_path))
         return done
     present = loaded_path(soname)
     if present is not None:
-        _check_covers(soname, present, wheel_path, needed)
+        _check_covers(soname, present, wheel_path, needs(soname, wheel_path))
         result = LoadedLibrary(soname, present, "reused", distribution)
         _done[soname] = result
         return result
@@ -430,9 +542,9 @@ def _load_one(
     if soname in BACKWARD_COMPATIBLE and prefer != "wheel":
         host = _host_copy(soname)
         if host is not None:
-            host_defs, wheel_defs = _definitions(host), _definitions(wheel_path)
+            host_defs = _definitions(host)
             if (prefer == "newest" and host_defs > wheel_defs) or (
-                prefer == "system" and needed <= host_defs
+                prefer == "system" and needs(soname, wheel_path) <= host_defs
             ):
                 path, how = host, "host"
     if how == "loaded":
@@ -447,7 +559,7 @@ def _load_one(
 
 
 def _prefer() -> str:
-    prefer = os.environ.get("NATIVELIB_PREFER", "newest").strip().lower() or "newest"
+    prefer = os.environ.get("NATIVELIB_PREFER", "wheel").strip().lower() or "wheel"
     if prefer not in _PREFER:
         raise NativeLibError(f"NATIVELIB_PREFER={prefer!r} is not one of {', '.join(_PREFER)}")
     return prefer
@@ -457,15 +569,31 @@ def _disabled() -> bool:
     return os.environ.get("NATIVELIB_DISABLE", "").strip() not in ("", "0")
 
 
-def _warn_openmp() -> None:
-    families = openmp_runtimes()
-    if len(families) > 1:
-        listing = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(families.items()))
-        warnings.warn(
-            f"nativelib: more than one OpenMP runtime is loaded in this process ({listing})",
-            RuntimeWarning,
-            stacklevel=3,
-        )
+#: The sonames each OpenMP family is loaded under.
+_OPENMP_SONAMES = {
+    "GNU (libgomp)": ("libgomp.so.1",),
+    "Intel (libiomp5)": ("libiomp5.so",),
+    "LLVM (libomp)": ("libomp.so", "libomp.so.5"),
+}
+
+
+def _warn_openmp(loaded: Iterable[LoadedLibrary]) -> None:
+    """Warn when more than one OpenMP family is in the process (probed by soname with
+    RTLD_NOLOAD; auditwheel's renamed copies are for ``doctor --import`` to find)."""
+    present: dict[str, list[str]] = {}
+    mine = {lib.soname: lib.path for lib in loaded}
+    for family, sonames in _OPENMP_SONAMES.items():
+        ours = [mine[s] for s in sonames if s in mine]
+        if ours:
+            present[family] = ours
+            continue
+        for soname in sonames:
+            found = loaded_path(soname)
+            if found is not None:
+                present.setdefault(family, []).append(found)
+    if len(present) > 1:
+        listing = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(present.items()))
+        _warn(f"nativelib: more than one OpenMP runtime is loaded in this process ({listing})")
 
 
 def load(
@@ -480,7 +608,7 @@ def load(
     ``mode`` is the dlopen mode (``os.RTLD_LOCAL`` by default; ``os.RTLD_GLOBAL`` only
     when asked). ``path`` replaces ``sys.path`` for discovery. ``needs`` maps sonames to
     the version nodes a consumer needs (``load_for`` passes them); without it a copy
-    already in the process must provide every node the installed wheel does.
+    already in the process must provide every node the installed wheel's copy does.
     Returns what was done for each library, in load order.
     """
     if _disabled():
@@ -491,60 +619,49 @@ def load(
         order = _order(installed, runtimes)
         order, global_sonames = _mkl_openmp({_find(installed, r).name for r in runtimes}, order)
         prefer = _prefer()
-        # What is needed of each soname: what the consumer needs (without one, every node
-        # the wheel defines), and what the other libraries being loaded need of it.
-        preload = [(d, d.manifest.library(s)) for d in order for s in d.manifest.to_preload]
-        required: dict[str, set[str]] = {}
-        for _dist, lib in preload:
-            assert lib is not None
-            for file, nodes in lib.version_needs.items():
-                required.setdefault(file, set()).update(nodes)
-        results: list[LoadedLibrary] = []
-        for dist, lib in preload:
-            assert lib is not None
-            soname = lib.soname
-            consumer = needs.get(soname, ()) if needs is not None else lib.version_definitions
-            needed = frozenset(consumer) | frozenset(required.get(soname, ()))
-            results.append(
-                _load_one(
-                    soname,
-                    dist.library_path(soname),
-                    dist.prefix,
-                    dist.name,
-                    needed,
-                    prefer,
-                    base_mode | (os.RTLD_GLOBAL if soname in global_sonames else 0),
-                )
+        preload = [(d, lib) for d in order for lib in d.index.libraries if lib.preload]
+        required = _Needs([d.library_path(lib.soname) for d, lib in preload], needs)
+        results = [
+            _load_one(
+                lib.soname,
+                dist.library_path(lib.soname),
+                lib.version_definitions,
+                dist.prefix,
+                dist.name,
+                required,
+                prefer,
+                base_mode | (os.RTLD_GLOBAL if lib.soname in global_sonames else 0),
             )
-        _warn_openmp()
+            for dist, lib in preload
+        ]
+        if any(_is_openmp_provider(d.name) for d in order):
+            _warn_openmp(results)
         return results
 
 
-def load_for(target: str | os.PathLike[str] | ModuleType, **options: object) -> list[LoadedLibrary]:
+def load_for(
+    target: str | os.PathLike[str] | ModuleType,
+    *,
+    mode: int | None = None,
+    path: Sequence[str] | None = None,
+) -> list[LoadedLibrary]:
     """Load the installed runtimes an extension file (or an imported module's file) needs,
     checking a copy already in the process against the exact version nodes it needs."""
     if _disabled():
         return []
-    if isinstance(target, ModuleType):
+    if isinstance(target, type(sys)):
         file = getattr(target, "__file__", None)
         if not file:
             raise NativeLibError(f"module {target.__name__!r} has no file to read")
         target = file
-    info = read_elf(target)
-    path = options.get("path")
-    installed = discover(path if isinstance(path, (list, tuple)) else None)
+    info = _read_elf(target)
+    installed = discover(path)
     owners: dict[str, str] = {}
     for dist in installed.values():
-        for lib in dist.manifest.libraries:
+        for lib in dist.index.libraries:
             owners.setdefault(lib.soname, dist.name)
     wanted = [owners[s] for s in info.needed if s in owners]
-    needs = {s: set(v) for s, v in info.version_needs.items() if s in owners}
     if not wanted:
         return []
-    mode = options.get("mode")
-    return load(
-        *dict.fromkeys(wanted),
-        mode=mode if isinstance(mode, int) else None,
-        path=path if isinstance(path, (list, tuple)) else None,
-        needs=needs,
-    )
+    needs = {s: set(v) for s, v in info.version_needs.items() if s in owners}
+    return load(*dict.fromkeys(wanted), mode=mode, path=path, needs=needs)

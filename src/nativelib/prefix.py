@@ -13,12 +13,26 @@ Standard library only: the loader reads manifests inside other projects' import 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from nativelib._frozen import Frozen, setfield
 
+# The layout constants and the loader's index (``<dist>.load``) live in nativelib._index,
+# which the loader imports without this module's manifest classes.
+from nativelib._index import (
+    LIB_DIR,
+    LOADER_INDEX_MAGIC,
+    MANIFEST_DIR,
+    PREFIX_DIRNAME,
+    IndexedLibrary,
+    LoaderIndex,
+    index_filename,
+    parse_loader_index,
+)
 from nativelib.errors import ManifestError
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the loader imports this module
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 __all__ = [
     "INCLUDE_DIR",
@@ -36,17 +50,23 @@ __all__ = [
     "parse_manifest",
 ]
 
-PREFIX_DIRNAME = "nativelib.prefix"
-LIB_DIR = "lib"
 INCLUDE_DIR = "include"
-MANIFEST_DIR = "share/nativelib/runtimes"
 MANIFEST_VERSION = 1
 
 
-@dataclass(frozen=True)
-class Library:
+class Library(Frozen):
     """One library of a runtime distribution, as shipped in ``lib/``."""
 
+    __slots__ = (
+        "soname",
+        "file",
+        "sha256",
+        "size",
+        "version_definitions",
+        "needed",
+        "version_needs",
+        "implicit_needs",
+    )
     soname: str
     file: str  # relative to the prefix: "lib/<soname>"
     sha256: str
@@ -54,42 +74,100 @@ class Library:
     version_definitions: tuple[str, ...]
     needed: tuple[str, ...]
     version_needs: Mapping[str, tuple[str, ...]]
-    implicit_needs: tuple[str, ...] = ()
+    implicit_needs: tuple[str, ...]
+
+    def __init__(
+        self,
+        soname: str,
+        file: str,
+        sha256: str,
+        size: int,
+        version_definitions: tuple[str, ...],
+        needed: tuple[str, ...],
+        version_needs: Mapping[str, tuple[str, ...]],
+        implicit_needs: tuple[str, ...] = (),
+    ) -> None:
+        setfield(self, "soname", soname)
+        setfield(self, "file", file)
+        setfield(self, "sha256", sha256)
+        setfield(self, "size", size)
+        setfield(self, "version_definitions", version_definitions)
+        setfield(self, "needed", needed)
+        setfield(self, "version_needs", version_needs)
+        setfield(self, "implicit_needs", implicit_needs)
+
+    def __hash__(self) -> int:  # version_needs is a dict
+        return hash((self.soname, self.sha256))
 
 
-@dataclass(frozen=True)
-class Dependency:
+class Dependency(Frozen):
+    __slots__ = ("name", "specifier")
     name: str
-    specifier: str = ""
+    specifier: str
+
+    def __init__(self, name: str, specifier: str = "") -> None:
+        setfield(self, "name", name)
+        setfield(self, "specifier", specifier)
 
     def requirement(self) -> str:
         return f"{self.name}{self.specifier}"
 
 
-@dataclass(frozen=True)
-class PackageProvenance:
+class PackageProvenance(Frozen):
     """One upstream package the binaries came from."""
 
+    __slots__ = ("name", "version", "url", "sha256", "filename")
     name: str
     version: str
     url: str
     sha256: str
     filename: str
 
+    def __init__(self, name: str, version: str, url: str, sha256: str, filename: str) -> None:
+        setfield(self, "name", name)
+        setfield(self, "version", version)
+        setfield(self, "url", url)
+        setfield(self, "sha256", sha256)
+        setfield(self, "filename", filename)
 
-@dataclass(frozen=True)
-class Provenance:
+
+class Provenance(Frozen):
+    __slots__ = ("source", "kind", "packages", "license", "license_files")
     source: str  # the recipe's source name, or "local"
     kind: str  # conda | rpm | deb | wheel
     packages: tuple[PackageProvenance, ...]
     license: str | None
     license_files: tuple[str, ...]
 
+    def __init__(
+        self,
+        source: str,
+        kind: str,
+        packages: tuple[PackageProvenance, ...],
+        license: str | None,
+        license_files: tuple[str, ...],
+    ) -> None:
+        setfield(self, "source", source)
+        setfield(self, "kind", kind)
+        setfield(self, "packages", packages)
+        setfield(self, "license", license)
+        setfield(self, "license_files", license_files)
 
-@dataclass(frozen=True)
-class Manifest:
+
+class Manifest(Frozen):
     """``share/nativelib/runtimes/<dist>.json``: what one runtime distribution ships."""
 
+    __slots__ = (
+        "name",
+        "version",
+        "libraries",
+        "load_order",
+        "dependencies",
+        "provenance",
+        "platform_tag",
+        "headers",
+        "preload",
+    )
     name: str
     version: str
     libraries: tuple[Library, ...]
@@ -97,16 +175,36 @@ class Manifest:
     dependencies: tuple[Dependency, ...]
     provenance: Provenance
     platform_tag: str
-    headers: tuple[str, ...] = ()
-    preload: tuple[str, ...] = ()  # the sonames the loader preloads; () means all
+    headers: tuple[str, ...]
+    preload: tuple[str, ...]  # the sonames the loader preloads; () means all
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        libraries: tuple[Library, ...],
+        load_order: tuple[str, ...],
+        dependencies: tuple[Dependency, ...],
+        provenance: Provenance,
+        platform_tag: str,
+        headers: tuple[str, ...] = (),
+        preload: tuple[str, ...] = (),
+    ) -> None:
+        setfield(self, "name", name)
+        setfield(self, "version", version)
+        setfield(self, "libraries", libraries)
+        setfield(self, "load_order", load_order)
+        setfield(self, "dependencies", dependencies)
+        setfield(self, "provenance", provenance)
+        setfield(self, "platform_tag", platform_tag)
+        setfield(self, "headers", headers)
+        setfield(self, "preload", preload)
 
     @property
     def to_preload(self) -> tuple[str, ...]:
         """The sonames to preload, in load order."""
         wanted = set(self.preload) if self.preload else None
         return tuple(s for s in self.load_order if wanted is None or s in wanted)
-
-    extra: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def filename(self) -> str:
@@ -117,6 +215,8 @@ class Manifest:
 
     def to_json(self) -> str:
         """Deterministic JSON (sorted keys, two-space indent, trailing newline)."""
+        import json  # noqa: PLC0415 (json costs ~6 ms of import time: not at import)
+
         doc = {
             "manifest_version": MANIFEST_VERSION,
             "name": self.name,
@@ -194,6 +294,8 @@ class _Reader:
 
 def parse_manifest(text: str | bytes, where: str) -> Manifest:
     """A manifest from its JSON text; :class:`ManifestError` names ``where`` and the problem."""
+    import json  # noqa: PLC0415 (json costs ~6 ms of import time: not at import)
+
     r = _Reader(where)
     try:
         raw = json.loads(text)
@@ -301,3 +403,27 @@ def load_order(libraries: Sequence[Library]) -> tuple[str, ...]:
     for lib in libraries:
         visit(lib.soname)
     return tuple(order)
+
+
+def loader_index(manifest: Manifest) -> str:
+    """The ``.load`` index of a manifest (deterministic); see :mod:`nativelib._index`."""
+    preload = set(manifest.to_preload)
+    lines = [LOADER_INDEX_MAGIC, f"name\t{manifest.name}", f"version\t{manifest.version}"]
+    lines += [f"depends\t{dep.name}" for dep in manifest.dependencies]
+    for soname in manifest.load_order:
+        lib = manifest.library(soname)
+        implicit = " ".join(lib.implicit_needs) if lib is not None else ""
+        defs = " ".join(lib.version_definitions) if lib is not None else ""
+        flag = "preload" if soname in preload else "-"
+        lines.append(f"library\t{soname}\t{flag}\t{implicit}\t{defs}")
+    return "\n".join(lines) + "\n"
+
+
+__all__ += [
+    "LOADER_INDEX_MAGIC",
+    "IndexedLibrary",
+    "LoaderIndex",
+    "index_filename",
+    "loader_index",
+    "parse_loader_index",
+]

@@ -32,7 +32,9 @@ from nativelib.prefix import (
     Manifest,
     PackageProvenance,
     Provenance,
+    index_filename,
     load_order,
+    loader_index,
 )
 from nativelib.runtime_wheels.archive import PackageInfo, extract, info_files, open_archive
 from nativelib.runtime_wheels.catalog import Catalog, Recipe, Source
@@ -395,6 +397,9 @@ def _plan(
     )
     files.append(
         WheelFile(f"{PREFIX_DIRNAME}/{manifest.filename}", data=manifest.to_json().encode())
+    )
+    files.append(
+        WheelFile(f"{PREFIX_DIRNAME}/{index_filename(name)}", data=loader_index(manifest).encode())
     )
     upstream = ", ".join(f"{u.info.name} {u.info.version}" for u in unpacked)
     description = "\n".join(
