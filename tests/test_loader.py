@@ -276,3 +276,35 @@ def test_import_nativelib_is_light() -> None:
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("packaging", "resolvelib", "importlib.metadata", "ctypes", "typing", "json"):
         assert heavy not in imported, f"import nativelib imports {heavy}"
+
+
+def test_second_openmp_family_is_warned_about(wheels: list[Path], tmp_path: Path) -> None:
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    fake = tmp_path / "libiomp5.so"
+    src = tmp_path / "iomp.c"
+    src.write_text("int __kmpc_fake(void) { return 0; }\n")
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-Wl,-soname,libiomp5.so", "-o", str(fake), str(src)],
+        check=True,
+    )
+    code = textwrap.dedent(
+        """
+        import ctypes, sys, warnings, nativelib
+        ctypes.CDLL(sys.argv[1])   # Intel's OpenMP already in the process
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            nativelib.load("gomp")
+        print("\\n".join(str(w.message) for w in caught if w.category is RuntimeWarning))
+        """
+    )
+    proc = env.run(code, str(fake))
+    assert proc.returncode == 0, proc.stderr
+    assert "more than one OpenMP runtime" in proc.stdout
+    assert (
+        str(fake) in proc.stdout
+        and str(env.site / "nativelib.prefix/lib/libgomp.so.1") in proc.stdout
+    )
+    # Without a second family: no warning.
+    quiet = env.run(code.replace("ctypes.CDLL(sys.argv[1])", "pass"), str(fake))
+    assert quiet.returncode == 0 and quiet.stdout.strip() == ""
