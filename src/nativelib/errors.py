@@ -15,6 +15,7 @@ __all__ = [
     "ManifestError",
     "NativeLibError",
     "NotElfError",
+    "ResolutionError",
     "RuntimeConflict",
     "RuntimeNotFound",
     "SourceError",
@@ -171,3 +172,17 @@ class UnsafeRuntimePath(_AboutError):
     @property
     def path(self) -> str:
         return self.subject
+
+
+class ResolutionError(NativeLibError):
+    """No set of runtime distributions satisfies the needs on the target host.
+
+    ``explanation`` holds one sentence per problem, in plain words.
+    """
+
+    def __init__(self, explanation: tuple[str, ...]) -> None:
+        super().__init__("; ".join(explanation) if explanation else "no resolution")
+        self.explanation = explanation
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.explanation,))

@@ -1,0 +1,191 @@
+"""resolvelib over runtime candidates, and plain-words explanations when it fails."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+from resolvelib import BaseReporter, ResolutionImpossible, Resolver
+from resolvelib.providers import AbstractProvider
+from resolvelib.structs import RequirementInformation
+
+from nativelib.errors import ResolutionError
+from nativelib.resolver.candidates import Source
+from nativelib.resolver.host import Host, cuda_policy, driver_version
+from nativelib.resolver.model import Candidate, Requirement
+
+__all__ = ["Resolution", "explain", "resolve", "why_unusable"]
+
+
+def _ver(v: tuple[int, ...]) -> str:
+    return ".".join(map(str, v))
+
+
+def why_unusable(cand: Candidate, host: Host) -> str | None:
+    """Why a candidate cannot be used on the host (platform, CUDA driver), or None."""
+    if cand.installed:
+        return None
+    if not any(host.supports_platform(p) for p in cand.platforms):
+        glibc = host.needs_glibc(list(cand.platforms))
+        if glibc is not None:
+            return f"needs glibc {_ver(glibc)}"
+        return f"is built for {', '.join(cand.platforms)}"
+    minimum = cuda_policy().minimum_driver(cand.name, cand.version.release)
+    if minimum is not None:
+        if host.cuda_driver is None:
+            return "needs an NVIDIA driver, and this host has none"
+        if driver_version(host.cuda_driver) < driver_version(minimum):
+            return f"needs NVIDIA driver {minimum} or newer (this host has {host.cuda_driver})"
+    return None
+
+
+class _Provider(AbstractProvider):  # type: ignore[type-arg]
+    def __init__(self, source: Source, host: Host, prereleases: bool, lowest: bool) -> None:
+        self.source = source
+        self.host = host
+        self.prereleases = prereleases
+        self.lowest = lowest
+
+    def identify(self, requirement_or_candidate: Requirement | Candidate) -> str:
+        return requirement_or_candidate.name
+
+    def get_preference(
+        self,
+        identifier: str,
+        resolutions: Mapping[str, Candidate],
+        candidates: Mapping[str, Iterator[Candidate]],
+        information: Mapping[str, Iterator[RequirementInformation]],  # type: ignore[type-arg]
+        backtrack_causes: Sequence[RequirementInformation],  # type: ignore[type-arg]
+    ) -> int:
+        return sum(1 for _ in candidates[identifier])
+
+    def _allowed(self, req: Requirement, cand: Candidate) -> bool:
+        if cand.version.is_prerelease and not (
+            self.prereleases or any(s.prereleases for s in req.specifier)
+        ):
+            return False
+        if cand.yanked and not any(s.operator in ("==", "===") for s in req.specifier):
+            return False  # PEP 592: only an exact pin may take a yanked version
+        return req.specifier.contains(cand.version, prereleases=True)
+
+    def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
+        return (
+            candidate.name == requirement.name
+            and self._allowed(requirement, candidate)
+            and all(candidate.provides(s, n) for s, n in requirement.nodes.items())
+        )
+
+    def find_matches(
+        self,
+        identifier: str,
+        requirements: Mapping[str, Iterator[Requirement]],
+        incompatibilities: Mapping[str, Iterator[Candidate]],
+    ) -> list[Candidate]:
+        reqs = list(requirements[identifier])
+        bad = {(c.version, c.installed) for c in incompatibilities[identifier]}
+        usable = [
+            c
+            for c in self.source(identifier)  # type: ignore[arg-type]
+            if (c.version, c.installed) not in bad
+            and why_unusable(c, self.host) is None
+            and all(self.is_satisfied_by(r, c) for r in reqs)
+        ]
+        # An installed version that satisfies comes first; then newest (or lowest) first.
+        usable.sort(key=lambda c: c.version, reverse=not self.lowest)
+        usable.sort(key=lambda c: not c.installed)
+        return usable
+
+    def get_dependencies(self, candidate: Candidate) -> list[Requirement]:
+        return [
+            Requirement.of(name, specifier=spec, parent=f"{candidate.name} {candidate.version}")
+            for name, spec in candidate.dependencies
+        ]
+
+
+@dataclass(frozen=True)
+class Resolution:
+    chosen: Mapping[str, Candidate]
+    requirements: Mapping[str, Requirement]
+
+    def reason(self, name: str) -> str:
+        req = self.requirements.get(name)
+        return req.describe() if req is not None else "a dependency"
+
+
+def explain(requirements: Iterable[Requirement], source: Source, host: Host) -> tuple[str, ...]:
+    """One sentence per requirement that no usable candidate satisfies."""
+    lines: list[str] = []
+    for req in requirements:
+        cands = sorted(source(req.name), key=lambda c: c.version, reverse=True)
+        what = req.describe()
+        if not cands:
+            lines.append(
+                f"{what}; no version of {req.name} is available (no index, find-links "
+                "or installed copy has one)"
+            )
+            continue
+        missing_everywhere = {
+            soname: nodes
+            for soname, nodes in req.nodes.items()
+            if not any(c.provides(soname, nodes) for c in cands)
+        }
+        if missing_everywhere:
+            soname, nodes = next(iter(missing_everywhere.items()))
+            newest = cands[0]
+            missing = sorted(nodes - newest.definitions.get(soname, frozenset()))
+            family = missing[0].split("_", 1)[0] if missing else ""
+            top = newest.newest_of(soname, family)
+            upto = f", which provides up to {top}" if top else ""
+            lines.append(
+                f"{what}; no version of {req.name} provides {', '.join(missing)} "
+                f"(the newest, {newest.version}{upto})"
+            )
+            continue
+        providing = [c for c in cands if all(c.provides(s, n) for s, n in req.nodes.items())]
+        runnable = [c for c in cands if why_unusable(c, host) is None and not c.yanked]
+        if not any(why_unusable(c, host) is None for c in providing):
+            parts = [what]
+            if runnable:
+                best = runnable[0]
+                soname = next(iter(req.nodes), "")
+                family = next(iter(sorted(req.nodes.get(soname, frozenset()))), "").split("_", 1)[0]
+                top = best.newest_of(soname, family) if soname else None
+                upto = f", which provides up to {top}" if top else ""
+                parts.append(
+                    f"the newest {req.name} that runs on {host.describe()} is {best.version}{upto}"
+                )
+            first = providing[-1]  # the oldest that provides it
+            parts.append(
+                f"{first.version} provides it but {why_unusable(first, host) or 'is yanked'}"
+            )
+            lines.append("; ".join(parts))
+            continue
+        lines.append(f"{what}; {req.name}{req.specifier} excludes every version that provides it")
+    return tuple(lines)
+
+
+def resolve(
+    requirements: Sequence[Requirement],
+    source: Source,
+    host: Host,
+    *,
+    prereleases: bool = False,
+    lowest: bool = False,
+) -> Resolution:
+    """The runtime distributions to install, newest that satisfy (or lowest)."""
+    provider = _Provider(source, host, prereleases, lowest)
+    resolver: Resolver = Resolver(provider, BaseReporter())  # type: ignore[type-arg]
+    try:
+        result = resolver.resolve(requirements, max_rounds=2000)
+    except ResolutionImpossible as e:
+        failing: dict[str, Requirement] = {}
+        for cause in e.causes:
+            req = cause.requirement
+            failing.setdefault(req.name, req)
+        merged = [
+            next((r for r in requirements if r.name == name), failed)
+            for name, failed in failing.items()
+        ]
+        raise ResolutionError(explain(merged, source, host) or (str(e),)) from e
+    by_name: dict[str, Requirement] = {r.name: r for r in requirements}
+    return Resolution(dict(result.mapping), by_name)
