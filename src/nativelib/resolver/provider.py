@@ -26,7 +26,8 @@ def why_unusable(cand: Candidate, host: Host) -> str | None:
     if cand.installed:
         return None
     if not any(host.supports_platform(p) for p in cand.platforms):
-        glibc = host.needs_glibc(list(cand.platforms))
+        ours = [p for p in cand.platforms if p == "any" or p.endswith(f"_{host.arch}")]
+        glibc = host.needs_glibc(ours)
         if glibc is not None:
             return f"needs glibc {_ver(glibc)}"
         return f"is built for {', '.join(cand.platforms)}"
@@ -112,12 +113,29 @@ class Resolution:
         return req.describe() if req is not None else "a dependency"
 
 
-def explain(requirements: Iterable[Requirement], source: Source, host: Host) -> tuple[str, ...]:
+def explain(
+    requirements: Iterable[Requirement], source: Source, host: Host, *, prereleases: bool = False
+) -> tuple[str, ...]:
     """One sentence per requirement that no usable candidate satisfies."""
     lines: list[str] = []
     for req in requirements:
         cands = sorted(source(req.name), key=lambda c: c.version, reverse=True)
         what = req.describe()
+
+        def blocker(c: Candidate, req: Requirement = req) -> str | None:
+            reason = why_unusable(c, host)
+            if reason is not None:
+                return reason
+            if c.yanked and not any(s.operator in ("==", "===") for s in req.specifier):
+                return "is yanked"
+            if c.version.is_prerelease and not (
+                prereleases or any(s.prereleases for s in req.specifier)
+            ):
+                return "is a pre-release (allow them with --pre)"
+            if not req.specifier.contains(c.version, prereleases=True):
+                return f"is outside {req.specifier}"
+            return None
+
         if not cands:
             lines.append(
                 f"{what}; no version of {req.name} is available (no index, find-links "
@@ -129,6 +147,7 @@ def explain(requirements: Iterable[Requirement], source: Source, host: Host) -> 
             for soname, nodes in req.nodes.items()
             if not any(c.provides(soname, nodes) for c in cands)
         }
+        soname = next(iter(req.nodes), "")
         if missing_everywhere:
             soname, nodes = next(iter(missing_everywhere.items()))
             newest = cands[0]
@@ -142,25 +161,22 @@ def explain(requirements: Iterable[Requirement], source: Source, host: Host) -> 
             )
             continue
         providing = [c for c in cands if all(c.provides(s, n) for s, n in req.nodes.items())]
-        runnable = [c for c in cands if why_unusable(c, host) is None and not c.yanked]
-        if not any(why_unusable(c, host) is None for c in providing):
+        if all(blocker(c) is not None for c in providing):
             parts = [what]
+            runnable = [c for c in cands if blocker(c) is None]
             if runnable:
                 best = runnable[0]
-                soname = next(iter(req.nodes), "")
-                family = next(iter(sorted(req.nodes.get(soname, frozenset()))), "").split("_", 1)[0]
+                family = next(iter(sorted(req.nodes.get(soname, frozenset()))), "").split("_")[0]
                 top = best.newest_of(soname, family) if soname else None
                 upto = f", which provides up to {top}" if top else ""
                 parts.append(
                     f"the newest {req.name} that runs on {host.describe()} is {best.version}{upto}"
                 )
             first = providing[-1]  # the oldest that provides it
-            parts.append(
-                f"{first.version} provides it but {why_unusable(first, host) or 'is yanked'}"
-            )
+            parts.append(f"{first.version} provides it but {blocker(first)}")
             lines.append("; ".join(parts))
             continue
-        lines.append(f"{what}; {req.name}{req.specifier} excludes every version that provides it")
+        lines.append(f"{what}; it conflicts with another requirement on {req.name}")
     return tuple(lines)
 
 
@@ -186,6 +202,8 @@ def resolve(
             next((r for r in requirements if r.name == name), failed)
             for name, failed in failing.items()
         ]
-        raise ResolutionError(explain(merged, source, host) or (str(e),)) from e
+        raise ResolutionError(
+            explain(merged, source, host, prereleases=prereleases) or (str(e),)
+        ) from e
     by_name: dict[str, Requirement] = {r.name: r for r in requirements}
     return Resolution(dict(result.mapping), by_name)
