@@ -206,7 +206,50 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     b.add_argument("--plan", action="store_true", help="print what would be built; write nothing")
     b.set_defaults(func=_cmd_build)
+
+    for name, helptext, func in (
+        ("resolve", "pick the runtime wheels that satisfy what files need", _cmd_resolve),
+        ("requires", "the Requires-Dist lines a downstream wheel should declare", _cmd_requires),
+    ):
+        r = sub.add_parser(
+            name,
+            help=helptext,
+            description=(
+                f"{helptext[0].upper()}{helptext[1:]}. PATH_OR_REQ is a wheel, a directory, "
+                "an installed distribution or a requirement string (nativelib-cxx14>=12). "
+                "Candidates: the runtimes installed here, --find-links directories, "
+                "--index-url indexes. Exit status: 0 resolved, 1 no resolution (explained "
+                "on stderr), 2 usage error."
+            ),
+        )
+        r.add_argument("targets", nargs="+", metavar="PATH_OR_REQ")
+        r.add_argument("--index-url", action="append", metavar="URL", help="a simple-API index")
+        r.add_argument("--find-links", action="append", metavar="DIR", help="a directory of wheels")
+        if name == "resolve":
+            r.add_argument(
+                "--platform", metavar="TAG", help="target platform, e.g. manylinux_2_28_x86_64"
+            )
+            r.add_argument("--glibc", metavar="VERSION", help="target glibc, e.g. 2.28")
+            r.add_argument("--lowest", action="store_true", help="the oldest versions that satisfy")
+            r.add_argument("--pre", action="store_true", help="allow pre-releases")
+            r.add_argument("--json", action="store_true", help="machine-readable output")
+            r.add_argument(
+                "-o", "--output", metavar="FILE", help="write a requirements file with hashes"
+            )
+        r.set_defaults(func=func)
     return parser
+
+
+def _cmd_resolve(args: argparse.Namespace) -> int:
+    from nativelib.resolver.command import run_resolve  # noqa: PLC0415 (packaging, resolvelib)
+
+    return run_resolve(args)
+
+
+def _cmd_requires(args: argparse.Namespace) -> int:
+    from nativelib.resolver.command import run_requires  # noqa: PLC0415 (packaging, resolvelib)
+
+    return run_requires(args)
 
 
 def _cmd_build(args: argparse.Namespace) -> int:

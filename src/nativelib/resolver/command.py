@@ -1,0 +1,127 @@
+"""``nativelib resolve`` and ``nativelib requires``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from nativelib.errors import NativeLibError, ResolutionError
+from nativelib.resolver import candidates
+from nativelib.resolver.host import Host, detect_host
+from nativelib.resolver.needs import Needs, read_targets
+from nativelib.resolver.provider import Resolution, resolve
+from nativelib.runtime_wheels.catalog import load_catalog
+
+__all__ = ["run_requires", "run_resolve"]
+
+JSON_VERSION = 1
+
+
+def _source(args: argparse.Namespace) -> candidates.Source:
+    sources = [candidates.installed()]
+    for directory in args.find_links or ():
+        if not Path(directory).is_dir():
+            raise NativeLibError(f"--find-links {directory!r}: not a directory")
+        sources.append(candidates.find_links(Path(directory)))
+    for url in args.index_url or ():
+        sources.append(candidates.index(url))
+    return candidates.merge(*sources)
+
+
+def _needs(args: argparse.Namespace, host: Host) -> Needs:
+    needs = read_targets(args.targets, load_catalog(), host)
+    for path, reason in needs.unreadable:
+        print(f"warning: {path}: {reason}", file=sys.stderr)
+    for path, soname, copy in needs.vendored:
+        print(
+            f"note: {Path(path).name} uses the copy of {soname} vendored at {copy}", file=sys.stderr
+        )
+    return needs
+
+
+def _report(resolution: Resolution, host: Host, needs: Needs) -> dict[str, object]:
+    return {
+        "version": JSON_VERSION,
+        "host": {
+            "glibc": f"{host.glibc[0]}.{host.glibc[1]}",
+            "arch": host.arch,
+            "cuda_driver": host.cuda_driver,
+        },
+        "resolved": [
+            {
+                "name": name,
+                "version": str(c.version),
+                "installed": c.installed,
+                "url": c.url,
+                "sha256": c.sha256,
+                "reason": resolution.reason(name),
+            }
+            for name, c in sorted(resolution.chosen.items())
+        ],
+        "vendored": [{"file": f, "soname": s, "copy": c} for f, s, c in needs.vendored],
+    }
+
+
+def run_resolve(args: argparse.Namespace) -> int:
+    """Exit status: 0 resolved, 1 no resolution (explained), 2 usage error or failure."""
+    host = detect_host(glibc=args.glibc, platform_tag=args.platform)
+    needs = _needs(args, host)
+    if needs.host_problems:
+        for line in needs.host_problems:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    try:
+        resolution = resolve(
+            list(needs.requirements.values()),
+            _source(args),
+            host,
+            prereleases=args.pre,
+            lowest=args.lowest,
+        )
+    except ResolutionError as e:
+        for line in e.explanation:
+            print(f"error: {line}", file=sys.stderr)
+        print(
+            "hint: give --index-url or --find-links where newer runtime wheels are, or a "
+            "target (--glibc/--platform) they run on",
+            file=sys.stderr,
+        )
+        return 1
+    report = _report(resolution, host, needs)
+    if args.output:
+        lines = []
+        for entry in report["resolved"]:  # type: ignore[attr-defined]
+            lines.append(f"# {entry['reason']}")
+            hashes = f" --hash=sha256:{entry['sha256']}" if entry["sha256"] else ""
+            lines.append(f"{entry['name']}=={entry['version']}{hashes}")
+        Path(args.output).write_text("\n".join(lines) + "\n")
+        print(f"wrote {args.output}", file=sys.stderr)
+    if args.json:
+        json.dump(report, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    elif not args.output:
+        for entry in report["resolved"]:  # type: ignore[attr-defined]
+            where = "installed" if entry["installed"] else entry["url"]
+            print(f"{entry['name']}=={entry['version']}  ({entry['reason']})  {where}")
+    return 0
+
+
+def run_requires(args: argparse.Namespace) -> int:
+    """The Requires-Dist lines a downstream wheel should declare: each lower bound is the
+    oldest candidate whose version definitions cover the needs (any platform, any driver)."""
+    anywhere = Host((2, 999), detect_host().arch, "99999")
+    needs = _needs(args, anywhere)
+    if not needs.requirements:
+        print("# no runtime distribution is needed", file=sys.stderr)
+        return 0
+    try:
+        lowest = resolve(list(needs.requirements.values()), _source(args), anywhere, lowest=True)
+    except ResolutionError as e:
+        for line in e.explanation:
+            print(f"error: {line}", file=sys.stderr)
+        return 1
+    for name in sorted(needs.requirements):
+        print(f"Requires-Dist: {name}>={lowest.chosen[name].version}")
+    return 0

@@ -1,0 +1,111 @@
+"""``nativelib resolve`` / ``requires`` against real runtime wheels (Debian bookworm and
+bullseye builds of nativelib-cxx14) served from a simple index on 127.0.0.1 (network:
+the wheels are built from Debian's packages)."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nativelib.cli import main
+from nativelib.elf import read_elf
+from nativelib_testing import compile_extension
+
+pytestmark = pytest.mark.network
+
+EXT_CV = r"""
+#include <Python.h>
+#include <condition_variable>
+#include <mutex>
+void never_called(std::condition_variable &cv, std::unique_lock<std::mutex> &lock) { cv.wait(lock); }
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cv", NULL, -1, NULL};
+PyMODINIT_FUNC PyInit__cv(void) { return PyModule_Create(&module); }
+"""
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    root = tmp_path_factory.mktemp("index")
+    files = root / "files"
+    for suite in ("bookworm", "bullseye"):
+        assert main(["build", "cxx14", "--source", f"debian-{suite}", "-o", str(files)]) == 0
+    page = root / "simple/nativelib-cxx14"
+    page.mkdir(parents=True)
+    links = "".join(
+        f'<a href="../../files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>\n'
+        for w in sorted(files.glob("*.whl"))
+    )
+    (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def ext(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = compile_extension(tmp_path_factory.mktemp("ext"), "_cv", EXT_CV)
+    assert "GLIBCXX_3.4.30" in read_elf(path).version_needs["libstdc++.so.6"]
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NATIVELIB_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("NATIVELIB_CUDA_DRIVER", "none")
+
+
+def test_resolves_to_the_bookworm_build(
+    index_url: str, ext: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main(["resolve", str(ext), "--index-url", index_url, "--glibc", "2.36", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    (entry,) = doc["resolved"]
+    assert (entry["name"], entry["version"]) == ("nativelib-cxx14", "12.2.0")
+    assert entry["url"].startswith(index_url.rsplit("/", 1)[0]) and len(entry["sha256"]) == 64
+    assert "GLIBCXX_3.4.30" in entry["reason"] and "_cv" in entry["reason"]
+    # A requirements file with hashes.
+    out = tmp_path / "requirements.txt"
+    assert (
+        main(["resolve", str(ext), "--index-url", index_url, "--glibc", "2.36", "-o", str(out)])
+        == 0
+    )
+    lines = out.read_text().splitlines()
+    assert lines[1] == f"nativelib-cxx14==12.2.0 --hash=sha256:{entry['sha256']}"
+
+
+def test_older_glibc_is_explained(
+    index_url: str, ext: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["resolve", str(ext), "--index-url", index_url, "--glibc", "2.31"]) == 1
+    err = capsys.readouterr().err
+    assert "_cv" in err and "needs GLIBCXX_3.4.30" in err
+    assert (
+        "the newest nativelib-cxx14 that runs on glibc 2.31 is 10.2.1, which provides up to GLIBCXX_3.4.28"
+        in err
+    )
+    assert "12.2.0 provides it but needs glibc 2.36" in err
+
+
+def test_requires_lower_bound_from_the_candidates(
+    index_url: str, ext: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["requires", str(ext), "--index-url", index_url]) == 0
+    assert capsys.readouterr().out.strip() == "Requires-Dist: nativelib-cxx14>=12.2.0"
