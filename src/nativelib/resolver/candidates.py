@@ -26,6 +26,7 @@ from packaging.version import Version
 from nativelib.errors import NativeLibError, SourceError
 from nativelib.prefix import MANIFEST_DIR, PREFIX_DIRNAME, Manifest, parse_manifest
 from nativelib.resolver.model import Candidate
+from nativelib.runtime_wheels.builder import sha256_file
 
 __all__ = [
     "Source",
@@ -92,7 +93,9 @@ def find_links(directory: Path) -> Source:
     """Every runtime wheel in a directory (``--find-links DIR``)."""
     by_name: dict[str, list[Candidate]] = {}
     for path in sorted(Path(directory).glob("nativelib_*.whl")):
-        cand = candidates_from_wheel(path, url=path.resolve().as_uri(), location=str(directory))
+        cand = candidates_from_wheel(
+            path, url=path.resolve().as_uri(), sha256=sha256_file(path), location=str(directory)
+        )
         by_name.setdefault(cand.name, []).append(cand)
     return lambda name: list(by_name.get(name, ()))
 

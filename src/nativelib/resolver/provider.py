@@ -172,8 +172,13 @@ def explain(
                 parts.append(
                     f"the newest {req.name} that runs on {host.describe()} is {best.version}{upto}"
                 )
-            first = providing[-1]  # the oldest that provides it
-            parts.append(f"{first.version} provides it but {blocker(first)}")
+            # The newest version blocked for each distinct reason, newest first (at most 3).
+            seen: set[str] = set()
+            for c in providing:
+                reason = blocker(c) or ""
+                if reason not in seen and len(seen) < 3:
+                    seen.add(reason)
+                    parts.append(f"{c.version} provides it but {reason}")
             lines.append("; ".join(parts))
             continue
         lines.append(f"{what}; it conflicts with another requirement on {req.name}")
