@@ -9,6 +9,7 @@ import hashlib
 import http.server
 import json
 import threading
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,13 +42,25 @@ def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     files = root / "files"
     for suite in ("bookworm", "bullseye"):
         assert main(["build", "cxx14", "--source", f"debian-{suite}", "-o", str(files)]) == 0
-    page = root / "simple/nativelib-cxx14"
-    page.mkdir(parents=True)
-    links = "".join(
-        f'<a href="../../files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>\n'
-        for w in sorted(files.glob("*.whl"))
-    )
-    (page / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    # /simple offers PEP 658 metadata files; /plain does not (wheels are downloaded).
+    for flavour in ("simple", "plain"):
+        page = root / flavour / "nativelib-cxx14"
+        page.mkdir(parents=True)
+        links = []
+        for w in sorted(files.glob("*.whl")):
+            sha = hashlib.sha256(w.read_bytes()).hexdigest()
+            attr = ""
+            if flavour == "simple":
+                with zipfile.ZipFile(w) as zf:
+                    meta = zf.read(
+                        next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+                    )
+                (files / f"{w.name}.metadata").write_bytes(meta)
+                attr = f' data-core-metadata="sha256={hashlib.sha256(meta).hexdigest()}"'
+            links.append(f'<a href="../../files/{w.name}#sha256={sha}"{attr}>{w.name}</a>')
+        (page / "index.html").write_text(
+            "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+        )
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
     )
@@ -109,3 +122,25 @@ def test_requires_lower_bound_from_the_candidates(
 ) -> None:
     assert main(["requires", str(ext), "--index-url", index_url]) == 0
     assert capsys.readouterr().out.strip() == "Requires-Dist: nativelib-cxx14>=12.2.0"
+
+
+def test_pep658_metadata_spares_the_download(
+    index_url: str, ext: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    downloads = tmp_path / "cache/downloads"
+
+    def wheels() -> list[str]:
+        return sorted(p.name for p in downloads.rglob("*.whl")) if downloads.exists() else []
+
+    assert main(["resolve", str(ext), "--index-url", index_url, "--glibc", "2.36", "--json"]) == 0
+    (with_metadata,) = json.loads(capsys.readouterr().out)["resolved"]
+    assert wheels() == []  # METADATA was enough: no wheel downloaded
+    plain = index_url.rsplit("/", 1)[0] + "/plain"
+    assert main(["resolve", str(ext), "--index-url", plain, "--glibc", "2.36", "--json"]) == 0
+    (without,) = json.loads(capsys.readouterr().out)["resolved"]
+    assert len(wheels()) == 2  # both builds fetched to read their manifests
+    assert (with_metadata["version"], with_metadata["sha256"]) == (
+        without["version"],
+        without["sha256"],
+    )
+    assert with_metadata["version"] == "12.2.0"

@@ -6,6 +6,7 @@ Each source is one small callable: ``source(name) -> list[Candidate]``.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -26,11 +27,12 @@ from packaging.version import Version
 from nativelib.errors import NativeLibError, SourceError
 from nativelib.prefix import MANIFEST_DIR, PREFIX_DIRNAME, Manifest, parse_manifest
 from nativelib.resolver.model import Candidate
-from nativelib.runtime_wheels.builder import sha256_file
+from nativelib.runtime_wheels.builder import PROVIDES_BEGIN, PROVIDES_END, sha256_file
 
 __all__ = [
     "Source",
     "candidate_from_manifest",
+    "candidate_from_metadata",
     "candidates_from_wheel",
     "find_links",
     "index",
@@ -87,6 +89,37 @@ def candidates_from_wheel(path: Path, **extra: object) -> Candidate:
         raise SourceError(str(path), "the manifest does not match the wheel's name and version")
     platforms = tuple(sorted({t.platform for t in tags}))
     return candidate_from_manifest(manifest, platforms=platforms, **extra)
+
+
+def candidate_from_metadata(data: bytes, filename: str, **extra: object) -> Candidate | None:
+    """A runtime candidate from its METADATA alone (as PEP 658 serves it), when the
+    description carries the provides block the builder writes; else None."""
+    from email.parser import BytesParser  # noqa: PLC0415
+
+    try:
+        name, version, _build, tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename:
+        return None
+    message = BytesParser().parsebytes(data)
+    body = message.get_payload()
+    if not isinstance(body, str) or PROVIDES_BEGIN not in body:
+        return None
+    block = body.split(PROVIDES_BEGIN, 1)[1].split(PROVIDES_END, 1)[0]
+    definitions: dict[str, frozenset[str]] = {}
+    for line in block.strip().splitlines():
+        soname, _, nodes = line.partition(":")
+        if soname.strip():
+            definitions[soname.strip()] = frozenset(nodes.split())
+    if canonicalize_name(str(message.get("Name", ""))) != name:
+        return None
+    return Candidate(
+        name=name,
+        version=version,
+        definitions=definitions,
+        dependencies=_dependencies(message.get_all("Requires-Dist") or []),
+        platforms=tuple(sorted({t.platform for t in tags})),
+        **extra,  # type: ignore[arg-type]
+    )
 
 
 def find_links(directory: Path) -> Source:
@@ -149,12 +182,16 @@ def index(
         for f in parse_simple_index(body, content_type, page):
             if not f.filename.endswith(".whl") or not f.sha256:
                 continue
-            path = fetcher(f.url, f.sha256)
-            found.append(
-                candidates_from_wheel(
-                    path, url=f.url, sha256=f.sha256, yanked=f.yanked, location=url
-                )
-            )
+            extra = {"url": f.url, "sha256": f.sha256, "yanked": f.yanked, "location": url}
+            cand = None
+            if f.metadata is not None:  # PEP 658: METADATA without the wheel
+                data, _type = getter(f"{f.url}.metadata")
+                if f.metadata and hashlib.sha256(data).hexdigest() != f.metadata:
+                    raise SourceError(f"{f.url}.metadata", "sha256 mismatch with the index")
+                cand = candidate_from_metadata(data, f.filename, **extra)
+            if cand is None:
+                cand = candidates_from_wheel(fetcher(f.url, f.sha256), **extra)
+            found.append(cand)
         cache[name] = found
         return found
 

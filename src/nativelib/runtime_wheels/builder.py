@@ -41,7 +41,13 @@ from nativelib.runtime_wheels.catalog import Catalog, Recipe, Source
 from nativelib.runtime_wheels.sources import upstream_version
 from nativelib.runtime_wheels.wheel import WheelFile, WheelPlan, write_wheel
 
+#: The block of a runtime wheel's description that lists each library's version nodes.
+PROVIDES_BEGIN = "<!-- nativelib-provides"
+PROVIDES_END = "-->"
+
 __all__ = [
+    "PROVIDES_BEGIN",
+    "PROVIDES_END",
     "BuildError",
     "BuildPlan",
     "Input",
@@ -412,6 +418,11 @@ def _plan(
             "| upstream package | version | sha256 | from |",
             "|---|---|---|---|",
             *(f"| {p.name} | {p.version} | {p.sha256} | {p.url} |" for p in provenance.packages),
+            "",
+            # What the resolver needs, readable from METADATA alone (PEP 658 serves it).
+            PROVIDES_BEGIN,
+            *(f"{lib.soname}: {' '.join(lib.version_definitions)}" for lib in libraries),
+            PROVIDES_END,
             "",
         ]
     )

@@ -243,6 +243,20 @@ class IndexFile:
     url: str
     sha256: str | None
     yanked: bool
+    #: PEP 658: None when the index offers no ``.metadata`` file; else its sha256 ("" when
+    #: the index gives none).
+    metadata: str | None = None
+
+
+def _metadata_attr(value: object) -> str | None:
+    """A PEP 658/714 metadata attribute (JSON value or HTML attribute) as a sha256 or ""."""
+    if value is None or value is False or value == "false":
+        return None
+    if isinstance(value, dict):
+        return str(value.get("sha256", ""))
+    if isinstance(value, str) and value.startswith("sha256="):
+        return value[len("sha256=") :]
+    return ""
 
 
 class _Anchors(HTMLParser):
@@ -266,6 +280,7 @@ def parse_simple_index(body: bytes, content_type: str, base_url: str) -> list[In
                     urljoin(base_url, f["url"]),
                     f.get("hashes", {}).get("sha256"),
                     bool(f.get("yanked", False)),
+                    _metadata_attr(f.get("core-metadata", f.get("dist-info-metadata"))),
                 )
                 for f in doc["files"]
             ]
@@ -280,7 +295,12 @@ def parse_simple_index(body: bytes, content_type: str, base_url: str) -> list[In
             continue
         url, _, fragment = urljoin(base_url, href).partition("#")
         sha = fragment[len("sha256=") :] if fragment.startswith("sha256=") else None
-        files.append(IndexFile(_filename(url), url, sha, "data-yanked" in attrs))
+        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        if meta is None and ("data-core-metadata" in attrs or "data-dist-info-metadata" in attrs):
+            meta = "true"  # a bare attribute
+        files.append(
+            IndexFile(_filename(url), url, sha, "data-yanked" in attrs, _metadata_attr(meta))
+        )
     return files
 
 
