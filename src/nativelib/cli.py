@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from nativelib import __version__
-from nativelib.abi import highest_needed, manylinux_tags
 from nativelib.elf import ElfInfo
 from nativelib.errors import NativeLibError
 from nativelib.scan import ScanResult, scan_paths
@@ -82,6 +81,8 @@ def inspect_json(results: Sequence[ScanResult]) -> dict[str, object]:
 
 
 def _describe(info: ElfInfo) -> list[str]:
+    from nativelib.abi import highest_needed, manylinux_tags  # noqa: PLC0415 (inspect only)
+
     order = "little-endian" if info.byte_order == "little" else "big-endian"
     lines = [
         f"{info.path}",

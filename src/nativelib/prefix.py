@@ -13,6 +13,8 @@ Standard library only: the loader reads manifests inside other projects' import 
 
 from __future__ import annotations
 
+import os
+
 from nativelib._frozen import Frozen, setfield
 
 # The layout constants and the loader's index (``<dist>.load``) live in nativelib._index,
@@ -40,6 +42,8 @@ __all__ = [
     "MANIFEST_DIR",
     "MANIFEST_VERSION",
     "PREFIX_DIRNAME",
+    "PROVIDES_BEGIN",
+    "PROVIDES_END",
     "Dependency",
     "Library",
     "Manifest",
@@ -48,9 +52,28 @@ __all__ = [
     "Provenance",
     "load_order",
     "parse_manifest",
+    "sha256_file",
 ]
 
 INCLUDE_DIR = "include"
+
+#: The block of a runtime wheel's description listing each library's version nodes, so
+#: that METADATA alone (what PEP 658 serves) tells the resolver what a wheel provides.
+PROVIDES_BEGIN = "<!-- nativelib-provides"
+PROVIDES_END = "-->"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """The sha256 of a file, read in 1 MiB blocks."""
+    import hashlib  # noqa: PLC0415 (the loader imports this module: keep its imports light)
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 MANIFEST_VERSION = 1
 
 

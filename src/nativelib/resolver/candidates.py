@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -25,9 +25,16 @@ from packaging.utils import (
 from packaging.version import Version
 
 from nativelib.errors import NativeLibError, SourceError
-from nativelib.prefix import MANIFEST_DIR, PREFIX_DIRNAME, Manifest, parse_manifest
-from nativelib.resolver.model import Candidate
-from nativelib.runtime_wheels.builder import PROVIDES_BEGIN, PROVIDES_END, sha256_file
+from nativelib.prefix import (
+    MANIFEST_DIR,
+    PREFIX_DIRNAME,
+    PROVIDES_BEGIN,
+    PROVIDES_END,
+    Manifest,
+    parse_manifest,
+    sha256_file,
+)
+from nativelib.resolver.model import Candidate, Pending
 
 __all__ = [
     "Source",
@@ -41,7 +48,7 @@ __all__ = [
     "static",
 ]
 
-Source = Callable[[NormalizedName], list[Candidate]]
+Source = Callable[[NormalizedName], Sequence[Candidate | Pending]]
 
 
 def _dependencies(requires: Iterable[str]) -> tuple[tuple[str, SpecifierSet], ...]:
@@ -161,13 +168,27 @@ def index(
     """A simple-API index (PEP 691 JSON, else PEP 503 HTML): each wheel is fetched
     (sha256-pinned by the index, cached) and its manifest read."""
     from nativelib.runtime_wheels.download import fetch, get_document  # noqa: PLC0415
-    from nativelib.runtime_wheels.sources import parse_simple_index  # noqa: PLC0415
+    from nativelib.runtime_wheels.sources import IndexFile, parse_simple_index  # noqa: PLC0415
 
     getter = get or get_document
     fetcher: Callable[[str, str], Path] = fetch_wheel or fetch
-    cache: dict[str, list[Candidate]] = {}
+    cache: dict[str, list[Candidate | Pending]] = {}
 
-    def source(name: NormalizedName) -> list[Candidate]:
+    def loader(f: IndexFile, extra: dict[str, object]) -> Callable[[], Candidate]:
+        def load() -> Candidate:
+            if f.metadata is not None:  # PEP 658: METADATA without the wheel
+                data, _type = getter(f"{f.url}.metadata")
+                if f.metadata and hashlib.sha256(data).hexdigest() != f.metadata:
+                    raise SourceError(f"{f.url}.metadata", "sha256 mismatch with the index")
+                cand = candidate_from_metadata(data, f.filename, **extra)
+                if cand is not None:
+                    return cand
+            assert f.sha256 is not None
+            return candidates_from_wheel(fetcher(f.url, f.sha256), **extra)
+
+        return load
+
+    def source(name: NormalizedName) -> list[Candidate | Pending]:
         if name in cache:
             return cache[name]
         page = urljoin(url.rstrip("/") + "/", f"{name}/")
@@ -178,20 +199,23 @@ def index(
                 cache[name] = []
                 return []
             raise
-        found = []
+        found: list[Candidate | Pending] = []
         for f in parse_simple_index(body, content_type, page):
             if not f.filename.endswith(".whl") or not f.sha256:
                 continue
-            extra = {"url": f.url, "sha256": f.sha256, "yanked": f.yanked, "location": url}
-            cand = None
-            if f.metadata is not None:  # PEP 658: METADATA without the wheel
-                data, _type = getter(f"{f.url}.metadata")
-                if f.metadata and hashlib.sha256(data).hexdigest() != f.metadata:
-                    raise SourceError(f"{f.url}.metadata", "sha256 mismatch with the index")
-                cand = candidate_from_metadata(data, f.filename, **extra)
-            if cand is None:
-                cand = candidates_from_wheel(fetcher(f.url, f.sha256), **extra)
-            found.append(cand)
+            try:
+                wheel_name, version, _build, tags = parse_wheel_filename(f.filename)
+            except InvalidWheelFilename:
+                continue
+            if wheel_name != name:
+                continue
+            extra: dict[str, object] = {
+                "url": f.url, "sha256": f.sha256, "yanked": f.yanked, "location": url,
+            }  # fmt: skip
+            platforms = tuple(sorted({t.platform for t in tags}))
+            found.append(
+                Pending(name, version, platforms, f.yanked, f.url, f.sha256, loader(f, extra))
+            )
         cache[name] = found
         return found
 

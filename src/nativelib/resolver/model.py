@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-__all__ = ["Candidate", "Need", "Requirement"]
+__all__ = ["Candidate", "Need", "Pending", "Requirement"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ class Candidate:
     installed: bool = False
     location: str | None = None  # where it was found (path or index), for messages
 
+    def load(self) -> Candidate:
+        """The candidate with everything known (already so; see :class:`Pending`)."""
+        return self
+
     def provides(self, soname: str, nodes: frozenset[str]) -> bool:
         defined = self.definitions.get(soname)
         return defined is not None and nodes <= defined
@@ -81,3 +85,33 @@ class Candidate:
             if best is None or key > best[0]:
                 best = (key, node)
         return None if best is None else best[1]
+
+
+class Pending:
+    """A candidate known from an index page only (name, version, tags, yanked, URL,
+    sha256); :meth:`load` reads its metadata (PEP 658) or wheel, once, when needed."""
+
+    def __init__(
+        self,
+        name: NormalizedName,
+        version: Version,
+        platforms: tuple[str, ...],
+        yanked: bool,
+        url: str,
+        sha256: str,
+        loader: Callable[[], Candidate],
+    ) -> None:
+        self.name = name
+        self.version = version
+        self.platforms = platforms
+        self.yanked = yanked
+        self.url = url
+        self.sha256 = sha256
+        self.installed = False
+        self._loader = loader
+        self._loaded: Candidate | None = None
+
+    def load(self) -> Candidate:
+        if self._loaded is None:
+            self._loaded = self._loader()
+        return self._loaded

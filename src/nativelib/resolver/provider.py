@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from resolvelib import BaseReporter, ResolutionImpossible, Resolver
@@ -12,7 +12,7 @@ from resolvelib.structs import RequirementInformation
 from nativelib.errors import ResolutionError
 from nativelib.resolver.candidates import Source
 from nativelib.resolver.host import Host, cuda_policy, driver_version
-from nativelib.resolver.model import Candidate, Requirement
+from nativelib.resolver.model import Candidate, Pending, Requirement
 
 __all__ = ["Resolution", "explain", "resolve", "why_unusable"]
 
@@ -21,7 +21,7 @@ def _ver(v: tuple[int, ...]) -> str:
     return ".".join(map(str, v))
 
 
-def why_unusable(cand: Candidate, host: Host) -> str | None:
+def why_unusable(cand: Candidate | Pending, host: Host) -> str | None:
     """Why a candidate cannot be used on the host (platform, CUDA driver), or None."""
     if cand.installed:
         return None
@@ -57,10 +57,11 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         candidates: Mapping[str, Iterator[Candidate]],
         information: Mapping[str, Iterator[RequirementInformation]],  # type: ignore[type-arg]
         backtrack_causes: Sequence[RequirementInformation],  # type: ignore[type-arg]
-    ) -> int:
-        return sum(1 for _ in candidates[identifier])
+    ) -> str:
+        # Not the candidate count: counting would fetch every candidate's metadata.
+        return identifier
 
-    def _allowed(self, req: Requirement, cand: Candidate) -> bool:
+    def _allowed(self, req: Requirement, cand: Candidate | Pending) -> bool:
         if cand.version.is_prerelease and not (
             self.prereleases or any(s.prereleases for s in req.specifier)
         ):
@@ -81,20 +82,29 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         identifier: str,
         requirements: Mapping[str, Iterator[Requirement]],
         incompatibilities: Mapping[str, Iterator[Candidate]],
-    ) -> list[Candidate]:
+    ) -> Callable[[], Iterator[Candidate]]:
         reqs = list(requirements[identifier])
         bad = {(c.version, c.installed) for c in incompatibilities[identifier]}
-        usable = [
-            c
-            for c in self.source(identifier)  # type: ignore[arg-type]
-            if (c.version, c.installed) not in bad
-            and why_unusable(c, self.host) is None
-            and all(self.is_satisfied_by(r, c) for r in reqs)
+        # What the index page says is enough to sort and to rule most out; what a
+        # candidate provides is read (its metadata fetched) only when it comes up.
+        entries = [
+            e
+            for e in self.source(identifier)  # type: ignore[arg-type]
+            if (e.version, e.installed) not in bad
+            and why_unusable(e, self.host) is None
+            and all(self._allowed(r, e) for r in reqs)
         ]
         # An installed version that satisfies comes first; then newest (or lowest) first.
-        usable.sort(key=lambda c: c.version, reverse=not self.lowest)
-        usable.sort(key=lambda c: not c.installed)
-        return usable
+        entries.sort(key=lambda e: e.version, reverse=not self.lowest)
+        entries.sort(key=lambda e: not e.installed)
+
+        def matches() -> Iterator[Candidate]:
+            for entry in entries:
+                cand = entry.load()
+                if all(cand.provides(s, n) for r in reqs for s, n in r.nodes.items()):
+                    yield cand
+
+        return matches
 
     def get_dependencies(self, candidate: Candidate) -> list[Requirement]:
         return [
@@ -119,7 +129,7 @@ def explain(
     """One sentence per requirement that no usable candidate satisfies."""
     lines: list[str] = []
     for req in requirements:
-        cands = sorted(source(req.name), key=lambda c: c.version, reverse=True)
+        cands = sorted((e.load() for e in source(req.name)), key=lambda c: c.version, reverse=True)
         what = req.describe()
 
         def blocker(c: Candidate, req: Requirement = req) -> str | None:

@@ -12,7 +12,6 @@ entry is provided by the host or by a declared runtime dependency, computes the 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,8 @@ from nativelib.prefix import (
     INCLUDE_DIR,
     LIB_DIR,
     PREFIX_DIRNAME,
+    PROVIDES_BEGIN,
+    PROVIDES_END,
     Dependency,
     Library,
     Manifest,
@@ -35,15 +36,12 @@ from nativelib.prefix import (
     index_filename,
     load_order,
     loader_index,
+    sha256_file,
 )
 from nativelib.runtime_wheels.archive import PackageInfo, extract, info_files, open_archive
 from nativelib.runtime_wheels.catalog import Catalog, Recipe, Source
 from nativelib.runtime_wheels.sources import upstream_version
 from nativelib.runtime_wheels.wheel import WheelFile, WheelPlan, write_wheel
-
-#: The block of a runtime wheel's description that lists each library's version nodes.
-PROVIDES_BEGIN = "<!-- nativelib-provides"
-PROVIDES_END = "-->"
 
 __all__ = [
     "PROVIDES_BEGIN",
@@ -105,15 +103,6 @@ class BuildPlan:
             lines.append(f"    {lib.soname}  {lib.size} bytes  from {lib.origin}{newest}")
         lines.append(self.wheel.describe())
         return "\n".join(lines)
-
-
-def sha256_file(path: Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks."""
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _wanted(recipe: Recipe, source: Source | None) -> list[str]:
