@@ -6,6 +6,8 @@
 - ``Env``: a Python environment with pynativelib importable and runtime wheels installed
   with pip in one of the layouts users have: a venv, ``--user``, ``--target``, ``--prefix``.
 - ``compile_extension``: a real extension module compiled with g++.
+- ``omp_wheel`` and ``auditwheel_repair``: a real OpenMP extension wheel, and the same
+  repaired by the real ``auditwheel`` (vendoring libgomp as auditwheel does).
 """
 
 from __future__ import annotations
@@ -164,4 +166,83 @@ def compile_extension(dest: Path, name: str, source: str, *flags: str) -> Path:
         ["g++", "-shared", "-fPIC", "-O1", f"-I{include}", "-o", str(out), str(src), *flags],
         check=True, capture_output=True,
     )  # fmt: skip
+    return out
+
+
+OMP_SOURCE = r"""
+#include <Python.h>
+#include <omp.h>
+static PyObject *total(PyObject *self, PyObject *args) {
+    long n;
+    if (!PyArg_ParseTuple(args, "l", &n)) return NULL;
+    long long s = 0;
+#pragma omp parallel for reduction(+ : s)
+    for (long i = 0; i < n; i++) s += i;
+    return Py_BuildValue("Li", s, omp_get_max_threads());
+}
+static PyMethodDef methods[] = {{"total", total, METH_VARARGS, "sum of range(n), in parallel"},
+                                {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_omp", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__omp(void) { return PyModule_Create(&module); }
+"""
+
+
+def _record_line(name: str, data: bytes) -> str:
+    import base64  # noqa: PLC0415
+    import hashlib  # noqa: PLC0415
+
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+    return f"{name},sha256={digest},{len(data)}"
+
+
+def omp_wheel(dest: Path, package: str = "ompdemo", version: str = "1.0") -> Path:
+    """A real wheel ``<package>-<version>-cp3X-cp3X-linux_x86_64.whl`` whose extension
+    ``<package>._omp`` (``total(n)`` -> ``(sum(range(n)), omp_get_max_threads())``) is
+    compiled here with ``gcc -fopenmp``; it NEEDs libgomp.so.1 (not vendored yet)."""
+    import zipfile  # noqa: PLC0415
+
+    dest.mkdir(parents=True, exist_ok=True)
+    build = dest / f"{package}-build"
+    build.mkdir(exist_ok=True)
+    src = build / "_omp.c"
+    src.write_text(OMP_SOURCE)
+    ext_name = f"_omp{sysconfig.get_config_var('EXT_SUFFIX')}"
+    ext = build / ext_name
+    include = sysconfig.get_paths()["include"]
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-O2", "-fopenmp", f"-I{include}", "-o", str(ext), str(src)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    dist_info = f"{package}-{version}.dist-info"
+    files = {
+        f"{package}/__init__.py": b"from ._omp import total\n",
+        f"{package}/{ext_name}": ext.read_bytes(),
+        f"{dist_info}/METADATA": (
+            f"Metadata-Version: 2.1\nName: {package}\nVersion: {version}\n"
+        ).encode(),
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: nativelib-tests\nRoot-Is-Purelib: false\n"
+            f"Tag: {tag}-{tag}-linux_x86_64\n"
+        ).encode(),
+    }
+    record = [_record_line(n, d) for n, d in files.items()] + [f"{dist_info}/RECORD,,"]
+    out = dest / f"{package}-{version}-{tag}-{tag}-linux_x86_64.whl"
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for n, d in files.items():
+            zf.writestr(n, d)
+        zf.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
+    return out
+
+
+def auditwheel_repair(wheel: Path, dest: Path) -> Path:
+    """``auditwheel repair`` (the real one, a test dependency) of ``wheel`` into ``dest``:
+    the result vendors libgomp as ``<package>.libs/libgomp-<hash>.so.1.0.0``."""
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    subprocess.run(
+        [str(bindir / "auditwheel"), "repair", "-w", str(dest), str(wheel)],
+        check=True, capture_output=True, env=env,
+    )  # fmt: skip
+    (out,) = (p for p in dest.glob("*.whl") if p.name.split("-")[0] == wheel.name.split("-")[0])
     return out

@@ -238,6 +238,41 @@ def _build_parser() -> argparse.ArgumentParser:
                 "-o", "--output", metavar="FILE", help="write a requirements file with hashes"
             )
         r.set_defaults(func=func)
+
+    rp = sub.add_parser(
+        "repair",
+        help="replace vendored runtime copies in wheels with a dependency on runtime wheels",
+        description=(
+            "Find the runtime libraries a wheel vendors (auditwheel's pkg.libs/libgomp-<hash>"
+            ".so.1.0.0, or unrenamed copies such as torch/lib/libgomp.so.1), point the shared "
+            "objects that need them at the shared runtime (DT_NEEDED back to the canonical "
+            "soname, an $ORIGIN-relative RUNPATH to nativelib.prefix/lib), remove the copies "
+            "and add Requires-Dist on the runtime distributions. The input is never modified. "
+            "Exit status: 0 repaired (or nothing to repair), 2 error (nothing written)."
+        ),
+    )
+    rp.add_argument("wheels", nargs="+", metavar="WHEEL")
+    rp.add_argument(
+        "-w", "--wheel-dir", default="wheelhouse", metavar="OUTDIR",
+        help="where repaired wheels go (default: wheelhouse)",
+    )  # fmt: skip
+    rp.add_argument(
+        "--runtime", action="append", metavar="NAMES",
+        help="only these runtimes, e.g. gomp,gfortran5 (default: every runtime found)",
+    )  # fmt: skip
+    rp.add_argument("--plan", action="store_true", help="print every edit; write nothing")
+    rp.add_argument(
+        "--add-preload", action="store_true",
+        help="also add a hook module that calls nativelib.load() from the package's __init__.py "
+        "(for --user, --target and other layouts that RUNPATH cannot reach)",
+    )  # fmt: skip
+    rp.add_argument(
+        "--find-links", action="append", metavar="DIR", help="runtime wheels (for bounds)"
+    )
+    rp.add_argument(
+        "--index-url", action="append", metavar="URL", help="an index of runtime wheels"
+    )
+    rp.set_defaults(func=_cmd_repair)
     return parser
 
 
@@ -253,8 +288,14 @@ def _cmd_requires(args: argparse.Namespace) -> int:
     return run_requires(args)
 
 
+def _cmd_repair(args: argparse.Namespace) -> int:
+    from nativelib.repair.command import run  # noqa: PLC0415 (packaging, resolvelib)
+
+    return run(args)
+
+
 def _cmd_build(args: argparse.Namespace) -> int:
-    # Imported here: building needs requests and the archive readers; inspect does not.
+    # Imported here: building needs the archive readers and downloads; inspect does not.
     from nativelib.runtime_wheels.command import run  # noqa: PLC0415 (kept off inspect's path)
 
     return run(args)

@@ -15,6 +15,7 @@ __all__ = [
     "ManifestError",
     "NativeLibError",
     "NotElfError",
+    "RepairError",
     "ResolutionError",
     "RuntimeConflict",
     "RuntimeNotFound",
@@ -186,3 +187,11 @@ class ResolutionError(NativeLibError):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (type(self), (self.explanation,))
+
+
+class RepairError(_AboutError):
+    """A wheel cannot be repaired, or an edit failed its check.
+
+    ``subject`` names the wheel, or the member inside it (``x.whl!pkg/_ext.so``). Nothing
+    is written when this is raised.
+    """

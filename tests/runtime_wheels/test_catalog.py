@@ -225,6 +225,26 @@ BAD = [
         "implicit need 'libb.so.1' of 'liba.so.1' is not owned by nativelib-a or one of its",
         id="implicit-need-without-dependency",
     ),
+    pytest.param(
+        {
+            "a.toml": recipe(
+                "nativelib-a",
+                sonames='["liba.so.1"]',
+                extra='signatures = { "libzz.so.1" = ["A_1"] }',
+            )
+        },
+        "signatures names 'libzz.so.1', which is not one of its sonames",
+        id="signature-of-unowned-soname",
+    ),
+    pytest.param(
+        {
+            "a.toml": recipe(
+                "nativelib-a", sonames='["liba.so.1"]', extra='signatures = { "liba.so.1" = [] }'
+            )
+        },
+        "signatures['liba.so.1'] must be a non-empty list of version nodes",
+        id="empty-signature",
+    ),
     pytest.param({"a.toml": recipe("a")}, "must look like 'nativelib-<name>'", id="bad-name"),
     pytest.param(
         {"a.toml": recipe("nativelib-a"), "b.toml": recipe("nativelib-a")},

@@ -11,7 +11,7 @@ from nativelib.errors import NativeLibError, ResolutionError
 from nativelib.resolver import candidates
 from nativelib.resolver.host import Host, detect_host
 from nativelib.resolver.needs import Needs, read_targets
-from nativelib.resolver.provider import Resolution, resolve
+from nativelib.resolver.provider import Resolution, lower_bounds, resolve
 from nativelib.runtime_wheels.catalog import load_catalog
 
 __all__ = ["run_requires", "run_resolve"]
@@ -111,13 +111,13 @@ def run_resolve(args: argparse.Namespace) -> int:
 def run_requires(args: argparse.Namespace) -> int:
     """The Requires-Dist lines a downstream wheel should declare: each lower bound is the
     oldest candidate whose version definitions cover the needs (any platform, any driver)."""
-    anywhere = Host((2, 999), detect_host().arch, "99999")
-    needs = _needs(args, anywhere)
+    arch = detect_host().arch
+    needs = _needs(args, Host((2, 999), arch, "99999"))
     if not needs.requirements:
         print("# no runtime distribution is needed", file=sys.stderr)
         return 0
     try:
-        lowest = resolve(list(needs.requirements.values()), _source(args), anywhere, lowest=True)
+        lowest = lower_bounds(list(needs.requirements.values()), _source(args), arch)
     except ResolutionError as e:
         for line in e.explanation:
             print(f"error: {line}", file=sys.stderr)

