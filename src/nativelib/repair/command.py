@@ -14,6 +14,8 @@ from nativelib.repair.core import Bounds, RepairPlan, apply_repair, plan_repair
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
 from nativelib.repair.wheelio import read_wheel
 from nativelib.resolver import candidates
+from nativelib.resolver.command import candidate_source
+from nativelib.resolver.host import detect_host
 from nativelib.resolver.model import Requirement
 from nativelib.resolver.provider import lower_bounds
 from nativelib.runtime_wheels.catalog import Catalog, load_catalog
@@ -84,16 +86,8 @@ def run(args: argparse.Namespace) -> int:
     for that wheel)."""
     catalog = load_catalog()
     runtimes = _runtimes(args.runtime or (), catalog)
-    sources = [candidates.installed()]
-    for directory in args.find_links or ():
-        if not Path(directory).is_dir():
-            raise NativeLibError(f"--find-links {directory!r}: not a directory")
-        sources.append(candidates.find_links(Path(directory)))
-    for url in args.index_url or ():
-        sources.append(candidates.index(url))
-    from nativelib.resolver.host import detect_host  # noqa: PLC0415
-
-    bounds = resolver_bounds(candidates.merge(*sources), detect_host().arch)
+    source = candidate_source(args.find_links, args.index_url)
+    bounds = resolver_bounds(source, detect_host().arch)
     out_dir = Path(args.wheel_dir)
     status = 0
     for wheel in args.wheels:

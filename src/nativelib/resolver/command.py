@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from nativelib.errors import NativeLibError, ResolutionError
@@ -14,20 +15,27 @@ from nativelib.resolver.needs import Needs, read_targets
 from nativelib.resolver.provider import Resolution, lower_bounds, resolve
 from nativelib.runtime_wheels.catalog import load_catalog
 
-__all__ = ["run_requires", "run_resolve"]
+__all__ = ["candidate_source", "run_requires", "run_resolve"]
 
 JSON_VERSION = 1
 
 
-def _source(args: argparse.Namespace) -> candidates.Source:
+def candidate_source(
+    find_links: Sequence[str] | None, index_urls: Sequence[str] | None
+) -> candidates.Source:
+    """Candidates from the installed runtimes, ``--find-links`` and ``--index-url``."""
     sources = [candidates.installed()]
-    for directory in args.find_links or ():
+    for directory in find_links or ():
         if not Path(directory).is_dir():
             raise NativeLibError(f"--find-links {directory!r}: not a directory")
         sources.append(candidates.find_links(Path(directory)))
-    for url in args.index_url or ():
+    for url in index_urls or ():
         sources.append(candidates.index(url))
     return candidates.merge(*sources)
+
+
+def _source(args: argparse.Namespace) -> candidates.Source:
+    return candidate_source(args.find_links, args.index_url)
 
 
 def _needs(args: argparse.Namespace, host: Host) -> Needs:
