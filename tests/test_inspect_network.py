@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from nativelib.cli import main
+from nativelib.runtime_wheels.download import DownloadPolicy, fetch, get_document
 
 pytestmark = pytest.mark.network
 
@@ -42,27 +43,20 @@ def _index_files(text: str, content_type: str) -> list[tuple[str, str, str]]:
 
 
 def _download_wheel(dest: Path) -> Path:
-    """One small binary wheel, found through PyPI's simple API."""
-    requests = pytest.importorskip("requests")
-    page = requests.get(
-        f"https://pypi.org/simple/{PROJECT}/",
-        headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"},
-        timeout=60,
-    )
-    page.raise_for_status()
+    """One small binary wheel, found through PyPI's simple API (with our own client)."""
+    policy = DownloadPolicy(retries=2, timeout=120, progress=False)
+    body, content_type = get_document(f"https://pypi.org/simple/{PROJECT}/", policy=policy)
     files = [
         f
-        for f in _index_files(page.text, page.headers.get("Content-Type", ""))
+        for f in _index_files(body.decode(), content_type)
         if f[0].lower().startswith(f"{PROJECT}-{VERSION}-cp311-cp311-manylinux")
         and f[0].endswith("x86_64.whl")
     ]
     assert files, f"no cp311 manylinux x86_64 wheel of {PROJECT} {VERSION} on PyPI"
     filename, url, sha256 = files[0]
     assert len(sha256) == 64, f"the index gave no sha256 for {filename}"
-    body = requests.get(url, timeout=120).content
-    assert hashlib.sha256(body).hexdigest() == sha256
-    path = dest / filename
-    path.write_bytes(body)
+    path = fetch(url, sha256, cache=dest / "cache", policy=policy)
+    assert hashlib.sha256(path.read_bytes()).hexdigest() == sha256
     return path
 
 

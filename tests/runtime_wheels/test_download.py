@@ -1,13 +1,18 @@
 """``runtime_wheels.download.fetch`` against real HTTP(S) servers on 127.0.0.1.
 
-Every server here is a ``ThreadingHTTPServer`` in a thread whose routes misbehave on
-purpose (short bodies, lying Content-Length, 5xx, hangs, redirects); the TLS server uses a
-self-signed certificate made with the ``openssl`` command for the test session.
+Every server here is a keep-alive (HTTP/1.1) ``ThreadingHTTPServer`` in a thread whose
+routes misbehave on purpose (short bodies, lying Content-Length, 5xx, hangs, redirects,
+dropped connections); the TLS server uses a self-signed certificate made with the
+``openssl`` command for the test session. A small forwarding proxy (absolute-URI requests
+and ``CONNECT``) records what went through it.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.client
+import logging
 import os
 import re
 import select
@@ -25,16 +30,19 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
-import requests
 
+from nativelib import _http
+from nativelib._http import default_client
 from nativelib.errors import SourceError
 from nativelib.runtime_wheels import download
 from nativelib.runtime_wheels.download import (
     MAX_REDIRECTS,
     STALE_PARTIAL_SECONDS,
     DownloadPolicy,
+    HttpClient,
     cache_dir,
     fetch,
     get_document,
@@ -49,7 +57,13 @@ Route = Callable[["_Handler", int], None]
 
 
 class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive unless a route closes the connection
     server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
 
     def do_GET(self) -> None:
         srv = self.server
@@ -79,11 +93,27 @@ class _Server(ThreadingHTTPServer):
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.seen: list[tuple[str, dict[str, str]]] = []
+        self.connections = 0  # TCP connections accepted
+        self.closed = 0  # ... and closed by this side
         self.lock = threading.Lock()
         self.release = threading.Event()  # lets hanging handlers go at teardown
 
-    def url(self, path: str) -> str:
-        return f"{self.scheme}://127.0.0.1:{self.server_address[1]}{path}"
+    def shutdown_request(self, request: socket.socket) -> None:  # type: ignore[override]
+        super().shutdown_request(request)
+        with self.lock:
+            self.closed += 1
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hangs up mid-body (size limits, timeouts) is expected here.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
 
 # -- routes -------------------------------------------------------------------------------
@@ -184,10 +214,23 @@ def seq(*routes: Route) -> Route:
 
 
 @pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    for var in ("http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY"):
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No proxy for 127.0.0.1, no CA bundle variables, no .netrc: tests set their own."""
+    for var in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
         monkeypatch.delenv(var, raising=False)
+        monkeypatch.delenv(var.upper(), raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    for var in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no-netrc"))
+
+
+@pytest.fixture(autouse=True)
+def _fresh_default_client() -> Iterator[None]:
+    """No test reuses a connection that another test's server left in the shared pool."""
+    default_client().close()
+    yield
+    default_client().close()
 
 
 def _start(tls: ssl.SSLContext | None = None) -> _Server:
@@ -247,11 +290,10 @@ def tls_server(cert: tuple[Path, Path]) -> Iterator[_Server]:
 
 
 @pytest.fixture
-def trusting(cert: tuple[Path, Path]) -> Iterator[requests.Session]:
-    """A session that trusts the test certificate."""
-    with requests.Session() as s:
-        s.verify = str(cert[0])
-        yield s
+def trusting(cert: tuple[Path, Path]) -> Iterator[HttpClient]:
+    """A client that trusts the test certificate."""
+    with HttpClient(verify=cert[0]) as client:
+        yield client
 
 
 def _entry(cache: Path, sha: str = SHA) -> Path:
@@ -723,16 +765,45 @@ def test_redirects_are_followed(server: _Server, other_server: _Server, tmp_path
     assert other_server.hits["/real/file"] == 1
 
 
+def _basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
 def test_credentials_stay_with_their_origin(
     server: _Server, other_server: _Server, tmp_path: Path
 ) -> None:
+    # user:password@ in the URL: sent to the origin (also after a redirect within it), not
+    # to another origin, and never as userinfo on the wire.
+    server.routes["/f.bin"] = redirect("/g.bin")
+    server.routes["/g.bin"] = redirect(other_server.url("/f.bin"))
+    other_server.routes["/f.bin"] = ok()
+    url = server.url("/f.bin").replace("://", "://alice:s%40cret@")
+    fetch(url, SHA, cache=tmp_path, policy=FAST)
+    assert [h.get("Authorization") for _, h in server.seen] == [_basic("alice", "s@cret")] * 2
+    assert server.seen[0][1]["Host"] == f"127.0.0.1:{server.port}"
+    assert "Authorization" not in other_server.seen[0][1]
+
+
+def test_netrc_credentials_stay_with_their_origin(
+    server: _Server, other_server: _Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The .netrc entry is for the host 127.0.0.1, which both servers are on: only the
+    # origin of the URL asked for (scheme, host and port) gets it.
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login bob password hunter2\n")
+    monkeypatch.setenv("NETRC", str(netrc))
     server.routes["/f.bin"] = redirect(other_server.url("/f.bin"))
     other_server.routes["/f.bin"] = ok()
-    with requests.Session() as s:
-        s.headers["Authorization"] = "Bearer secret"
-        fetch(server.url("/f.bin"), SHA, cache=tmp_path, session=s, policy=FAST)
-    assert server.seen[0][1].get("Authorization") == "Bearer secret"
+    server.routes["/page"] = ok(b"page")
+    fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert server.seen[0][1].get("Authorization") == _basic("bob", "hunter2")
     assert "Authorization" not in other_server.seen[0][1]
+    # The URL's own credentials win over .netrc; netrc=False turns .netrc off.
+    get_document(server.url("/page").replace("://", "://carol:x@"), policy=FAST)
+    assert server.seen[-1][1].get("Authorization") == _basic("carol", "x")
+    with HttpClient(netrc=False) as client:
+        get_document(server.url("/page"), client=client, policy=FAST)
+    assert "Authorization" not in server.seen[-1][1]
 
 
 def test_too_many_redirects(server: _Server, tmp_path: Path) -> None:
@@ -771,24 +842,25 @@ def test_request_that_cannot_be_made_is_not_retried(server: _Server, tmp_path: P
 
 
 def test_https_download_and_https_redirect(
-    tls_server: _Server, trusting: requests.Session, tmp_path: Path
+    tls_server: _Server, trusting: HttpClient, tmp_path: Path
 ) -> None:
     tls_server.routes["/start.bin"] = redirect("/real.bin")
     tls_server.routes["/real.bin"] = ok()
     url = tls_server.url("/start.bin")
-    path = fetch(url, SHA, cache=tmp_path, session=trusting, policy=FAST)
+    path = fetch(url, SHA, cache=tmp_path, client=trusting, policy=FAST)
     assert path.read_bytes() == BODY
     assert tls_server.hits["/real.bin"] == 1
+    assert tls_server.connections == 1  # the redirect was followed on the same connection
 
 
 def test_https_to_http_redirect_is_refused(
-    tls_server: _Server, server: _Server, trusting: requests.Session, tmp_path: Path
+    tls_server: _Server, server: _Server, trusting: HttpClient, tmp_path: Path
 ) -> None:
     server.routes["/f.bin"] = ok()
     tls_server.routes["/f.bin"] = redirect(server.url("/f.bin"))
     url = tls_server.url("/f.bin")
     with pytest.raises(SourceError) as e:
-        fetch(url, SHA, cache=tmp_path, session=trusting, policy=FAST)
+        fetch(url, SHA, cache=tmp_path, client=trusting, policy=FAST)
     assert e.value.source == url
     assert "downgrade from https to http" in e.value.reason
     assert server.url("/f.bin") in e.value.reason
@@ -973,3 +1045,465 @@ def test_get_document_errors(server: _Server) -> None:
         get_document(server.url("/big"), policy=FAST, max_bytes=1000)
     with pytest.raises(SourceError):
         get_document("ftp://example.org/x", policy=FAST)
+
+
+def test_get_document_through_redirect_to_another_origin(
+    server: _Server, other_server: _Server
+) -> None:
+    server.routes["/simple/x/"] = redirect(other_server.url("/mirror/x/"), 301)
+    other_server.routes["/mirror/x/"] = ok(b"<html></html>")
+    assert get_document(server.url("/simple/x/"), policy=FAST)[0] == b"<html></html>"
+
+
+# -- connections: keep-alive, reconnects --------------------------------------------------
+
+
+def _page(body: bytes = b"page") -> Route:
+    def route(h: _Handler, n: int) -> None:
+        h.send_response(200)
+        h.send_header("Content-Type", "text/html")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+    return route
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting"
+        time.sleep(0.01)
+
+
+def test_request_target_is_percent_encoded(server: _Server) -> None:
+    # Spaces and non-ASCII are encoded as UTF-8; what is already encoded stays as it is.
+    server.routes["/a%20b/%C3%BC/x%2By"] = _page()
+    body, _ = get_document(server.url("/a b/\u00fc/x%2By?q=a b#frag"), policy=FAST)
+    assert body == b"page"
+    assert server.seen[0][0] == "/a%20b/%C3%BC/x%2By"
+
+
+def test_one_connection_for_many_requests(server: _Server, tmp_path: Path) -> None:
+    server.routes["/simple/x/"] = _page()
+    server.routes["/empty"] = _page(b"")
+    server.routes["/f.bin"] = ok()
+    server.routes["/moved"] = redirect("/simple/x/")
+    with HttpClient() as client:
+        for _ in range(5):
+            assert get_document(server.url("/simple/x/"), client=client, policy=FAST) == (
+                b"page",
+                "text/html",
+            )
+        assert get_document(server.url("/empty"), client=client, policy=FAST)[0] == b""
+        assert get_document(server.url("/moved"), client=client, policy=FAST)[0] == b"page"
+        fetch(server.url("/f.bin"), SHA, cache=tmp_path, client=client, policy=FAST)
+        assert len(server.seen) == 9
+        assert server.connections == 1
+    _wait_for(lambda: server.closed == 1)  # close() closed the idle connection
+
+
+def test_shared_client_reuses_connections(server: _Server, tmp_path: Path) -> None:
+    # Calls given no client share one: index pages then downloads, one connection.
+    server.routes["/simple/x/"] = _page()
+    server.routes["/f.bin"] = ok()
+    for _ in range(3):
+        get_document(server.url("/simple/x/"), policy=FAST)
+    fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert len(server.seen) == 4
+    assert server.connections == 1
+
+
+def test_connections_are_reused_over_tls(tls_server: _Server, trusting: HttpClient) -> None:
+    tls_server.routes["/simple/x/"] = _page()
+    for _ in range(4):
+        get_document(tls_server.url("/simple/x/"), client=trusting, policy=FAST)
+    assert tls_server.connections == 1
+
+
+def test_kept_alive_connection_does_not_wait_for_delayed_acks(server: _Server) -> None:
+    # The test server writes headers and body separately without TCP_NODELAY, as
+    # Python's http.server does: unless the client ACKs at once, each request on a
+    # kept-alive connection waits 40 ms for a delayed ACK (50 requests: 2 s or more).
+    server.routes["/simple/x/"] = _page(b"x" * 3000)
+    with HttpClient() as client:
+        t0 = time.monotonic()
+        for _ in range(50):
+            get_document(server.url("/simple/x/"), client=client, policy=FAST)
+        elapsed = time.monotonic() - t0
+    assert server.connections == 1
+    assert elapsed < 1.5, f"50 requests took {elapsed:.2f} s"
+
+
+def test_reconnect_after_server_closed_idle_connection(
+    server: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The server answers without saying it will close, then closes the idle connection
+    # (a keep-alive timeout): the next request goes on a new connection, no retry spent.
+    def then_close(h: _Handler, n: int) -> None:
+        _page()(h, n)
+        h.close_connection = True
+
+    server.routes["/a"] = then_close
+    server.routes["/b"] = _page()
+    with HttpClient() as client:
+        get_document(server.url("/a"), client=client, policy=FAST)
+        _wait_for(lambda: server.closed == 1)
+        assert get_document(server.url("/b"), client=client, policy=FAST)[0] == b"page"
+    assert server.connections == 2
+    assert server.hits["/b"] == 1
+    assert "attempt" not in caplog.text
+
+
+def test_reconnect_when_reused_connection_drops_the_request(
+    server: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The race that no check before sending can see: the server closes the reused
+    # connection on receiving the request. Sent again once on a new connection; that is
+    # no attempt of the retry policy.
+    def drop(h: _Handler, n: int) -> None:
+        h.close_connection = True
+
+    server.routes["/a"] = _page()
+    server.routes["/b"] = seq(drop, _page())
+    policy = DownloadPolicy(retries=0, timeout=5, progress=False)
+    with HttpClient() as client:
+        get_document(server.url("/a"), client=client, policy=policy)
+        with caplog.at_level(logging.DEBUG, logger="nativelib._http"):
+            assert get_document(server.url("/b"), client=client, policy=policy)[0] == b"page"
+    assert server.hits["/b"] == 2
+    assert server.connections == 2
+    assert "closed by the server; reconnecting" in caplog.text
+    assert "attempt" not in caplog.text
+
+
+def test_dropped_request_on_a_new_connection_is_a_retried_failure(
+    server: _Server, caplog: pytest.LogCaptureFixture
+) -> None:
+    def drop(h: _Handler, n: int) -> None:
+        h.close_connection = True
+
+    server.routes["/b"] = seq(drop, _page())
+    with HttpClient() as client:
+        assert get_document(server.url("/b"), client=client, policy=FAST)[0] == b"page"
+    assert "attempt 1 of 3 failed: connection failed" in caplog.text
+    policy = DownloadPolicy(retries=0, timeout=5, progress=False)
+    server.routes["/c"] = drop
+    with pytest.raises(SourceError, match="failed after 1 attempt; last error: connection failed"):
+        get_document(server.url("/c"), policy=policy)
+
+
+def test_interrupted_response_does_not_poison_the_pool(server: _Server, tmp_path: Path) -> None:
+    # A body abandoned half-way (size limit) or broken: its connection is not reused.
+    server.routes["/big"] = ok(BODY)
+    server.routes["/simple/x/"] = _page()
+    with HttpClient() as client:
+        with pytest.raises(SourceError, match="exceeds 1000"):
+            get_document(server.url("/big"), client=client, policy=FAST, max_bytes=1000)
+        assert get_document(server.url("/simple/x/"), client=client, policy=FAST)[0] == b"page"
+    assert server.connections == 2
+
+
+def test_client_is_usable_after_close(server: _Server) -> None:
+    server.routes["/simple/x/"] = _page()
+    client = HttpClient()
+    get_document(server.url("/simple/x/"), client=client, policy=FAST)
+    client.close()
+    get_document(server.url("/simple/x/"), client=client, policy=FAST)
+    client.close()
+    assert server.connections == 2
+
+
+# -- TLS settings --------------------------------------------------------------------------
+
+
+def test_ca_bundle_from_requests_variable(
+    tls_server: _Server, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tls_server.routes["/simple/x/"] = _page()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert[0]))
+    with HttpClient() as client:
+        assert get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)[0] == (
+            b"page"
+        )
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE")
+    monkeypatch.setenv("CURL_CA_BUNDLE", str(cert[0].parent / "missing.pem"))
+    with HttpClient() as client, pytest.raises(SourceError) as e:
+        get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)
+    assert "cannot load CA certificates from" in e.value.reason
+    assert "attempts" not in e.value.reason
+    # An explicit verify= beats the environment; verify=False checks nothing.
+    with HttpClient(verify=cert[0]) as client:
+        get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)
+    with HttpClient(verify=False) as client:
+        get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)
+
+
+def test_ssl_context_is_used_as_given(tls_server: _Server, cert: tuple[Path, Path]) -> None:
+    tls_server.routes["/simple/x/"] = _page()
+    context = ssl.create_default_context(cafile=str(cert[0]))
+    with HttpClient(ssl_context=context, verify=False) as client:
+        assert client.ssl_context() is context
+        get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)
+    with (
+        HttpClient(ssl_context=ssl.create_default_context()) as client,
+        pytest.raises(SourceError, match="TLS certificate verification failed"),
+    ):
+        get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)
+
+
+# -- proxies -------------------------------------------------------------------------------
+
+
+class _ProxyHandler(BaseHTTPRequestHandler):
+    """Forwards absolute-URI GETs and tunnels CONNECT; records every request."""
+
+    protocol_version = "HTTP/1.1"
+    server: _Proxy
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.lock:
+            self.server.connections += 1
+
+    def _record(self) -> None:
+        with self.server.lock:
+            self.server.seen.append((self.command, self.path, dict(self.headers)))
+
+    def do_GET(self) -> None:
+        self._record()
+        parts = urlsplit(self.path)
+        if not parts.scheme:  # an origin-form request: a client that forgot it is proxied
+            self.send_error(400)
+            return
+        upstream = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=WAIT)
+        drop = {"proxy-authorization", "connection", "host"}
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in drop}
+        upstream.request(
+            "GET", parts.path + (f"?{parts.query}" if parts.query else ""), None, headers
+        )
+        response = upstream.getresponse()
+        body = response.read()
+        upstream.close()
+        self.send_response(response.status, response.reason)
+        for k, v in response.getheaders():
+            if k.lower() not in {
+                "content-length",
+                "transfer-encoding",
+                "connection",
+                "server",
+                "date",
+            }:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_CONNECT(self) -> None:
+        self._record()
+        if self.server.refuse:
+            self.send_error(self.server.refuse)
+            return
+        host, _, port = self.path.rpartition(":")
+        upstream = socket.create_connection((host, int(port)), timeout=WAIT)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.wfile.flush()
+        ends = [self.connection, upstream]
+        try:
+            while not self.server.release.is_set():
+                ready, _, _ = select.select(ends, [], [], 0.1)
+                for end in ready:
+                    data = end.recv(65536)
+                    if not data:
+                        return
+                    (upstream if end is self.connection else self.connection).sendall(data)
+        except OSError:
+            pass
+        finally:
+            upstream.close()
+            self.close_connection = True
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class _Proxy(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _ProxyHandler)
+        self.seen: list[tuple[str, str, dict[str, str]]] = []
+        self.connections = 0
+        self.refuse = 0  # the status to answer CONNECT with, instead of a tunnel
+        self.lock = threading.Lock()
+        self.release = threading.Event()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+@pytest.fixture
+def proxy() -> Iterator[_Proxy]:
+    srv = _Proxy()
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield srv
+    srv.release.set()
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_http_through_proxy_from_environment(
+    server: _Server, proxy: _Proxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Lower case beats upper case: no_proxy="" lifts the NO_PROXY=127.0.0.1 of the fixture.
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:1")
+    monkeypatch.setenv("http_proxy", proxy.url.replace("://", "://pat:pw%3A1@"))
+    monkeypatch.setenv("no_proxy", "")
+    server.routes["/simple/x/"] = _page()
+    server.routes["/f.bin"] = ok()
+    url = server.url("/simple/x/?q=1").replace("://", "://alice:pw@")
+    assert get_document(url, policy=FAST) == (b"page", "text/html")
+    path = fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST)
+    assert path.read_bytes() == BODY
+    assert [(m, p) for m, p, _ in proxy.seen] == [
+        ("GET", server.url("/simple/x/?q=1")),  # absolute URI, no userinfo
+        ("GET", server.url("/f.bin")),
+    ]
+    headers = proxy.seen[0][2]
+    assert headers["Proxy-Authorization"] == _basic("pat", "pw:1")
+    assert headers["Authorization"] == _basic("alice", "pw")
+    assert headers["Host"] == f"127.0.0.1:{server.port}"
+    assert proxy.connections == 1  # the connection to the proxy is kept alive
+    assert server.hits["/f.bin"] == 1
+    assert all("Proxy-Authorization" not in h for _, h in server.seen)
+
+
+def test_no_proxy_bypass(server: _Server, proxy: _Proxy, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("http_proxy", proxy.url)
+    monkeypatch.setenv("no_proxy", f"example.org, localhost:{server.port}")
+    server.routes["/simple/x/"] = _page()
+    get_document(server.url("/simple/x/", host="localhost"), policy=FAST)
+    assert proxy.seen == []
+    assert server.hits["/simple/x/"] == 1
+    get_document(server.url("/simple/x/"), policy=FAST)  # 127.0.0.1 is not exempt
+    assert [p for _, p, _ in proxy.seen] == [server.url("/simple/x/")]
+    # proxies= given to the client replaces the environment.
+    with HttpClient(proxies={}) as client:
+        get_document(server.url("/simple/x/"), client=client, policy=FAST)
+    with HttpClient(proxies={"all": proxy.url}) as client:
+        get_document(server.url("/simple/x/", host="localhost"), client=client, policy=FAST)
+    assert len(proxy.seen) == 2
+    assert server.hits["/simple/x/"] == 4
+
+
+def test_https_through_proxy_uses_connect(
+    tls_server: _Server, proxy: _Proxy, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", proxy.url.replace("://", "://pat:pw@"))
+    monkeypatch.setenv("no_proxy", "")
+    tls_server.routes["/simple/x/"] = _page()
+    with HttpClient(verify=cert[0]) as client:
+        for _ in range(3):
+            assert get_document(tls_server.url("/simple/x/"), client=client, policy=FAST)[0] == (
+                b"page"
+            )
+    [(method, target, headers)] = proxy.seen  # one tunnel for the three requests
+    assert (method, target) == ("CONNECT", f"127.0.0.1:{tls_server.port}")
+    assert headers["Proxy-Authorization"] == _basic("pat", "pw")
+    assert tls_server.connections == 1
+    assert "Proxy-Authorization" not in tls_server.seen[0][1]
+
+
+def test_proxy_refusing_connect_is_not_retried(
+    tls_server: _Server, proxy: _Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    proxy.refuse = 407
+    monkeypatch.setenv("https_proxy", proxy.url)
+    monkeypatch.setenv("no_proxy", "")
+    with pytest.raises(SourceError, match=r"proxy refused .*: 407 .*\(not retried\)"):
+        get_document(tls_server.url("/simple/x/"), policy=FAST)
+    assert len(proxy.seen) == 1
+    assert tls_server.connections == 0
+
+
+def test_unsupported_proxy_is_an_error(server: _Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("all_proxy", "socks5://127.0.0.1:1080")
+    monkeypatch.setenv("no_proxy", "")
+    with pytest.raises(SourceError, match=r"unsupported proxy 'socks5://127\.0\.0\.1:1080'") as e:
+        get_document(server.url("/simple/x/"), policy=FAST)
+    assert "attempts" not in e.value.reason
+    assert server.hits["/simple/x/"] == 0
+
+
+@pytest.mark.parametrize(
+    ("host", "port", "no_proxy", "bypass"),
+    [
+        ("example.org", 80, "*", True),
+        ("example.org", 80, "", False),
+        ("example.org", 80, "example.org", True),
+        ("pypi.example.org", 443, "example.org", True),
+        ("pypi.example.org", 443, ".example.org", True),
+        ("pypi.example.org", 443, "*.example.org", True),
+        ("badexample.org", 80, "example.org", False),
+        ("example.org", 80, "other.net , example.org", True),
+        ("example.org", 80, "other.net example.org", True),
+        ("example.org", 8080, "example.org:8080", True),
+        ("example.org", 80, "example.org:8080", False),
+        ("10.1.2.3", 80, "10.0.0.0/8", True),
+        ("11.1.2.3", 80, "10.0.0.0/8", False),
+        ("example.org", 80, "10.0.0.0/8", False),
+        ("::1", 80, "::1", True),
+        ("::1", 8080, "[::1]:8080", True),
+        ("::1", 80, "[::1]:8080", False),
+        ("127.0.0.1", 80, "127.0.0.1,localhost", True),
+    ],
+)
+def test_no_proxy_matching(host: str, port: int, no_proxy: str, bypass: bool) -> None:
+    assert _http._bypass(host, port, no_proxy) is bypass
+
+
+def test_proxy_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://upper:1")
+    monkeypatch.setenv("https_proxy", "http://lower:2")
+    monkeypatch.setenv("ALL_PROXY", "http://all:3")
+    monkeypatch.setenv("HTTP_PROXY", "http://cgi:4")
+    monkeypatch.setenv("REQUEST_METHOD", "GET")  # in a CGI script HTTP_PROXY is a header
+    found = _http._environment_proxies()
+    assert (found["https"], found["all"], found["no"]) == (
+        "http://lower:2",
+        "http://all:3",
+        "127.0.0.1,localhost",
+    )
+    assert "http" not in found
+
+
+# -- no requests needed ---------------------------------------------------------------------
+
+_CHILD_NO_REQUESTS = """
+import sys
+from pathlib import Path
+for name in ("requests", "urllib3", "certifi"):
+    sys.modules[name] = None  # "import requests" raises ImportError
+from nativelib.runtime_wheels.download import DownloadPolicy, fetch, get_document
+from nativelib.resolver import candidates
+page, digest, cache = sys.argv[1:4]
+policy = DownloadPolicy(retries=0, timeout=30)
+body, content_type = get_document(page, policy=policy)
+path = fetch(page.replace("/simple/x/", "/f.bin"), digest, cache=Path(cache), policy=policy)
+print(len(body), content_type, path.stat().st_size)
+"""
+
+
+def test_no_requests_needed(server: _Server, tmp_path: Path) -> None:
+    server.routes["/simple/x/"] = _page()
+    server.routes["/f.bin"] = ok()
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD_NO_REQUESTS, server.url("/simple/x/"), SHA, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["4", "text/html", str(len(BODY))]

@@ -19,6 +19,7 @@ from packaging.tags import parse_tag
 
 from nativelib.errors import SourceError
 from nativelib.runtime_wheels.catalog import PackageRef, Source, load_catalog
+from nativelib.runtime_wheels.download import DownloadPolicy, get_document
 from nativelib.runtime_wheels.sources import (
     _debian_version_key,
     linux_wheel_tags,
@@ -377,13 +378,9 @@ def test_resolve_over_http(served: tuple[Path, str]) -> None:
 # --------------------------------------------------------------------------- the real indexes
 
 
-def _requests_get(url: str) -> tuple[bytes, str]:
-    requests = pytest.importorskip("requests")
-    response = requests.get(
-        url, timeout=60, headers={"Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"}
-    )
-    response.raise_for_status()
-    return response.content, response.headers.get("Content-Type", "")
+def _real_get(url: str) -> tuple[bytes, str]:
+    """What ``nativelib build`` reads indexes with: our own client, over real HTTPS."""
+    return get_document(url, policy=DownloadPolicy(retries=2, timeout=60, progress=False))
 
 
 @pytest.mark.network
@@ -392,7 +389,7 @@ def _requests_get(url: str) -> tuple[bytes, str]:
     [("cxx14", "debian-bookworm", "12.2.0"), ("cxx14", "debian-bullseye", "10.2.1")],
 )
 def test_resolve_real_debian(runtime: str, source: str, upstream: str) -> None:
-    resolved = resolve(load_catalog().get(runtime).source(source), _requests_get)
+    resolved = resolve(load_catalog().get(runtime).source(source), _real_get)
     assert [r.name for r in resolved] == [
         p.name for p in load_catalog().get(runtime).source(source).packages
     ]
@@ -402,7 +399,7 @@ def test_resolve_real_debian(runtime: str, source: str, upstream: str) -> None:
 
 @pytest.mark.network
 def test_resolve_real_pypi() -> None:
-    (resolved,) = resolve(load_catalog().get("cudart-cu12").source(), _requests_get)
+    (resolved,) = resolve(load_catalog().get("cudart-cu12").source(), _real_get)
     assert (
         resolved.filename.startswith("nvidia_cuda_runtime_cu12-12.9.79-")
         and "x86_64" in resolved.filename

@@ -21,7 +21,15 @@ Guarantees (see ``threats.md`` sections 3 and 6):
   backoff; other HTTP errors, a certificate that does not verify and a complete body with
   the wrong sha256 are not.
 - Redirects are followed here, at most :data:`MAX_REDIRECTS`, and a redirect from
-  ``https`` to ``http`` is refused. Credentials are not sent to another origin.
+  ``https`` to ``http`` is refused. Credentials (the URL's ``user:password@`` or the
+  ``.netrc`` entry for its host) are not sent to another origin.
+- Bodies are asked for as served (``Accept-Encoding: identity``): the sha256 and the
+  ``Content-Length`` are about those bytes.
+
+The transport is :class:`~nativelib._http.HttpClient` (standard library only: a base
+install resolves against an index without ``requests``). Calls given no ``client`` share
+one, so consecutive downloads and index pages reuse their connections; pass your own for
+other certificates (``verify``), proxies or no ``.netrc``.
 
 Logs (retries, corrupt cache entries) go through :mod:`logging`; the progress line goes to
 stderr, on a TTY only unless :attr:`DownloadPolicy.progress` says otherwise.
@@ -40,23 +48,20 @@ import ssl
 import stat
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
-import requests
-import urllib3.exceptions
-from requests.auth import AuthBase
-
-from nativelib import __version__
+from nativelib._http import HttpClient, HttpResponse, default_client
 from nativelib.errors import SourceError
 
 __all__ = [
     "MAX_REDIRECTS",
     "STALE_PARTIAL_SECONDS",
     "DownloadPolicy",
+    "HttpClient",
     "cache_dir",
     "fetch",
     "get_document",
@@ -74,6 +79,8 @@ _CHUNK = 1 << 16
 _SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({408, 429})
+# What http.client raises when a proxy answers CONNECT with an error status.
+_TUNNEL_RE = re.compile(r"Tunnel connection failed: (\d{3})")
 # Room left in a 255-byte file name for ".<16 hex>.partial".
 _MAX_NAME_BYTES = 200
 _PROGRESS_INTERVAL = 0.1
@@ -128,16 +135,16 @@ def fetch(
     *,
     filename: str | None = None,
     cache: Path | None = None,
-    session: requests.Session | None = None,
+    client: HttpClient | None = None,
     policy: DownloadPolicy = DownloadPolicy(),
 ) -> Path:
     """Return the path of the verified cached copy of ``url``, downloading it if needed.
 
     ``sha256`` is the expected digest (64 hex digits). The file is stored as
     ``<cache>/downloads/<sha256>/<filename>``, where ``filename`` defaults to the last
-    component of the URL path. ``cache`` defaults to :func:`cache_dir`. ``session`` lets
-    the caller set proxies, certificates (``verify``) or credentials; one is created and
-    closed here otherwise.
+    component of the URL path. ``cache`` defaults to :func:`cache_dir`. ``client`` lets
+    the caller set certificates (``verify``), proxies or credentials; the shared
+    :func:`~nativelib._http.default_client` is used otherwise.
 
     Raises :class:`~nativelib.errors.SourceError` naming the URL and the reason: a bad
     ``sha256``, URL or file name (before any network access), an HTTP error, a refused
@@ -154,12 +161,8 @@ def fetch(
     if _cached(url, final, digest):
         _log.debug("%s: cache hit %s", url, final)
         return final
-    if session is not None:
-        _download(url, digest, final, session, policy)
-    else:
-        with requests.Session() as own:
-            own.headers["User-Agent"] = f"pynativelib/{__version__}"
-            _download(url, digest, final, own, policy)
+    transport = client if client is not None else default_client()
+    _with_retries(url, policy, lambda: _attempt(url, digest, final, transport, policy))
     return final
 
 
@@ -173,19 +176,21 @@ SIMPLE_ACCEPT = "application/vnd.pypi.simple.v1+json, text/html;q=0.1, */*;q=0.0
 def get_document(
     url: str,
     *,
-    session: requests.Session | None = None,
+    client: HttpClient | None = None,
     policy: DownloadPolicy = DownloadPolicy(),
     accept: str = SIMPLE_ACCEPT,
     max_bytes: int = MAX_DOCUMENT,
 ) -> tuple[bytes, str]:
     """An index document that has no sha256 pin (a Packages index, repodata.json, a
     simple-API page): ``(body, content type)``. Same redirect and retry rules as
-    :func:`fetch`; nothing is cached or written to disk.
+    :func:`fetch`; nothing is cached or written to disk. A body longer than ``max_bytes``
+    is an error.
     """
     _check_url(url, url)
+    transport = client if client is not None else default_client()
 
-    def once(s: requests.Session) -> tuple[bytes, str]:
-        response = _open(url, s, policy, accept)
+    def once() -> tuple[bytes, str]:
+        response = _open(url, transport, policy, accept)
         with response:
             total = _content_length(response)
             if total is not None and total > max_bytes:
@@ -194,9 +199,14 @@ def get_document(
             done = 0
             while True:
                 try:
-                    block = response.raw.read(_CHUNK, decode_content=False)
-                except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
-                    raise _Transient(f"connection broken after {done} bytes: {e}") from e
+                    block = response.read1(_CHUNK)
+                except (http.client.HTTPException, OSError, ValueError) as e:
+                    why = (
+                        f"read timed out after {policy.timeout:g} s"
+                        if isinstance(e, TimeoutError)
+                        else _why(e)
+                    )
+                    raise _Transient(f"connection broken after {done} bytes: {why}") from e
                 if not block:
                     break
                 done += len(block)
@@ -207,11 +217,7 @@ def get_document(
                 raise _Transient(f"body ended after {done} of {total} bytes")
             return b"".join(chunks), response.headers.get("Content-Type", "")
 
-    if session is not None:
-        return _with_retries(url, policy, lambda: once(session))
-    with requests.Session() as own:
-        own.headers["User-Agent"] = f"pynativelib/{__version__}"
-        return _with_retries(url, policy, lambda: once(own))
+    return _with_retries(url, policy, once)
 
 
 # -- validation ---------------------------------------------------------------------------
@@ -365,24 +371,6 @@ class _Transient(Exception):
         self.reason = reason
 
 
-class _NoCredentials(AuthBase):
-    """Drops ``Authorization`` (from the session's auth or headers) on a foreign origin.
-
-    Given as the request's ``auth``, it also keeps the session's ``auth`` and ``.netrc``
-    credentials from being applied there.
-    """
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers.pop("Authorization", None)
-        return r
-
-
-def _download(
-    url: str, digest: str, final: Path, session: requests.Session, policy: DownloadPolicy
-) -> None:
-    _with_retries(url, policy, lambda: _attempt(url, digest, final, session, policy))
-
-
 def _with_retries(url: str, policy: DownloadPolicy, once: Callable[[], _T]) -> _T:
     """``once()``, retried with exponential backoff while it fails transiently."""
     attempts = policy.retries + 1
@@ -408,9 +396,9 @@ def _with_retries(url: str, policy: DownloadPolicy, once: Callable[[], _T]) -> _
 
 
 def _attempt(
-    url: str, digest: str, final: Path, session: requests.Session, policy: DownloadPolicy
+    url: str, digest: str, final: Path, client: HttpClient, policy: DownloadPolicy
 ) -> None:
-    response = _open(url, session, policy)
+    response = _open(url, client, policy)
     with response:
         _receive(url, response, digest, final, policy)
 
@@ -421,54 +409,39 @@ def _origin(u: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), port
 
 
-def _causes(e: BaseException) -> Iterator[BaseException]:
-    """``e`` and what it wraps: causes, contexts, and exceptions among ``args``/``reason``."""
-    seen: set[int] = set()
-    todo: list[BaseException] = [e]
-    while todo and len(seen) < 32:
-        x = todo.pop()
-        if id(x) in seen:
-            continue
-        seen.add(id(x))
-        yield x
-        inner: list[object] = [x.__cause__, x.__context__, getattr(x, "reason", None), *x.args]
-        todo.extend(i for i in inner if isinstance(i, BaseException))
-
-
 def _open(
-    url: str, session: requests.Session, policy: DownloadPolicy, accept: str | None = None
-) -> requests.Response:
+    url: str, client: HttpClient, policy: DownloadPolicy, accept: str | None = None
+) -> HttpResponse:
     """GET ``url``, following redirects; the open response of status 200."""
     current = url
     origin = _origin(url)
+    authorization = client.credentials(url)
+    # The bytes as served are what the sha256 and Content-Length are about.
+    headers = {"Accept-Encoding": "identity", "Accept": accept or "*/*"}
     for _ in range(MAX_REDIRECTS + 1):
-        auth = None if _origin(current) == origin else _NoCredentials()
         try:
-            response = session.get(
+            response = client.get(
                 current,
-                stream=True,
+                headers,
                 timeout=policy.timeout,
-                allow_redirects=False,
-                auth=auth,
-                # Given per request, the session's own setting beats $REQUESTS_CA_BUNDLE,
-                # which requests would otherwise prefer (psf/requests#3829, #4650).
-                verify=session.verify,
-                # The bytes as served are what the sha256 and Content-Length are about.
-                headers={"Accept-Encoding": "identity", **({"Accept": accept} if accept else {})},
+                authorization=authorization if _origin(current) == origin else None,
             )
-        except requests.exceptions.SSLError as e:
-            if any(isinstance(c, ssl.SSLCertVerificationError) for c in _causes(e)):
-                raise SourceError(
-                    url, f"TLS certificate verification failed for {current!r}: {e}"
-                ) from e
+        except ssl.SSLCertVerificationError as e:
+            raise SourceError(
+                url, f"TLS certificate verification failed for {current!r}: {e}"
+            ) from e
+        except ssl.SSLError as e:
             raise _Transient(f"TLS error from {current!r}: {e}") from e
-        except requests.Timeout as e:
+        except TimeoutError as e:
             raise _Transient(f"timed out after {policy.timeout:g} s: {current!r}: {e}") from e
-        except requests.ConnectionError as e:
-            raise _Transient(f"connection failed: {current!r}: {e}") from e
-        except requests.RequestException as e:
-            raise SourceError(url, f"request to {current!r} failed: {e}") from e
-        status = response.status_code
+        except (ValueError, http.client.InvalidURL) as e:
+            raise SourceError(url, f"request to {current!r} failed: {_why(e)}") from e
+        except (OSError, http.client.HTTPException) as e:
+            tunnel = _TUNNEL_RE.match(str(e))
+            if tunnel and not _transient_status(int(tunnel.group(1))):
+                raise SourceError(url, f"proxy refused {current!r}: {e} (not retried)") from e
+            raise _Transient(f"connection failed: {current!r}: {_why(e)}") from e
+        status = response.status
         if status in _REDIRECT_STATUSES:
             location = response.headers.get("Location")
             response.close()
@@ -490,13 +463,22 @@ def _open(
         response.close()
         where = "" if current == url else f" from {current!r}"
         reason = f"HTTP {status} {response.reason or ''}".rstrip() + where
-        if status >= 500 or status in _RETRY_STATUSES:
+        if _transient_status(status):
             raise _Transient(reason)
         raise SourceError(url, f"{reason} (not retried)")
     raise SourceError(url, f"more than {MAX_REDIRECTS} redirects; the last was to {current!r}")
 
 
-def _content_length(response: requests.Response) -> int | None:
+def _transient_status(status: int) -> bool:
+    return status >= 500 or status in _RETRY_STATUSES
+
+
+def _why(e: BaseException) -> str:
+    """``e`` in words: its message, else its type (``IncompleteRead`` has no message)."""
+    return str(e) or type(e).__name__
+
+
+def _content_length(response: HttpResponse) -> int | None:
     if "Transfer-Encoding" in response.headers:
         return None
     value = response.headers.get("Content-Length", "").strip()
@@ -515,7 +497,7 @@ def _create_partial(url: str, final: Path) -> tuple[int, str]:
 
 
 def _receive(
-    url: str, response: requests.Response, digest: str, final: Path, policy: DownloadPolicy
+    url: str, response: HttpResponse, digest: str, final: Path, policy: DownloadPolicy
 ) -> None:
     total = _content_length(response)
     fd, partial = _create_partial(url, final)
@@ -525,18 +507,15 @@ def _receive(
     try:
         h = hashlib.sha256()
         done = 0
-        raw = response.raw
-        # urllib3 2's read1 returns what has arrived (so a stalled body still counts what
-        # it sent); read, in urllib3 1, waits for a full chunk.
-        read: Callable[..., bytes] = getattr(raw, "read1", raw.read)
         while True:
             try:
-                block = read(_CHUNK, decode_content=False)
-            except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as e:
-                if isinstance(e, urllib3.exceptions.ReadTimeoutError):
+                # read1 returns what has arrived, so a stalled body still counts what it sent.
+                block = response.read1(_CHUNK)
+            except (http.client.HTTPException, OSError, ValueError) as e:
+                if isinstance(e, TimeoutError):
                     why = f"read timed out after {policy.timeout:g} s"
                 else:
-                    why = f"connection broken: {e}"
+                    why = f"connection broken: {_why(e)}"
                 if total is not None:
                     why = f"body ended after {done} of {total} bytes ({why})"
                 raise _Transient(why) from e
