@@ -11,12 +11,14 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from nativelib import __version__
 from nativelib.elf import ElfInfo
 from nativelib.errors import NativeLibError
-from nativelib.scan import ScanResult, scan_paths
+
+if TYPE_CHECKING:
+    from nativelib.scan import ScanResult
 
 __all__ = ["main"]
 
@@ -126,6 +128,8 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
             "PATH is a shared object, a directory to walk, or a .whl file",
         )
+    from nativelib.scan import scan_paths  # noqa: PLC0415 (zipfile: only inspect needs it)
+
     results: list[ScanResult] = []
     bad = 0
     out = sys.stdout
@@ -273,6 +277,36 @@ def _build_parser() -> argparse.ArgumentParser:
         "--index-url", action="append", metavar="URL", help="an index of runtime wheels"
     )
     rp.set_defaults(func=_cmd_repair)
+    d = sub.add_parser(
+        "doctor",
+        help="diagnose this environment (and, with --import, a live process)",
+        description=(
+            "Check the host (libc, platform tags, libstdc++, libgomp, NVIDIA driver), the "
+            "runtimes in the common prefix (RECORD hashes, manifests, files claimed twice) "
+            "and every ELF file of the environment's site directories (or of --path): "
+            "vendored runtime copies, needs nothing satisfies, sonames found nowhere, "
+            "OpenMP families, RPATH entries, CUDA majors the driver cannot run. Exit status: "
+            "0 no errors (warnings too, unless --strict), 1 errors found, 2 the doctor "
+            "could not run."
+        ),
+    )
+    d.add_argument(
+        "--path", action="append", metavar="DIR",
+        help="scan this directory (or wheel, or file) instead of the site directories "
+        "(repeatable)",
+    )  # fmt: skip
+    d.add_argument(
+        "--import", dest="imports", nargs="+", metavar="MODULE",
+        help="import these modules, in this order, in a child process, and report which "
+        "runtime copies it loaded",
+    )  # fmt: skip
+    d.add_argument(
+        "--import-timeout", type=float, default=120.0, metavar="SECONDS",
+        help="give up on the importing process after this long (default: 120)",
+    )  # fmt: skip
+    d.add_argument("--json", action="store_true", help="machine-readable output (schema v1)")
+    d.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    d.set_defaults(func=_cmd_doctor)
     return parser
 
 
@@ -286,6 +320,12 @@ def _cmd_requires(args: argparse.Namespace) -> int:
     from nativelib.resolver.command import run_requires  # noqa: PLC0415 (packaging, resolvelib)
 
     return run_requires(args)
+
+
+def _cmd_doctor(args: argparse.Namespace) -> int:
+    from nativelib.doctor.command import run  # noqa: PLC0415 (kept off the other commands' path)
+
+    return run(args)
 
 
 def _cmd_repair(args: argparse.Namespace) -> int:

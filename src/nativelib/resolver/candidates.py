@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import zipfile
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin
 
 from packaging.requirements import InvalidRequirement
@@ -36,7 +38,11 @@ from nativelib.prefix import (
 )
 from nativelib.resolver.model import Candidate, Pending
 
+if TYPE_CHECKING:
+    from nativelib.runtime_wheels.sources import IndexFile
+
 __all__ = [
+    "IndexSource",
     "Source",
     "candidate_from_manifest",
     "candidate_from_metadata",
@@ -45,10 +51,12 @@ __all__ = [
     "index",
     "installed",
     "merge",
+    "prefetch",
     "static",
 ]
 
 Source = Callable[[NormalizedName], Sequence[Candidate | Pending]]
+_T = TypeVar("_T")
 
 
 def _dependencies(requires: Iterable[str]) -> tuple[tuple[str, SpecifierSet], ...]:
@@ -83,6 +91,8 @@ def candidates_from_wheel(path: Path, **extra: object) -> Candidate:
         name, version, _build, tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as e:
         raise SourceError(str(path), f"not a wheel file name: {e}") from e
+    import zipfile  # noqa: PLC0415 (only for wheels on disk)
+
     member = f"{PREFIX_DIRNAME}/{MANIFEST_DIR}/{name}.json"
     try:
         with zipfile.ZipFile(path) as zf:
@@ -159,44 +169,77 @@ def installed(path: list[str] | None = None) -> Source:
     return lambda name: list(by_name.get(name, ()))
 
 
-def index(
-    url: str,
-    *,
-    get: Callable[[str], tuple[bytes, str]] | None = None,
-    fetch_wheel: Callable[[str, str], Path] | None = None,
-) -> Source:
-    """A simple-API index (PEP 691 JSON, else PEP 503 HTML): each wheel is fetched
-    (sha256-pinned by the index, cached) and its manifest read."""
-    from nativelib.runtime_wheels.download import fetch, get_document  # noqa: PLC0415
-    from nativelib.runtime_wheels.sources import IndexFile, parse_simple_index  # noqa: PLC0415
+class IndexSource:
+    """A simple-API index (PEP 691 JSON, else PEP 503 HTML) as a candidate source.
 
-    getter = get or get_document
-    fetcher: Callable[[str, str], Path] = fetch_wheel or fetch
-    cache: dict[str, list[Candidate | Pending]] = {}
+    Project pages are fetched on a small thread pool: :meth:`prefetch` starts the pages of
+    names known up front, and as each page arrives the candidate most likely to be picked
+    (the newest, or the oldest with ``lowest``) starts loading too: its PEP 658 metadata
+    when the index offers it, else the wheel (sha256-pinned, cached). A loaded
+    candidate's dependencies have their pages started in turn. Against a real index,
+    whose round trips dominate, that turns a chain of requests into a few parallel ones.
+    """
 
-    def loader(f: IndexFile, extra: dict[str, object]) -> Callable[[], Candidate]:
-        def load() -> Candidate:
-            if f.metadata is not None:  # PEP 658: METADATA without the wheel
-                data, _type = getter(f"{f.url}.metadata")
-                if f.metadata and hashlib.sha256(data).hexdigest() != f.metadata:
-                    raise SourceError(f"{f.url}.metadata", "sha256 mismatch with the index")
-                cand = candidate_from_metadata(data, f.filename, **extra)
-                if cand is not None:
-                    return cand
-            assert f.sha256 is not None
-            return candidates_from_wheel(fetcher(f.url, f.sha256), **extra)
+    WORKERS = 8
 
-        return load
+    def __init__(
+        self,
+        url: str,
+        *,
+        get: Callable[[str], tuple[bytes, str]] | None = None,
+        fetch_wheel: Callable[[str, str], Path] | None = None,
+        lowest: bool = False,
+    ) -> None:
+        from nativelib.runtime_wheels.download import fetch, get_document  # noqa: PLC0415
 
-    def source(name: NormalizedName) -> list[Candidate | Pending]:
-        if name in cache:
-            return cache[name]
-        page = urljoin(url.rstrip("/") + "/", f"{name}/")
+        self.url = url
+        self.lowest = lowest
+        self._get = get or get_document
+        self._fetch: Callable[[str, str], Path] = fetch_wheel or fetch
+        self._pages: dict[str, Future[list[Candidate | Pending]]] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="nativelib-index")
+        return self._pool.submit(fn)
+
+    def prefetch(self, names: Iterable[str]) -> None:
+        """Start fetching these projects' pages (and their likely candidates)."""
+        for name in names:
+            self._page(canonicalize_name(name), start=True)
+
+    def __call__(self, name: NormalizedName) -> list[Candidate | Pending]:
+        return self._page(name, start=False).result()
+
+    def _page(self, name: NormalizedName, start: bool) -> Future[list[Candidate | Pending]]:
+        with self._lock:
+            future = self._pages.get(name)
+            if future is None:
+                if start:
+                    future = self._submit(lambda: self._read_page(name, speculate=True))
+                else:  # asked for now: fetch it here, no thread hop
+                    future = Future()
+                    future.set_running_or_notify_cancel()
+                self._pages[name] = future
+            else:
+                return future
+        if not start:
+            try:
+                future.set_result(self._read_page(name, speculate=False))
+            except BaseException as e:
+                future.set_exception(e)
+        return future
+
+    def _read_page(self, name: NormalizedName, speculate: bool) -> list[Candidate | Pending]:
+        from nativelib.runtime_wheels.sources import parse_simple_index  # noqa: PLC0415
+
+        page = urljoin(self.url.rstrip("/") + "/", f"{name}/")
         try:
-            body, content_type = getter(page)
+            body, content_type = self._get(page)
         except SourceError as e:
             if "HTTP 404" in str(e):
-                cache[name] = []
                 return []
             raise
         found: list[Candidate | Pending] = []
@@ -210,16 +253,49 @@ def index(
             if wheel_name != name:
                 continue
             extra: dict[str, object] = {
-                "url": f.url, "sha256": f.sha256, "yanked": f.yanked, "location": url,
+                "url": f.url, "sha256": f.sha256, "yanked": f.yanked, "location": self.url,
             }  # fmt: skip
             platforms = tuple(sorted({t.platform for t in tags}))
             found.append(
-                Pending(name, version, platforms, f.yanked, f.url, f.sha256, loader(f, extra))
+                Pending(name, version, platforms, f.yanked, f.url, f.sha256, self._loader(f, extra))
             )
-        cache[name] = found
+        if speculate:
+            likely = [p for p in found if not p.yanked and not p.version.is_prerelease]
+            if likely:
+                pick = (min if self.lowest else max)(likely, key=lambda p: p.version)
+                assert isinstance(pick, Pending)
+                pick.start(self._submit)
         return found
 
-    return source
+    def _loader(self, f: IndexFile, extra: dict[str, object]) -> Callable[[], Candidate]:
+        def load() -> Candidate:
+            cand = self._load(f, extra)
+            self.prefetch(name for name, _spec in cand.dependencies)
+            return cand
+
+        return load
+
+    def _load(self, f: IndexFile, extra: dict[str, object]) -> Candidate:
+        if f.metadata is not None:  # PEP 658: METADATA without the wheel
+            data, _type = self._get(f"{f.url}.metadata")
+            if f.metadata and hashlib.sha256(data).hexdigest() != f.metadata:
+                raise SourceError(f"{f.url}.metadata", "sha256 mismatch with the index")
+            cand = candidate_from_metadata(data, f.filename, **extra)
+            if cand is not None:
+                return cand
+        assert f.sha256 is not None
+        return candidates_from_wheel(self._fetch(f.url, f.sha256), **extra)
+
+
+def index(
+    url: str,
+    *,
+    get: Callable[[str], tuple[bytes, str]] | None = None,
+    fetch_wheel: Callable[[str, str], Path] | None = None,
+    lowest: bool = False,
+) -> IndexSource:
+    """A simple-API index as a candidate source (see :class:`IndexSource`)."""
+    return IndexSource(url, get=get, fetch_wheel=fetch_wheel, lowest=lowest)
 
 
 def static(entries: Iterable[Mapping[str, object]]) -> Source:
@@ -248,3 +324,11 @@ def static(entries: Iterable[Mapping[str, object]]) -> Source:
 def merge(*sources: Source) -> Source:
     """Candidates from every source (an installed one first, then the others)."""
     return lambda name: [c for s in sources for c in s(name)]
+
+
+def prefetch(sources: Iterable[Source], names: Iterable[str]) -> None:
+    """Let the sources that fetch over the network start on these names."""
+    wanted = list(names)
+    for s in sources:
+        if isinstance(s, IndexSource):
+            s.prefetch(wanted)

@@ -5,15 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from nativelib.errors import NativeLibError, ResolutionError
 from nativelib.resolver import candidates
 from nativelib.resolver.host import Host, detect_host
 from nativelib.resolver.needs import Needs, read_targets
 from nativelib.resolver.provider import Resolution, lower_bounds, resolve
-from nativelib.runtime_wheels.catalog import load_catalog
+
+if TYPE_CHECKING:
+    from nativelib.runtime_wheels.catalog import Catalog
 
 __all__ = ["candidate_source", "run_requires", "run_resolve"]
 
@@ -21,25 +24,33 @@ JSON_VERSION = 1
 
 
 def candidate_source(
-    find_links: Sequence[str] | None, index_urls: Sequence[str] | None
+    find_links: Sequence[str] | None,
+    index_urls: Sequence[str] | None,
+    *,
+    lowest: bool = False,
+    prefetch: Iterable[str] = (),
 ) -> candidates.Source:
-    """Candidates from the installed runtimes, ``--find-links`` and ``--index-url``."""
+    """Candidates from the installed runtimes, ``--find-links`` and ``--index-url``; the
+    indexes start fetching the ``prefetch`` names right away."""
     sources = [candidates.installed()]
     for directory in find_links or ():
         if not Path(directory).is_dir():
             raise NativeLibError(f"--find-links {directory!r}: not a directory")
         sources.append(candidates.find_links(Path(directory)))
     for url in index_urls or ():
-        sources.append(candidates.index(url))
+        sources.append(candidates.index(url, lowest=lowest))
+    candidates.prefetch(sources, prefetch)
     return candidates.merge(*sources)
 
 
-def _source(args: argparse.Namespace) -> candidates.Source:
-    return candidate_source(args.find_links, args.index_url)
+def _catalog() -> Catalog:
+    from nativelib.runtime_wheels.catalog import load_catalog  # noqa: PLC0415 (TOML)
+
+    return load_catalog()
 
 
 def _needs(args: argparse.Namespace, host: Host) -> Needs:
-    needs = read_targets(args.targets, load_catalog(), host)
+    needs = read_targets(args.targets, _catalog, host)
     for path, reason in needs.unreadable:
         print(f"warning: {path}: {reason}", file=sys.stderr)
     for path, soname, copy in needs.vendored:
@@ -81,9 +92,12 @@ def run_resolve(args: argparse.Namespace) -> int:
             print(f"error: {line}", file=sys.stderr)
         return 1
     try:
+        source = candidate_source(
+            args.find_links, args.index_url, lowest=args.lowest, prefetch=needs.requirements
+        )
         resolution = resolve(
             list(needs.requirements.values()),
-            _source(args),
+            source,
             host,
             prereleases=args.pre,
             lowest=args.lowest,
@@ -125,7 +139,10 @@ def run_requires(args: argparse.Namespace) -> int:
         print("# no runtime distribution is needed", file=sys.stderr)
         return 0
     try:
-        lowest = lower_bounds(list(needs.requirements.values()), _source(args), arch)
+        source = candidate_source(
+            args.find_links, args.index_url, lowest=True, prefetch=needs.requirements
+        )
+        lowest = lower_bounds(list(needs.requirements.values()), source, arch)
     except ResolutionError as e:
         for line in e.explanation:
             print(f"error: {line}", file=sys.stderr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from packaging.specifiers import SpecifierSet
@@ -110,8 +112,19 @@ class Pending:
         self.installed = False
         self._loader = loader
         self._loaded: Candidate | None = None
+        self._started: Future[Candidate] | None = None
+        self._lock = threading.Lock()
+
+    def start(self, submit: Callable[[Callable[[], Candidate]], Future[Candidate]]) -> None:
+        """Begin loading in the background (``submit`` is an executor's): a guess that
+        this candidate will come up; :meth:`load` then waits for it (or re-raises)."""
+        with self._lock:
+            if self._loaded is None and self._started is None:
+                self._started = submit(self._loader)
 
     def load(self) -> Candidate:
+        with self._lock:
+            started = self._started
         if self._loaded is None:
-            self._loaded = self._loader()
+            self._loaded = started.result() if started is not None else self._loader()
         return self._loaded

@@ -10,9 +10,10 @@ policy's list) is checked against the target's glibc instead of being resolved.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
@@ -23,8 +24,9 @@ from nativelib.elf import ElfInfo
 from nativelib.errors import NativeLibError
 from nativelib.resolver.host import Host
 from nativelib.resolver.model import Need, Requirement
-from nativelib.runtime_wheels.catalog import Catalog
-from nativelib.scan import scan_paths
+
+if TYPE_CHECKING:
+    from nativelib.runtime_wheels.catalog import Catalog
 
 __all__ = ["Needs", "collect", "read_targets"]
 
@@ -57,6 +59,8 @@ def _groups(
 ) -> tuple[list[list[ElfInfo]], list[Requirement], list[tuple[str, str]]]:
     """ELF files grouped by the wheel or directory they came from, and requirement strings."""
     groups: list[list[ElfInfo]] = []
+    from nativelib.scan import scan_paths  # noqa: PLC0415 (zipfile: only for files)
+
     strings: list[Requirement] = []
     errors: list[tuple[str, str]] = []
     for target in targets:
@@ -145,10 +149,15 @@ def collect(groups: Iterable[list[ElfInfo]], catalog: Catalog, host: Host) -> Ne
     return needs
 
 
-def read_targets(targets: Iterable[str], catalog: Catalog, host: Host) -> Needs:
-    """What the given wheels, directories, installed distributions or strings need."""
+def read_targets(
+    targets: Iterable[str], catalog: Catalog | Callable[[], Catalog], host: Host
+) -> Needs:
+    """What the given wheels, directories, installed distributions or strings need.
+    ``catalog`` may be a function that loads it: requirement strings alone never do."""
     groups, strings, errors = _groups(targets)
-    needs = collect(groups, catalog, host)
+    if groups and callable(catalog):
+        catalog = catalog()
+    needs = collect(groups, catalog, host) if groups else Needs()  # type: ignore[arg-type]
     needs.unreadable.extend(errors)
     for req in strings:
         needs.add(req)
