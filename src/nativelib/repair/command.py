@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     for that wheel)."""
     catalog = load_catalog()
     runtimes = _runtimes(args.runtime or (), catalog)
-    source = candidate_source(args.find_links, args.index_url)
+    source = candidate_source(args.find_links, args.index_url, lowest=True)
     bounds = resolver_bounds(source, detect_host().arch)
     out_dir = Path(args.wheel_dir)
     status = 0

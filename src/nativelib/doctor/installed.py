@@ -1,0 +1,409 @@
+"""The distributions of each site directory (their RECORDs) and the runtimes installed in
+its common prefix: every file a runtime's RECORD lists is hashed and compared (pip never
+checks), every library its manifest lists is compared with the file, the loader's index
+with the manifest, and a file in the prefix claimed by two distributions is named.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import os
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from nativelib.doctor.hostfacts import ElfCache
+from nativelib.doctor.model import Finding, RuntimeFile, RuntimeReport, finding
+from nativelib.errors import ManifestError, UnsafeRuntimePath
+from nativelib.loader import _check_prefix, _is_openmp_provider
+from nativelib.prefix import (
+    LIB_DIR,
+    MANIFEST_DIR,
+    PREFIX_DIRNAME,
+    Manifest,
+    index_filename,
+    loader_index,
+    parse_manifest,
+)
+
+__all__ = ["InstalledRuntime", "SiteDistributions", "check_runtimes", "normalize"]
+
+
+def normalize(name: str) -> str:
+    """A distribution name as PEP 503 compares it."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _file_digest(path: str) -> str | None:
+    """The RECORD form of a file's sha256 (urlsafe base64, no padding), None if unreadable."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except OSError:
+        return None
+    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
+
+
+class SiteDistributions:
+    """The ``*.dist-info`` directories of one site directory; RECORDs read once, when asked."""
+
+    def __init__(self, site: str) -> None:
+        self.site = site
+        self.real = os.path.realpath(site)
+        try:
+            names = os.listdir(site)
+        except OSError:
+            names = []
+        self.dist_infos = sorted(n for n in names if n.endswith(".dist-info"))
+        self._records: dict[str, str] | None = None
+        self._labels: dict[str, str] = {}
+
+    def records(self) -> dict[str, str]:
+        """dist-info name -> its RECORD text, with a newline in front (for searching)."""
+        if self._records is None:
+            self._records = {}
+            for name in self.dist_infos:
+                try:
+                    with open(os.path.join(self.site, name, "RECORD"), encoding="utf-8") as f:
+                        self._records[name] = "\n" + f.read()
+                except (OSError, UnicodeDecodeError):
+                    continue
+        return self._records
+
+    def rows(self, dist_info: str) -> list[tuple[str, str, str]] | None:
+        text = self.records().get(dist_info)
+        if text is None:
+            return None
+        out = []
+        for row in csv.reader(text.splitlines()):
+            if row:
+                out.append((row[0], row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else ""))
+        return out
+
+    def find(self, name: str, version: str) -> str | None:
+        """The dist-info directory of ``name`` ``version``, if installed here."""
+        want = normalize(name)
+        for dist_info in self.dist_infos:
+            stem = dist_info[: -len(".dist-info")]
+            dist, _, ver = stem.partition("-")
+            if normalize(dist) == want and ver == version:
+                return dist_info
+        return None
+
+    def label(self, dist_info: str) -> str:
+        """``scikit-learn 1.9.1``: the Name and Version of its METADATA (else the dir name)."""
+        if dist_info not in self._labels:
+            stem = dist_info[: -len(".dist-info")]
+            name, _, version = stem.partition("-")
+            try:
+                with open(os.path.join(self.site, dist_info, "METADATA"), encoding="utf-8") as f:
+                    for line in f:
+                        if not line.strip():
+                            break
+                        key, _, value = line.partition(":")
+                        if key == "Name":
+                            name = value.strip()
+                        elif key == "Version":
+                            version = value.strip()
+            except (OSError, UnicodeDecodeError):
+                pass
+            self._labels[dist_info] = f"{name} {version}".strip()
+        return self._labels[dist_info]
+
+    def owner(self, path: str) -> str | None:
+        """The distribution whose RECORD lists ``path`` (a real path under this site)."""
+        if not path.startswith(self.real + os.sep):
+            return None
+        needle = "\n" + path[len(self.real) + 1 :] + ","
+        for dist_info, text in self.records().items():
+            if needle in text:
+                return self.label(dist_info)
+        return None
+
+    def claims(self, under: str) -> dict[str, list[str]]:
+        """Paths under ``under/`` (relative to the site) -> the dist-infos whose RECORD
+        lists them."""
+        out: dict[str, list[str]] = {}
+        marker = "\n" + under + "/"
+        for dist_info, text in self.records().items():
+            if marker not in text:
+                continue
+            for path, _hash, _size in self.rows(dist_info) or ():
+                if path.startswith(under + "/"):
+                    out.setdefault(os.path.normpath(path), []).append(dist_info)
+        return out
+
+
+@dataclass(frozen=True)
+class InstalledRuntime:
+    manifest: Manifest
+    prefix: str
+    active: bool
+
+    def library_path(self, soname: str) -> str:
+        return os.path.join(self.prefix, LIB_DIR, soname)
+
+
+def _reinstall(name: str, version: str) -> str:
+    return f'pip install --force-reinstall --no-deps "{name}=={version}"'
+
+
+class _SiteCheck:
+    def __init__(self, site: str, dists: SiteDistributions, elf: ElfCache) -> None:
+        self.site = site
+        self.dists = dists
+        self.elf = elf
+        self.prefix = os.path.join(site, PREFIX_DIRNAME)
+        self.findings: list[Finding] = []
+
+    def add(self, code: str, message: str, files: Sequence[str], hint: str | None) -> None:
+        self.findings.append(finding(code, message, tuple(files), hint))
+
+    def verify_record(
+        self, manifest: Manifest, dist_info: str | None, digests: dict[str, str | None]
+    ) -> tuple[str, dict[str, str]]:
+        """Hash every file the RECORD lists; returns the RECORD state and each file's
+        status (by path)."""
+        name, version = manifest.name, manifest.version
+        if dist_info is None or (rows := self.dists.rows(dist_info)) is None:
+            self.add(
+                "runtime-record-missing",
+                f"{name} {version}: no {normalize(name).replace('-', '_')}-{version}.dist-info/"
+                f"RECORD in {self.site}, so its files cannot be verified",
+                [os.path.join(self.prefix, manifest.filename)],
+                _reinstall(name, version),
+            )
+            return "missing", {}
+        status: dict[str, str] = {}
+        for rel, hash_field, _size in rows:
+            algo, _, expected = hash_field.partition("=")
+            path = os.path.normpath(os.path.join(self.site, rel))
+            if algo != "sha256" or not expected:
+                continue
+            if not os.path.lexists(path):
+                status[path] = "missing"
+                self.add(
+                    "runtime-file-missing",
+                    f"{name} {version}: {rel} is listed in its RECORD but is not installed",
+                    [path],
+                    _reinstall(name, version),
+                )
+                continue
+            digest = _file_digest(path)
+            digests[path] = digest
+            if digest == expected:
+                status[path] = "ok"
+                continue
+            status[path] = "modified"
+            self.add(
+                "runtime-file-modified",
+                f"{name} {version}: {rel} does not match its RECORD (sha256 {digest or '?'} "
+                f"instead of {expected}): the file was changed after pip installed it",
+                [path],
+                _reinstall(name, version),
+            )
+        state = "verified" if all(s == "ok" for s in status.values()) else "mismatch"
+        return state, status
+
+    def compare_manifest(
+        self, manifest: Manifest, status: dict[str, str], digests: dict[str, str | None]
+    ) -> list[RuntimeFile]:
+        name, version = manifest.name, manifest.version
+        files = []
+        for lib in manifest.libraries:
+            path = os.path.join(self.prefix, lib.file)
+            seen = status.get(path)
+            if not os.path.lexists(path):
+                files.append(RuntimeFile(path, lib.soname, None, "missing"))
+                if seen != "missing":
+                    self.add(
+                        "runtime-file-missing",
+                        f"{name} {version}: its manifest lists {lib.file}, which is not installed",
+                        [path],
+                        _reinstall(name, version),
+                    )
+                continue
+            try:
+                size: int | None = os.stat(path).st_size
+            except OSError:
+                size = None
+            files.append(RuntimeFile(path, lib.soname, size, seen or "unverified"))
+            if seen == "modified":
+                continue  # already said: the file changed after installation
+            problems = []
+            if path not in digests:
+                digests[path] = _file_digest(path)
+            expected = base64.urlsafe_b64encode(bytes.fromhex(lib.sha256)).rstrip(b"=").decode()
+            if digests[path] != expected:
+                problems.append(f"its sha256 is not the manifest's {lib.sha256}")
+            if size is not None and size != lib.size:
+                problems.append(f"it has {size} bytes, the manifest says {lib.size}")
+            info = self.elf.get(path)
+            if info is None:
+                problems.append("it cannot be read as ELF")
+            else:
+                if info.soname != lib.soname:
+                    problems.append(f"its soname is {info.soname!r}")
+                if set(info.version_definitions) != set(lib.version_definitions):
+                    problems.append("its version definitions differ from the manifest's")
+            if problems:
+                self.add(
+                    "runtime-manifest-mismatch",
+                    f"{name} {version}: {lib.file} does not match its manifest: "
+                    + "; ".join(problems),
+                    [path, os.path.join(self.prefix, manifest.filename)],
+                    _reinstall(name, version),
+                )
+        return files
+
+    def check_index(self, manifest: Manifest) -> None:
+        where = os.path.join(self.prefix, index_filename(manifest.name))
+        try:
+            with open(where, encoding="utf-8") as f:
+                text: str | None = f.read()
+        except (OSError, UnicodeDecodeError):
+            text = None
+        if text == loader_index(manifest):
+            return
+        what = "is missing" if text is None else "does not match the manifest"
+        effect = "does not see this runtime" if text is None else "may load the wrong files"
+        self.add(
+            "runtime-index-mismatch",
+            f"{manifest.name} {manifest.version}: the loader's index "
+            f"{index_filename(manifest.name)} {what}, so nativelib.load() {effect}",
+            [where, os.path.join(self.prefix, manifest.filename)],
+            _reinstall(manifest.name, manifest.version),
+        )
+
+
+def _conflicts(
+    check: _SiteCheck, manifests: list[Manifest], catalog_owner: Callable[[str], str | None]
+) -> None:
+    """A file in the prefix claimed by two distributions: by two manifests, or by two
+    RECORDs."""
+    claims: dict[str, set[str]] = {}
+    versions = {normalize(m.name): m for m in manifests}
+    for m in manifests:
+        for lib in m.libraries:
+            claims.setdefault(os.path.normpath(f"{PREFIX_DIRNAME}/{lib.file}"), set()).add(
+                f"{m.name} {m.version}"
+            )
+    for rel, dist_infos in check.dists.claims(PREFIX_DIRNAME).items():
+        for dist_info in dist_infos:
+            label = check.dists.label(dist_info)
+            dist = normalize(label.split(" ")[0])
+            if dist in versions:
+                label = f"{versions[dist].name} {versions[dist].version}"
+            claims.setdefault(rel, set()).add(label)
+    for rel, owners in sorted(claims.items()):
+        if len(owners) < 2:
+            continue
+        names = sorted(owners)
+        soname = os.path.basename(rel)
+        keep = catalog_owner(soname)
+        keeping = next((o for o in names if keep and normalize(o.split(" ")[0]) == keep), None)
+        keeping = keeping or next((o for o in names if o.split(" ")[0] in versions), names[0])
+        others = [o.split(" ")[0] for o in names if o != keeping]
+        k_name, _, k_version = keeping.partition(" ")
+        check.add(
+            "runtime-file-conflict",
+            f"{rel} is claimed by {' and '.join(names)}: whichever pip installed last wrote "
+            "it, and uninstalling either deletes it under the other",
+            [os.path.join(check.site, rel)],
+            f"pip uninstall -y {' '.join(others)} && {_reinstall(k_name, k_version)}",
+        )
+
+
+def check_runtimes(
+    sites: Sequence[str],
+    dists: dict[str, SiteDistributions],
+    elf: ElfCache,
+    catalog_owner: Callable[[str], str | None],
+) -> tuple[list[InstalledRuntime], list[RuntimeReport], list[Finding]]:
+    """Every runtime in the common prefix of each site directory (in sys.path order)."""
+    installed: list[InstalledRuntime] = []
+    reports: list[RuntimeReport] = []
+    findings: list[Finding] = []
+    active: dict[str, InstalledRuntime] = {}
+    for site in sites:
+        check = _SiteCheck(site, dists[site], elf)
+        folder = os.path.join(check.prefix, MANIFEST_DIR)
+        try:
+            names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
+        except OSError:
+            continue
+        try:
+            _check_prefix(check.prefix)
+        except UnsafeRuntimePath as e:
+            check.add(
+                "runtime-prefix-unsafe",
+                f"{check.prefix}: {e.reason}; nativelib.load() skips this prefix",
+                [check.prefix],
+                f"chmod -R go-w {check.prefix}",
+            )
+        manifests: list[Manifest] = []
+        for name in names:
+            where = os.path.join(folder, name)
+            try:
+                with open(where, "rb") as f:
+                    manifest = parse_manifest(f.read(), where)
+            except (OSError, ManifestError) as e:
+                check.add(
+                    "runtime-manifest-invalid",
+                    str(e),
+                    [where],
+                    f"pip install --force-reinstall {name[: -len('.json')]}",
+                )
+                continue
+            manifests.append(manifest)
+            digests: dict[str, str | None] = {}
+            dist_info = check.dists.find(manifest.name, manifest.version)
+            record, status = check.verify_record(manifest, dist_info, digests)
+            files = check.compare_manifest(manifest, status, digests)
+            check.check_index(manifest)
+            first = active.get(manifest.name)
+            runtime = InstalledRuntime(manifest, check.prefix, first is None)
+            installed.append(runtime)
+            if first is None:
+                active[manifest.name] = runtime
+            else:
+                check.add(
+                    "runtime-shadowed",
+                    f"{manifest.name} {manifest.version} in {site} is not used: "
+                    f"{first.manifest.name} {first.manifest.version} in "
+                    f"{os.path.dirname(first.prefix)} comes first on sys.path",
+                    [where],
+                    None,
+                )
+            reports.append(
+                RuntimeReport(
+                    manifest.name,
+                    manifest.version,
+                    check.prefix,
+                    where,
+                    first is None,
+                    record,
+                    tuple(files),
+                )
+            )
+        _conflicts(check, manifests, catalog_owner)
+        findings.extend(check.findings)
+    for runtime in active.values():
+        for dep in runtime.manifest.dependencies:
+            if dep.name in active or _is_openmp_provider(dep.name):
+                continue  # the loader, too, takes MKL's OpenMP dependencies as either-or
+            m = runtime.manifest
+            findings.append(
+                finding(
+                    "runtime-dependency-missing",
+                    f"{m.name} {m.version} depends on {dep.requirement()}, which is not "
+                    "installed: nativelib.load() refuses to load it",
+                    (os.path.join(runtime.prefix, m.filename),),
+                    f'pip install "{dep.requirement()}"',
+                )
+            )
+    return installed, reports, findings

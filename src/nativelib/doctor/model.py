@@ -1,0 +1,268 @@
+"""What the doctor reports: findings (a stable code, a severity, a message, the files
+involved, a hint), facts about the host, and the runtimes installed in the common prefix.
+
+Every finding code is listed once in :data:`CODES` with its severity and meaning; a
+finding takes its severity from there, so one code always means one severity. The JSON
+document (``doctor --json``, ``data/schemas/doctor.schema.json``) is made here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = [
+    "CODES",
+    "JSON_VERSION",
+    "SEVERITIES",
+    "CudaFacts",
+    "Finding",
+    "HostFacts",
+    "HostLibrary",
+    "Report",
+    "RuntimeFile",
+    "RuntimeReport",
+    "finding",
+]
+
+#: Version of the ``doctor --json`` document.
+JSON_VERSION = 1
+
+#: Most severe first.
+SEVERITIES = ("error", "warning", "info")
+
+
+@dataclass(frozen=True)
+class Code:
+    severity: str
+    meaning: str
+
+
+#: Every finding code: its severity and what it means (docs/doctor.md lists the same).
+CODES: dict[str, Code] = {
+    # The host.
+    "cuda-probe-failed": Code(
+        "warning", "asking libcuda.so.1 for the driver API version failed or timed out"
+    ),
+    # Runtimes installed in the common prefix.
+    "runtime-manifest-invalid": Code("error", "a runtime manifest cannot be read"),
+    "runtime-index-mismatch": Code(
+        "error", "the loader's index (<dist>.load) is missing or disagrees with the manifest"
+    ),
+    "runtime-record-missing": Code(
+        "warning", "an installed runtime has no RECORD to verify its files against"
+    ),
+    "runtime-file-modified": Code(
+        "error", "a runtime's file differs from the sha256 its RECORD gives (pip never checks)"
+    ),
+    "runtime-file-missing": Code("error", "a file a runtime's RECORD or manifest lists is absent"),
+    "runtime-manifest-mismatch": Code(
+        "error", "a runtime's manifest does not describe the library file it ships"
+    ),
+    "runtime-file-conflict": Code(
+        "error", "one file in the prefix is claimed by two distributions"
+    ),
+    "runtime-dependency-missing": Code("error", "a runtime's dependency is not installed"),
+    "runtime-prefix-unsafe": Code(
+        "error", "the loader refuses this prefix (writable by others, or a foreign owner)"
+    ),
+    "runtime-shadowed": Code(
+        "info", "a runtime is installed in two site directories; the first on sys.path wins"
+    ),
+    # The ELF files of the environment.
+    "vendored-runtime": Code(
+        "warning", "a distribution ships its own copy of a runtime a runtime wheel provides"
+    ),
+    "openmp-families": Code("warning", "more than one OpenMP runtime family is installed"),
+    "needs-unsatisfied": Code(
+        "error", "a file needs version nodes that nothing installed and nothing on the host has"
+    ),
+    "soname-not-found": Code("error", "a needed library is found nowhere"),
+    "soname-only-elsewhere": Code(
+        "warning",
+        "a needed library exists in the environment but not on the file's search path: it "
+        "loads only if something else loaded it first",
+    ),
+    "rpath-empty": Code("warning", "an empty RPATH/RUNPATH entry (the current directory)"),
+    "rpath-relative": Code(
+        "warning",
+        "a relative RPATH/RUNPATH entry without $ORIGIN (relative to the current directory)",
+    ),
+    "rpath-outside": Code("warning", "an absolute RPATH/RUNPATH entry outside the environment"),
+    "cuda-driver-too-old": Code("error", "a CUDA runtime major that the NVIDIA driver cannot run"),
+    "cuda-driver-below-toolkit": Code(
+        "warning",
+        "the NVIDIA driver is older than the CUDA toolkit's minimum (minor version "
+        "compatibility only: no newer PTX)",
+    ),
+    "cuda-no-driver": Code("info", "CUDA libraries are installed, and there is no NVIDIA driver"),
+    "elf-malformed": Code("warning", "a file with the ELF magic cannot be read as ELF"),
+    "scan-unreadable": Code("warning", "a directory or file cannot be read"),
+    "scan-changed": Code("warning", "a file changed or disappeared while it was read"),
+    # A live process (--import).
+    "import-failed": Code("error", "importing a module raised an exception"),
+    "import-crashed": Code("error", "the process importing the modules died or hung"),
+    "process-runtime": Code("info", "the copy of a runtime the process loaded"),
+    "process-duplicate-runtime": Code(
+        "warning", "more than one copy of one runtime is loaded in one process"
+    ),
+    "process-openmp-families": Code(
+        "error", "more than one OpenMP runtime family is loaded in one process"
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    message: str
+    files: tuple[str, ...] = ()
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "files": list(self.files),
+            "hint": self.hint,
+        }
+
+    def sort_key(self) -> tuple[int, str, tuple[str, ...], str]:
+        return (SEVERITIES.index(self.severity), self.code, self.files, self.message)
+
+
+def finding(
+    code: str, message: str, files: tuple[str, ...] = (), hint: str | None = None
+) -> Finding:
+    """A finding with the severity its code has in :data:`CODES`."""
+    return Finding(code, CODES[code].severity, message, files, hint)
+
+
+@dataclass(frozen=True)
+class HostLibrary:
+    """What ``dlopen(soname)`` finds on the host, and its newest version node per family."""
+
+    soname: str
+    path: str | None
+    newest: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, object] | None:
+        if self.path is None:
+            return None
+        return {"path": self.path, "newest": list(self.newest)}
+
+
+@dataclass(frozen=True)
+class CudaFacts:
+    #: ``cuDriverGetVersion`` as ``"12.9"``, or None.
+    driver_api: str | None
+    #: The kernel driver version (``575.51.03``), or None.
+    kernel_driver: str | None
+    #: ``"probe"`` (asked libcuda and read /sys or /proc), ``"override"``
+    #: (NATIVELIB_CUDA_DRIVER) or ``"none"`` (no libcuda.so.1 on the host).
+    source: str
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "driver_api": self.driver_api,
+            "kernel_driver": self.kernel_driver,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    os: str
+    kernel: str
+    libc: str
+    libc_version: str | None
+    arch: str
+    python_version: str
+    python_implementation: str
+    executable: str
+    prefix: str
+    site_dirs: tuple[str, ...]
+    platform_tags: tuple[str, ...]
+    libraries: tuple[HostLibrary, ...]
+    cuda: CudaFacts
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "os": self.os,
+            "kernel": self.kernel,
+            "libc": {"name": self.libc, "version": self.libc_version},
+            "arch": self.arch,
+            "python": {
+                "version": self.python_version,
+                "implementation": self.python_implementation,
+                "executable": self.executable,
+                "prefix": self.prefix,
+                "site_dirs": list(self.site_dirs),
+            },
+            "platform_tags": list(self.platform_tags),
+            "libraries": {lib.soname: lib.to_json() for lib in self.libraries},
+            "cuda": self.cuda.to_json(),
+        }
+
+
+@dataclass(frozen=True)
+class RuntimeFile:
+    path: str
+    soname: str | None
+    size: int | None
+    #: ``"ok"``, ``"modified"``, ``"missing"``, or ``"unverified"`` (no RECORD hash).
+    status: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "soname": self.soname, "size": self.size, "status": self.status}
+
+
+@dataclass(frozen=True)
+class RuntimeReport:
+    name: str
+    version: str
+    prefix: str
+    manifest: str
+    #: False when the same distribution in a site directory earlier on sys.path wins.
+    active: bool
+    #: ``"verified"``, ``"mismatch"`` or ``"missing"``.
+    record: str
+    files: tuple[RuntimeFile, ...] = field(default=())
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "prefix": self.prefix,
+            "manifest": self.manifest,
+            "active": self.active,
+            "record": self.record,
+            "files": [f.to_json() for f in self.files],
+        }
+
+
+@dataclass(frozen=True)
+class Report:
+    host: HostFacts
+    runtimes: tuple[RuntimeReport, ...]
+    findings: tuple[Finding, ...]
+    #: How many ELF files were read (for the log line; not in the JSON document).
+    elf_files: int = 0
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    def exit_code(self, *, strict: bool = False) -> int:
+        """0 without errors (and, with ``strict``, without warnings); else 1."""
+        if self.count("error") or (strict and self.count("warning")):
+            return 1
+        return 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "version": JSON_VERSION,
+            "host": self.host.to_json(),
+            "runtimes": [r.to_json() for r in self.runtimes],
+            "findings": [f.to_json() for f in self.findings],
+        }

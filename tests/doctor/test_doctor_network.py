@@ -1,0 +1,92 @@
+"""``nativelib doctor`` on real PyPI wheels: scikit-learn (which vendors libgomp), with the
+numpy and scipy it brings (which vendor libgfortran and libquadmath, numpy's grafted twice
+by auditwheel), installed by pip into a real venv."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from doctor_support import Result, run_doctor
+
+from nativelib_testing import Env, omp_wheel
+
+pytestmark = pytest.mark.network
+
+HOST_LIBGOMP = os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1")
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Env:
+    root = tmp_path_factory.mktemp("sklearn")
+    env = Env(root, "venv")
+    subprocess.run(
+        [env.python, "-m", "pip", "install", "-q", "--only-binary", ":all:",
+         "--disable-pip-version-check", "scikit-learn"],
+        check=True, env=env.env,
+    )  # fmt: skip
+    env.install(omp_wheel(root / "plain", package="ompplain"))  # NEEDs libgomp.so.1
+    return env
+
+
+@pytest.fixture(scope="module")
+def report(env: Env) -> Result:
+    return run_doctor(env)
+
+
+def _version(env: Env, dist: str) -> str:
+    proc = env.run(f"from importlib.metadata import version; print(version({dist!r}))")
+    return proc.stdout.strip()
+
+
+def test_scikit_learn_vendors_libgomp(env: Env, report: Result) -> None:
+    (copy,) = (env.site / "scikit_learn.libs").glob("libgomp-*.so*")
+    found = report.one("vendored-runtime", str(copy))
+    assert found["files"] == [str(copy)]
+    assert found["message"].startswith(
+        f"scikit-learn {_version(env, 'scikit-learn')} ships its own copy of libgomp.so.1"
+    )
+    assert "renamed" in found["message"] and "nativelib-gomp could replace it" in found["message"]
+    assert (
+        found["hint"] == "pip install nativelib-gomp && nativelib repair <the scikit-learn wheel>"
+    )
+
+
+def test_numpy_and_scipy_vendor_libgfortran(env: Env, report: Result) -> None:
+    copies = sorted(
+        str(p) for d in ("numpy.libs", "scipy.libs") for p in (env.site / d).glob("libgfortran-*")
+    )
+    assert copies
+    found = sorted(
+        f["files"][0]
+        for f in report.findings("vendored-runtime")
+        if "copy of libgfortran.so.5" in f["message"]
+    )
+    assert found == copies
+    numpy = report.one("vendored-runtime", str(next(p for p in copies if "numpy.libs" in p)))
+    # libgfortran.so.5 defines GFORTRAN_8: GCC 8 or newer can replace it.
+    assert numpy["hint"].startswith('pip install "nativelib-gfortran5>=8" && nativelib repair')
+
+
+def test_real_wheels_have_what_they_need(report: Result) -> None:
+    """Every NEEDED entry of these wheels is found, with its version nodes (through the
+    extensions' RPATH, inherited by the grafted libraries)."""
+    for code in ("needs-unsatisfied", "soname-not-found", "soname-only-elsewhere"):
+        assert not report.findings(code), report.findings(code)
+
+
+def test_import_shows_two_libgomp_copies(env: Env) -> None:
+    result = run_doctor(env, "--import", "sklearn", "ompplain")
+    found = result.one("process-duplicate-runtime", "libgomp.so.1")
+    (copy,) = (env.site / "scikit_learn.libs").glob("libgomp-*.so*")
+    assert found["files"] == [HOST_LIBGOMP, str(copy)]
+    assert "brought in by sklearn" in found["message"]
+    assert "brought in by ompplain" in found["message"]
+    assert found["message"].endswith(f"every later NEEDED libgomp.so.1 bind to {HOST_LIBGOMP}")
+
+
+def test_site_dirs_are_the_venvs(env: Env, report: Result) -> None:
+    assert report.doc["host"]["python"]["site_dirs"][0] == str(env.site)
+    assert Path(report.doc["host"]["python"]["executable"]) == Path(env.python)
