@@ -3,7 +3,8 @@
 A runtime wheel's version is the upstream version of what it ships (GCC 12.2.0 for
 ``nativelib-cxx14 12.2.0``), so "needs GLIBCXX_3.4.32" becomes
 ``pip install "nativelib-cxx14>=13.2"``. The table is libstdc++'s ABI history
-(``libstdc++-v3/doc/xml/manual/abi.xml``: the release that first shipped each node);
+(``libstdc++-v3/doc/xml/manual/abi.xml``: the release that first shipped each node),
+kept as data in ``data/gcc-node-releases.json``;
 libgcc_s (``GCC_12.0.0``) and libgfortran (``GFORTRAN_10``) name the release in the node.
 A node the table does not know gives no bound: the hint then asks for an upgrade without
 one, never for a version that might not have it. This is only for hints: whether a
@@ -12,22 +13,27 @@ runtime satisfies a need is decided by its version definitions, exact names.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
 
 __all__ = ["first_release", "pip_install", "requirement"]
 
-#: GLIBCXX_3.4.<n> -> the GCC release that first defined it.
-_GLIBCXX = {
-    19: "4.8.3", 20: "4.9.0", 21: "5.1.0", 22: "6.1.0", 23: "7.1.0", 24: "7.2.0",
-    25: "8.1.0", 26: "9.1.0", 27: "9.2.0", 28: "9.3.0", 29: "11.1.0", 30: "12.1.0",
-    31: "13.1.0", 32: "13.2.0", 33: "14.1.0", 34: "15.1.0",
-}  # fmt: skip
-#: CXXABI_1.3.<n> -> the GCC release that first defined it.
-_CXXABI = {
-    7: "4.8.0", 8: "4.9.0", 9: "5.1.0", 10: "6.1.0", 11: "7.1.0", 12: "9.1.0",
-    13: "11.1.0", 14: "13.1.0", 15: "14.1.0",
-}  # fmt: skip
+
+@lru_cache(maxsize=1)
+def _tables() -> tuple[dict[int, str], dict[int, str]]:
+    """GLIBCXX_3.4.<n> and CXXABI_1.3.<n> -> the GCC release that first defined it
+    (``data/gcc-node-releases.json``)."""
+    text = resources.files("nativelib").joinpath("data/gcc-node-releases.json").read_text("utf-8")
+    doc = json.loads(text)
+    return (
+        {int(k): str(v) for k, v in doc["GLIBCXX_3.4"].items()},
+        {int(k): str(v) for k, v in doc["CXXABI_1.3"].items()},
+    )
+
+
 _OLDEST = "0"  # older than any runtime wheel: no bound needed
 
 _GLIBCXX_NODE = re.compile(r"^GLIBCXX_3\.4(?:\.(\d+))?$")
@@ -47,10 +53,10 @@ def first_release(node: str) -> str | None:
     """The upstream release that first defined ``node``; None when not known."""
     m = _GLIBCXX_NODE.match(node)
     if m:
-        return _from_table(_GLIBCXX, m.group(1))
+        return _from_table(_tables()[0], m.group(1))
     m = _CXXABI_NODE.match(node)
     if m:
-        return _from_table(_CXXABI, m.group(1))
+        return _from_table(_tables()[1], m.group(1))
     m = _GCC_NODE.match(node)
     if m:
         major = int(m.group(1))
