@@ -187,19 +187,33 @@ PyMODINIT_FUNC PyInit__omp(void) { return PyModule_Create(&module); }
 """
 
 
-def _record_line(name: str, data: bytes) -> str:
+def write_wheel_members(out: Path, members: dict[str, bytes]) -> Path:
+    """A zip at ``out`` with ``members`` and a RECORD that lists them all with their
+    sha256 and size (the ``.dist-info`` directory is found among the members)."""
     import base64  # noqa: PLC0415
     import hashlib  # noqa: PLC0415
+    import zipfile  # noqa: PLC0415
 
-    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-    return f"{name},sha256={digest},{len(data)}"
+    dist_info = next(n.split("/", 1)[0] for n in members if ".dist-info/" in n)
+    record = f"{dist_info}/RECORD"
+    rows = []
+    for name, data in members.items():
+        if name != record:
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
+            rows.append(f"{name},sha256={digest.decode()},{len(data)}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            if name != record:
+                zf.writestr(name, data)
+        zf.writestr(record, "\n".join([*rows, f"{record},,"]) + "\n")
+    return out
 
 
 def omp_wheel(dest: Path, package: str = "ompdemo", version: str = "1.0") -> Path:
     """A real wheel ``<package>-<version>-cp3X-cp3X-linux_x86_64.whl`` whose extension
     ``<package>._omp`` (``total(n)`` -> ``(sum(range(n)), omp_get_max_threads())``) is
     compiled here with ``gcc -fopenmp``; it NEEDs libgomp.so.1 (not vendored yet)."""
-    import zipfile  # noqa: PLC0415
 
     dest.mkdir(parents=True, exist_ok=True)
     build = dest / f"{package}-build"
@@ -226,13 +240,7 @@ def omp_wheel(dest: Path, package: str = "ompdemo", version: str = "1.0") -> Pat
             f"Tag: {tag}-{tag}-linux_x86_64\n"
         ).encode(),
     }
-    record = [_record_line(n, d) for n, d in files.items()] + [f"{dist_info}/RECORD,,"]
-    out = dest / f"{package}-{version}-{tag}-{tag}-linux_x86_64.whl"
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for n, d in files.items():
-            zf.writestr(n, d)
-        zf.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
-    return out
+    return write_wheel_members(dest / f"{package}-{version}-{tag}-{tag}-linux_x86_64.whl", files)
 
 
 def auditwheel_repair(wheel: Path, dest: Path) -> Path:

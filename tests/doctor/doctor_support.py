@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from nativelib.cli import main
-from nativelib_testing import HOST_LIBDIR, SRC, Env, make_deb
+from nativelib_testing import HOST_LIBDIR, SRC, Env, make_deb, write_wheel_members
 
 SCHEMA = json.loads(
     resources.files("nativelib").joinpath("data/schemas/doctor.schema.json").read_text("utf-8")
@@ -170,29 +170,13 @@ def host_gfortran_wheel(dest: Path) -> Path:
 
 def plain_wheel(dest: Path, name: str, version: str, files: dict[str, bytes]) -> Path:
     """A real wheel (purelib, any platform) holding ``files``, with a correct RECORD."""
-    import base64  # noqa: PLC0415
-    import hashlib  # noqa: PLC0415
-    import zipfile  # noqa: PLC0415
-
     dist_info = f"{name}-{version}.dist-info"
     members = {
         **files,
         f"{dist_info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
         f"{dist_info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: doctor-tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
     }
-
-    def line(member: str, data: bytes) -> str:
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        return f"{member},sha256={digest},{len(data)}"
-
-    record = [line(m, d) for m, d in members.items()] + [f"{dist_info}/RECORD,,"]
-    dest.mkdir(parents=True, exist_ok=True)
-    out = dest / f"{name}-{version}-py3-none-any.whl"
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
-        for member, data in members.items():
-            zf.writestr(member, data)
-        zf.writestr(f"{dist_info}/RECORD", "\n".join(record) + "\n")
-    return out
+    return write_wheel_members(dest / f"{name}-{version}-py3-none-any.whl", members)
 
 
 def stub_cudart_wheel(dest: Path) -> Path:

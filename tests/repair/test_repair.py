@@ -23,7 +23,13 @@ from nativelib.repair.elfpatch import ElfEdit, find_patchelf, patchelf_editor
 from nativelib.repair.wheelio import verify_record
 from nativelib.runtime_wheels.catalog import load_catalog
 from nativelib.runtime_wheels.wheel import validate_wheel
-from nativelib_testing import Env, auditwheel_repair, host_runtime_wheels, omp_wheel
+from nativelib_testing import (
+    Env,
+    auditwheel_repair,
+    host_runtime_wheels,
+    omp_wheel,
+    write_wheel_members,
+)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("dpkg-deb") is None or shutil.which("gcc") is None,
@@ -220,23 +226,15 @@ def test_runtime_filter(
 def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None], record: bool = True) -> Path:
     """A copy of wheel ``src`` with members changed (None: removed); RECORD regenerated
     unless ``record`` is False (then the old RECORD stays, now wrong)."""
-    import base64  # noqa: PLC0415
-
     with zipfile.ZipFile(src) as zf:
         members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
-    record_name = next(n for n in members if n.endswith(".dist-info/RECORD"))
     for name, data in change.items():
         if data is None:
             members.pop(name, None)
         else:
             members[name] = data
     if record:
-        rows = []
-        for name, data in members.items():
-            if name != record_name:
-                digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=")
-                rows.append(f"{name},sha256={digest.decode()},{len(data)}")
-        members[record_name] = ("\n".join([*rows, f"{record_name},,"]) + "\n").encode()
+        return write_wheel_members(dest, members)
     with zipfile.ZipFile(dest, "w") as zf:
         for name, data in members.items():
             zf.writestr(name, data)
@@ -333,8 +331,6 @@ def test_unrenamed_copy_keeps_search_path_entries_that_still_point_at_something(
 ) -> None:
     """The torch layout: pkg/lib/libgomp.so.1 (not renamed) next to pkg/lib/libwork.so,
     which NEEDs it with RUNPATH $ORIGIN; pkg/_ext.so NEEDs libwork.so via $ORIGIN/lib."""
-    import base64  # noqa: PLC0415
-
     work = tmp_path / "build"
     work.mkdir()
     (work / "work.c").write_text(
@@ -357,17 +353,7 @@ def test_unrenamed_copy_keeps_search_path_entries_that_still_point_at_something(
         "pkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: pkg\nVersion: 1.0\n",
         "pkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: false\nTag: py3-none-linux_x86_64\n",
     }  # fmt: skip
-    rows = [
-        f"{n},sha256={base64.urlsafe_b64encode(hashlib.sha256(d).digest()).rstrip(b'=').decode()},{len(d)}"
-        for n, d in members.items()
-    ]  # fmt: skip
-    members["pkg-1.0.dist-info/RECORD"] = (
-        "\n".join([*rows, "pkg-1.0.dist-info/RECORD,,"]) + "\n"
-    ).encode()
-    wheel = tmp_path / "pkg-1.0-py3-none-linux_x86_64.whl"
-    with zipfile.ZipFile(wheel, "w") as zf:
-        for n, d in members.items():
-            zf.writestr(n, d)
+    wheel = write_wheel_members(tmp_path / "pkg-1.0-py3-none-linux_x86_64.whl", members)
     out = tmp_path / "out"
     plan, written = repair_wheel(wheel, out, catalog=load_catalog(), bounds=lambda r: {})
     assert [c.path for c in plan.copies] == ["pkg/lib/libgomp.so.1"]
