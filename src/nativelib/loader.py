@@ -62,7 +62,9 @@ __all__ = [
     "BACKWARD_COMPATIBLE",
     "Installed",
     "LoadedLibrary",
+    "check_prefix",
     "discover",
+    "is_openmp_provider",
     "load",
     "load_for",
     "loaded_path",
@@ -262,7 +264,7 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
         except OSError:
             continue
         try:
-            _check_prefix(prefix)
+            check_prefix(prefix)
         except UnsafeRuntimePath as e:
             _warn(f"nativelib: skipping {prefix}: {e.reason}")
             continue
@@ -308,8 +310,10 @@ def _check_chain(path: str, stop: str, reported: str) -> None:
 _safe_prefixes: set[str] = set()
 
 
-def _check_prefix(prefix: str) -> None:
-    """The prefix's lib/ and manifest directories, up to its site directory (once)."""
+def check_prefix(prefix: str) -> None:
+    """Raise :class:`~nativelib.errors.UnsafeRuntimePath` unless the prefix's lib/ and
+    manifest directories, up to its site directory, are safe to load from (checked once
+    per prefix; the doctor reports what the loader would refuse)."""
     if prefix in _safe_prefixes:
         return
     # os.stat follows symlinks: each directory checked is the one the path leads to.
@@ -321,7 +325,7 @@ def _check_prefix(prefix: str) -> None:
 
 def _check_safe(path: str, prefix: str) -> None:
     """Refuse a library outside its prefix, or one others could have written."""
-    _check_prefix(prefix)
+    check_prefix(prefix)
     try:
         st = os.lstat(path)
     except OSError as e:
@@ -422,7 +426,8 @@ def _find(installed: Mapping[str, Installed], name: str) -> Installed:
     return found
 
 
-def _is_openmp_provider(name: str) -> bool:
+def is_openmp_provider(name: str) -> bool:
+    """Whether the distribution is an OpenMP runtime (one per process)."""
     return name in ("nativelib-gomp", "nativelib-iomp")
 
 
@@ -438,7 +443,7 @@ def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Ins
         for dep in dist.index.dependencies:
             if dep in installed:
                 visit(installed[dep])
-            elif not _is_openmp_provider(dep):
+            elif not is_openmp_provider(dep):
                 raise RuntimeNotFound(
                     dep, f"needed by {dist.name} but not installed; hint: pip install {dep}"
                 )
@@ -634,7 +639,7 @@ def load(
             )
             for dist, lib in preload
         ]
-        if any(_is_openmp_provider(d.name) for d in order):
+        if any(is_openmp_provider(d.name) for d in order):
             _warn_openmp(results)
         return results
 

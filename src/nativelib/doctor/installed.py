@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from nativelib.doctor.hostfacts import ElfCache
 from nativelib.doctor.model import Finding, RuntimeFile, RuntimeReport, finding
 from nativelib.errors import ManifestError, UnsafeRuntimePath
-from nativelib.loader import _check_prefix, _is_openmp_provider
+from nativelib.loader import check_prefix, is_openmp_provider
 from nativelib.prefix import (
     LIB_DIR,
     MANIFEST_DIR,
@@ -337,7 +337,7 @@ def check_runtimes(
         except OSError:
             continue
         try:
-            _check_prefix(check.prefix)
+            check_prefix(check.prefix)
         except UnsafeRuntimePath as e:
             check.add(
                 "runtime-prefix-unsafe",
@@ -394,7 +394,7 @@ def check_runtimes(
         findings.extend(check.findings)
     for runtime in active.values():
         for dep in runtime.manifest.dependencies:
-            if dep.name in active or _is_openmp_provider(dep.name):
+            if dep.name in active or is_openmp_provider(dep.name):
                 continue  # the loader, too, takes MKL's OpenMP dependencies as either-or
             m = runtime.manifest
             findings.append(
