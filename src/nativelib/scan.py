@@ -8,6 +8,7 @@ named explicitly is always reported, as "not an ELF file" when it is not one.
 from __future__ import annotations
 
 import os
+import re
 import stat
 import zipfile
 import zlib
@@ -92,6 +93,10 @@ SKIPPED_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
+#: File names of shared objects and extension modules (``x.so``, ``libx.so.1.2``).
+_SHARED_NAME = re.compile(r"\.so(?:\.[0-9]+)*$")
+
+
 def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
     """Depth first, entries in name order (as ``os.walk`` top-down with sorted names).
 
@@ -132,6 +137,10 @@ def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
                 seen.add(real)
                 yield from scan_wheel(real)
             elif has_elf_magic(real):
+                seen.add(real)
+                yield _read(real)
+            elif _SHARED_NAME.search(name) and not os.access(real, os.R_OK, effective_ids=True):
+                # Named like a shared object but unreadable: say so rather than skip it.
                 seen.add(real)
                 yield _read(real)
         stack.extend(reversed(subdirs))

@@ -74,14 +74,21 @@ def test_unreadable_directory(tmp_path: Path) -> None:
     locked.mkdir(parents=True)
     shutil.copyfile(HOST_LIBGOMP, locked / "libgomp.so.1")
     shutil.copyfile(HOST_LIBGOMP, d / "libgomp.so.1")
+    secret = d / "_secret.cpython-311-x86_64-linux-gnu.so"
+    shutil.copyfile(HOST_LIBGOMP, secret)
     locked.chmod(0)
+    secret.chmod(0)
     try:
         result = run_doctor(None, "--path", str(d), wrapper=wrapper)
     finally:
         locked.chmod(0o755)
+        secret.chmod(0o644)
     found = result.one("scan-unreadable", "locked")
     assert found["files"] == [str(locked)]
     assert "cannot read directory" in found["message"] and "Permission denied" in found["message"]
+    # An unreadable file named like a shared object is reported, not skipped.
+    found = result.one("scan-unreadable", "_secret")
+    assert found["files"] == [str(secret)] and "Permission denied" in found["message"]
     # What could be read was checked.
     assert result.one("vendored-runtime", str(d / "libgomp.so.1"))
     assert result.code == 0
