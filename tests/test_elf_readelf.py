@@ -104,3 +104,28 @@ def test_fixtures_match_readelf(elf_fixtures) -> None:  # type: ignore[no-untype
     assert_matches_readelf(stripped, noshdr_facts, versions=False)
     assert stripped.version_requirements == original.version_requirements
     assert stripped.version_definitions == original.version_definitions
+
+
+def test_load_segments_match_readelf() -> None:
+    """nativelib.elf.load_segments (repair's layout check) against ``readelf -lW``."""
+    import re  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    from nativelib.elf import load_segments  # noqa: PLC0415
+
+    row = re.compile(
+        r"^\s*LOAD\s+(0x[0-9a-f]+)\s+(0x[0-9a-f]+)\s+0x[0-9a-f]+\s+(0x[0-9a-f]+)\s+"
+        r"(0x[0-9a-f]+)\s+[RWE ]+\s+(0x[0-9a-f]+)$"
+    )
+    files = _host_elf_files()[::5]  # a spread of the host tree: one readelf run each
+    assert len(files) > 50
+    for path in files:
+        text = subprocess.run(
+            ["readelf", "-lW", path], capture_output=True, text=True, check=True
+        ).stdout
+        expected = [
+            tuple(int(g, 16) for g in m.groups()) for m in map(row.match, text.splitlines()) if m
+        ]
+        machine, segments = load_segments(path)
+        assert machine == read_elf(path).machine
+        assert segments == expected, path

@@ -23,6 +23,7 @@ import stat
 import struct
 import sys
 from itertools import compress
+from operator import itemgetter
 
 from nativelib._frozen import Frozen, setfield
 from nativelib.errors import ElfError, NotElfError
@@ -38,6 +39,7 @@ __all__ = [
     "VersionRequirement",
     "has_elf_magic",
     "is_elf_file",
+    "load_segments",
     "parse_elf_bytes",
     "parse_elf_stream",
     "read_elf",
@@ -818,6 +820,42 @@ def parse_elf_stream(stream: IO[bytes], size: int, name: str) -> ElfInfo:
         return bytes(buf[start:want])
 
     return _run(size, fetch, name)
+
+
+def load_segments(
+    path: str | os.PathLike[str],
+) -> tuple[int, list[tuple[int, int, int, int, int]]]:
+    """``(e_machine, PT_LOAD segments)`` of the file at ``path``, each segment as
+    ``(p_offset, p_vaddr, p_filesz, p_memsz, p_align)`` in table order: for checking
+    the layout of a file after it was edited (:func:`read_elf` does not keep them)."""
+    where = os.fspath(path)
+    with open(where, "rb") as f:
+        head = f.read(64)
+        if len(head) < 16 or head[:4] != ELF_MAGIC:
+            raise NotElfError(where, "not an ELF file")
+        if head[4] not in (1, 2) or head[5] not in (1, 2):
+            raise ElfError(where, "invalid ELF class or data encoding byte")
+        lay = _Layout(32 if head[4] == 1 else 64, "<" if head[5] == 1 else ">")
+        if len(head) < 16 + lay.header.size:
+            raise ElfError(where, "truncated ELF header")
+        machine, phoff, phentsize, phnum = itemgetter(1, 4, 8, 9)(lay.header.unpack_from(head, 16))
+        if phnum and phentsize < lay.phdr.size:
+            raise ElfError(where, f"program header entry size {phentsize} < {lay.phdr.size}")
+        f.seek(phoff)
+        table = f.read(phnum * phentsize)
+    if len(table) < phnum * phentsize:
+        raise ElfError(where, "truncated program header table")
+    wide = lay.elf_class == 64
+    out = []
+    for i in range(phnum):
+        fields = lay.phdr.unpack_from(table, i * phentsize)
+        if fields[0] != PT_LOAD:
+            continue
+        if wide:  # p_type, p_flags, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align
+            out.append((fields[2], fields[3], fields[5], fields[6], fields[7]))
+        else:  # p_type, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_flags, p_align
+            out.append((fields[1], fields[2], fields[4], fields[5], fields[7]))
+    return machine, out
 
 
 def has_elf_magic(path: str | os.PathLike[str]) -> bool:

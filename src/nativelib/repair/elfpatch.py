@@ -3,34 +3,30 @@
 
 The check re-reads the file with :mod:`nativelib.elf` and compares it with the plan
 (DT_NEEDED, the version-needs file names, RPATH/RUNPATH, soname, version definitions),
-then reads the program headers itself: every PT_LOAD must still satisfy
-``p_offset % align == p_vaddr % align`` (align: the segment's own, at least the page
-size), appear in ascending ``p_vaddr`` order, and lie inside the file.
+then reads the program headers (:func:`nativelib.elf.load_segments`): every PT_LOAD must
+still satisfy ``p_offset % align == p_vaddr % align`` (align: the segment's own, at least
+the page size), appear in ascending ``p_vaddr`` order, and lie inside the file.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import struct
 import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from nativelib.elf import ElfInfo, read_elf
+from nativelib.elf import ElfInfo, load_segments, read_elf
 from nativelib.errors import ElfError, RepairError
 
 __all__ = [
     "MIN_PATCHELF",
     "Editor",
     "ElfEdit",
-    "LoadSegment",
     "check_edit",
     "find_patchelf",
-    "load_segments",
     "patchelf_editor",
 ]
 
@@ -68,75 +64,25 @@ class ElfEdit:
 Editor = Callable[[Path, ElfEdit], None]
 
 
-@dataclass(frozen=True)
-class LoadSegment:
-    offset: int
-    vaddr: int
-    filesz: int
-    memsz: int
-    align: int
-
-
-def load_segments(path: str | os.PathLike[str]) -> tuple[int, list[LoadSegment]]:
-    """``(e_machine, PT_LOAD segments in table order)`` read from the program headers."""
-    with open(path, "rb") as f:
-        head = f.read(64)
-        if len(head) < 52 or head[:4] != b"\x7fELF":
-            raise ElfError(str(path), "not an ELF file")
-        wide = head[4] == 2
-        endian = "<" if head[5] == 1 else ">"
-        if wide:
-            machine, phoff, phentsize, phnum = (
-                struct.unpack_from(endian + "H", head, 18)[0],
-                struct.unpack_from(endian + "Q", head, 32)[0],
-                *struct.unpack_from(endian + "HH", head, 54),
-            )
-            fmt = endian + "IIQQQQQQ"
-        else:
-            machine, phoff, phentsize, phnum = (
-                struct.unpack_from(endian + "H", head, 18)[0],
-                struct.unpack_from(endian + "I", head, 28)[0],
-                *struct.unpack_from(endian + "HH", head, 42),
-            )
-            fmt = endian + "IIIIIIII"
-        size = struct.calcsize(fmt)
-        if phentsize < size:
-            raise ElfError(str(path), f"program header entry size {phentsize} < {size}")
-        f.seek(phoff)
-        table = f.read(phnum * phentsize)
-    if len(table) < phnum * phentsize:
-        raise ElfError(str(path), "truncated program header table")
-    out = []
-    for i in range(phnum):
-        fields = struct.unpack_from(fmt, table, i * phentsize)
-        if wide:
-            p_type, _flags, offset, vaddr, _paddr, filesz, memsz, align = fields
-        else:
-            p_type, offset, vaddr, _paddr, filesz, memsz, _flags, align = fields
-        if p_type == _PT_LOAD:
-            out.append(LoadSegment(offset, vaddr, filesz, memsz, align))
-    return machine, out
-
-
 def _alignment_problem(path: Path) -> str | None:
     machine, segments = load_segments(path)
     page = _PAGE.get(machine, 4096)
     size = path.stat().st_size
     last = -1
-    for i, seg in enumerate(segments):
-        align = max(seg.align, page)
-        if seg.offset % align != seg.vaddr % align:
+    for i, (offset, vaddr, filesz, memsz, p_align) in enumerate(segments):
+        align = max(p_align, page)
+        if offset % align != vaddr % align:
             return (
-                f"load segment {i} is misaligned: offset {seg.offset:#x} and address "
-                f"{seg.vaddr:#x} differ modulo {align:#x}"
+                f"load segment {i} is misaligned: offset {offset:#x} and address "
+                f"{vaddr:#x} differ modulo {align:#x}"
             )
-        if seg.vaddr < last:
-            return f"load segment {i} at {seg.vaddr:#x} is out of address order"
-        if seg.filesz > seg.memsz:
+        if vaddr < last:
+            return f"load segment {i} at {vaddr:#x} is out of address order"
+        if filesz > memsz:
             return f"load segment {i} has a file size larger than its memory size"
-        if seg.offset + seg.filesz > size:
+        if offset + filesz > size:
             return f"load segment {i} ends past the end of the file"
-        last = seg.vaddr
+        last = vaddr
     return None
 
 
