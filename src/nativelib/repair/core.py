@@ -30,6 +30,7 @@ from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.repair.elfpatch import Editor, ElfEdit, check_edit
 from nativelib.repair.wheelio import WheelContents, verify_record
 from nativelib.resolver.model import Need, Requirement
+from nativelib.resolver.needs import Needs
 from nativelib.runtime_wheels.catalog import Catalog
 from nativelib.runtime_wheels.wheel import WheelFile, write_members
 from nativelib.vendored import RuntimeCopy, identify
@@ -310,11 +311,15 @@ def plan_repair(
         if c.file_soname:
             by_name[c.file_soname] = c
     removed_dirs = {posixpath.dirname(c.path) for c in plan.copies}
-    kept_dirs = {
-        posixpath.dirname(m.arcname)
-        for m in wheel.members
-        if m.arcname not in removed and m.arcname in infos
-    }
+    kept_dirs = {posixpath.dirname(a) for a in infos if a not in removed}
+
+    def under(dirs: set[str], root: str) -> set[str]:
+        """``dirs`` below the install root ``root``, relative to it."""
+        return {
+            _relative(d, root) for d in dirs if not root or d == root or d.startswith(root + "/")
+        }
+
+    needs = Needs()
     packages: dict[str, set[str]] = {}
     for arcname, info in infos.items():
         if arcname in removed:
@@ -329,11 +334,12 @@ def plan_repair(
                 "installed outside site-packages (scripts, data or headers): no RUNPATH can "
                 "reach the runtime from there",
             )
-        member_dir = posixpath.dirname(_relative(arcname, root))
-        rel_kept = {_relative(d, root) for d in kept_dirs if root == "" or d.startswith(root)}
-        rel_removed = {_relative(d, root) for d in removed_dirs if root == "" or d.startswith(root)}
+        rel = _relative(arcname, root)
+        member_dir = posixpath.dirname(rel)
         rename = tuple((n, by_name[n].soname) for n in uses if by_name[n].soname != n)
-        search, kind = _new_search_path(info, member_dir, rel_kept, rel_removed)
+        search, kind = _new_search_path(
+            info, member_dir, under(kept_dirs, root), under(removed_dirs, root)
+        )
         old = info.rpath if kind == "rpath" else info.runpath
         plan.edits.append(ElfEdit(arcname, rename, None if search == old else search, old, kind))
         wanted = info.version_needs
@@ -346,15 +352,16 @@ def plan_repair(
                     f"{wheel.source}!{arcname}",
                     f"needs {', '.join(sorted(missing))} from {n}, which its own copy lacks",
                 )
-            req = Requirement.of(
-                c.distribution, nodes={c.soname: nodes}, needs=(Need(arcname, c.soname, nodes),)
+            needs.add(
+                Requirement.of(
+                    c.distribution,
+                    nodes={c.soname: nodes},
+                    needs=(Need(arcname, c.soname, nodes),),
+                )
             )
-            old_req = plan.requirements.get(c.distribution)
-            plan.requirements[c.distribution] = req if old_req is None else _union(old_req, req)
-        top = _relative(arcname, root).split("/", 1)[0]
-        packages.setdefault(top if "/" in _relative(arcname, root) else "", set()).update(
-            by_name[n].distribution for n in uses
-        )
+        package = rel.split("/", 1)[0] if "/" in rel else ""
+        packages.setdefault(package, set()).update(by_name[n].distribution for n in uses)
+    plan.requirements = needs.requirements
     for c in plan.copies:
         if c.distribution not in plan.requirements:
             plan.requirements[c.distribution] = Requirement.of(c.distribution, nodes={})
@@ -381,22 +388,12 @@ def plan_repair(
                 )
             plan.preload_hooks[pkg] = _preload_text(dists)
             plan.init_edits[init] = _insert_import(init, member.path.read_bytes())
-        if "pynativelib" not in {canonicalize_name(r.split(">")[0]) for r in plan.requires_dist}:
-            plan.requires_dist.insert(0, "pynativelib")
+        plan.requires_dist.insert(0, "pynativelib")  # the others are all nativelib-*
     kept_infos = [i for a, i in infos.items() if a not in removed]
     satisfied = {c.soname for c in plan.copies}
     plan.old_platforms, plan.platforms = _platform_tags(wheel, kept_infos, satisfied)
     plan.filename = _filename(wheel, plan.platforms)
     return plan
-
-
-def _union(a: Requirement, b: Requirement) -> Requirement:
-    nodes = {s: set(n) for s, n in a.nodes.items()}
-    for s, more in b.nodes.items():
-        nodes.setdefault(s, set()).update(more)
-    return Requirement(
-        a.name, {s: frozenset(n) for s, n in nodes.items()}, a.specifier, a.needs + b.needs
-    )
 
 
 # --------------------------------------------------------------------------- applying
