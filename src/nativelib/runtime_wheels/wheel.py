@@ -172,6 +172,24 @@ def _single_line(label: str, what: str, value: str) -> None:
         raise WheelError(label, f"{what} must be a single line: {value!r}")
 
 
+def _check_unique_paths(label: str, names: Iterable[str], duplicate: str, shadow: str) -> None:
+    """Archive names must be unique after NFC normalisation, and no name may also be the
+    directory of another; the messages are ``duplicate``/``shadow`` formatted with
+    ``name``, ``other`` and ``parent``."""
+    seen: dict[str, str] = {}
+    for name in names:
+        key = unicodedata.normalize("NFC", name)
+        if key in seen:
+            raise WheelError(label, duplicate.format(name=name, other=seen[key]))
+        seen[key] = name
+    for key, name in seen.items():
+        parts = key.split("/")
+        for i in range(1, len(parts)):
+            parent = "/".join(parts[:i])
+            if parent in seen:
+                raise WheelError(label, shadow.format(parent=seen[parent], name=name))
+
+
 @dataclass(frozen=True)
 class WheelPlan:
     """Everything a wheel will hold, checked; build it, print it, then write it.
@@ -299,7 +317,6 @@ class WheelPlan:
 
     def _check_arcnames(self) -> None:
         label = self._label
-        seen: dict[str, str] = {}
         for f in self.files:
             top = f.arcname.split("/", 1)[0]
             if top == self.dist_info:
@@ -318,39 +335,18 @@ class WheelPlan:
                     f"{f.arcname!r} is inside a .data directory, which this writer does not"
                     " support (every file installs to platlib)",
                 )
-            key = unicodedata.normalize("NFC", f.arcname)
-            if key in seen:
-                raise WheelError(
-                    label, f"duplicate archive name {f.arcname!r} (also given as {seen[key]!r})"
-                )
-            seen[key] = f.arcname
-        for key, arcname in seen.items():
-            parts = key.split("/")
-            for i in range(1, len(parts)):
-                parent = "/".join(parts[:i])
-                if parent in seen:
-                    raise WheelError(
-                        label,
-                        f"{seen[parent]!r} is a file and also the directory of {arcname!r}",
-                    )
-        licenses: dict[str, str] = {}
-        for f in self.license_files:
-            key = unicodedata.normalize("NFC", f.arcname)
-            if key in licenses:
-                raise WheelError(
-                    label,
-                    f"duplicate licence file {f.arcname!r} (also given as {licenses[key]!r})",
-                )
-            licenses[key] = f.arcname
-        for key, arcname in licenses.items():
-            parts = key.split("/")
-            for i in range(1, len(parts)):
-                parent = "/".join(parts[:i])
-                if parent in licenses:
-                    raise WheelError(
-                        label,
-                        f"licence file {licenses[parent]!r} is also the directory of {arcname!r}",
-                    )
+        _check_unique_paths(
+            label,
+            (f.arcname for f in self.files),
+            "duplicate archive name {name!r} (also given as {other!r})",
+            "{parent!r} is a file and also the directory of {name!r}",
+        )
+        _check_unique_paths(
+            label,
+            (f.arcname for f in self.license_files),
+            "duplicate licence file {name!r} (also given as {other!r})",
+            "licence file {parent!r} is also the directory of {name!r}",
+        )
 
     # ------------------------------------------------------------------ contents
 
