@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from packaging.requirements import InvalidRequirement
@@ -56,7 +56,6 @@ __all__ = [
 ]
 
 Source = Callable[[NormalizedName], Sequence[Candidate | Pending]]
-_T = TypeVar("_T")
 
 
 def _dependencies(requires: Iterable[str]) -> tuple[tuple[str, SpecifierSet], ...]:
@@ -196,43 +195,27 @@ class IndexSource:
         self.lowest = lowest
         self._get = get or get_document
         self._fetch: Callable[[str, str], Path] = fetch_wheel or fetch
-        self._pages: dict[str, Future[list[Candidate | Pending]]] = {}
+        self._pages: dict[str, Future[list[Pending]]] = {}
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
-
-    def _submit(self, fn: Callable[[], _T]) -> Future[_T]:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="nativelib-index")
-        return self._pool.submit(fn)
+        # Threads start only when work is submitted.
+        self._pool = ThreadPoolExecutor(self.WORKERS, thread_name_prefix="nativelib-index")
 
     def prefetch(self, names: Iterable[str]) -> None:
         """Start fetching these projects' pages (and their likely candidates)."""
         for name in names:
-            self._page(canonicalize_name(name), start=True)
+            self._page(canonicalize_name(name))
 
-    def __call__(self, name: NormalizedName) -> list[Candidate | Pending]:
-        return self._page(name, start=False).result()
+    def __call__(self, name: NormalizedName) -> list[Pending]:
+        return self._page(name).result()
 
-    def _page(self, name: NormalizedName, start: bool) -> Future[list[Candidate | Pending]]:
+    def _page(self, name: NormalizedName) -> Future[list[Pending]]:
         with self._lock:
             future = self._pages.get(name)
             if future is None:
-                if start:
-                    future = self._submit(lambda: self._read_page(name, speculate=True))
-                else:  # asked for now: fetch it here, no thread hop
-                    future = Future()
-                    future.set_running_or_notify_cancel()
-                self._pages[name] = future
-            else:
-                return future
-        if not start:
-            try:
-                future.set_result(self._read_page(name, speculate=False))
-            except BaseException as e:
-                future.set_exception(e)
-        return future
+                future = self._pages[name] = self._pool.submit(self._read_page, name)
+            return future
 
-    def _read_page(self, name: NormalizedName, speculate: bool) -> list[Candidate | Pending]:
+    def _read_page(self, name: NormalizedName) -> list[Pending]:
         from nativelib.runtime_wheels.sources import parse_simple_index  # noqa: PLC0415
 
         page = urljoin(self.url.rstrip("/") + "/", f"{name}/")
@@ -242,7 +225,7 @@ class IndexSource:
             if "HTTP 404" in str(e):
                 return []
             raise
-        found: list[Candidate | Pending] = []
+        found: list[Pending] = []
         for f in parse_simple_index(body, content_type, page):
             if not f.filename.endswith(".whl") or not f.sha256:
                 continue
@@ -259,12 +242,10 @@ class IndexSource:
             found.append(
                 Pending(name, version, platforms, f.yanked, f.url, f.sha256, self._loader(f, extra))
             )
-        if speculate:
-            likely = [p for p in found if not p.yanked and not p.version.is_prerelease]
-            if likely:
-                pick = (min if self.lowest else max)(likely, key=lambda p: p.version)
-                assert isinstance(pick, Pending)
-                pick.start(self._submit)
+        likely = [p for p in found if not p.yanked and not p.version.is_prerelease]
+        if likely:
+            pick = (min if self.lowest else max)(likely, key=lambda p: p.version)
+            pick.start(self._pool.submit)
         return found
 
     def _loader(self, f: IndexFile, extra: dict[str, object]) -> Callable[[], Candidate]:
