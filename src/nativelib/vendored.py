@@ -16,11 +16,10 @@ from __future__ import annotations
 import fnmatch
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 from nativelib.elf import ElfInfo
-from nativelib.runtime_wheels.catalog import Catalog, Recipe
+from nativelib.runtime_wheels.catalog import Catalog
 
 __all__ = ["RuntimeCopy", "canonical_name", "identify"]
 
@@ -75,15 +74,13 @@ def identify(path: str, info: ElfInfo, catalog: Catalog) -> RuntimeCopy | None:
     """The runtime ``path`` is a copy of, or None."""
     name = info.soname or os.path.basename(path)
     plain, renamed = canonical_name(name)
-    recipes: Iterable[Recipe] = catalog.recipes.values()
-    for recipe in recipes:
+    defined = frozenset(info.version_definitions)
+    for recipe in catalog.recipes.values():
         for pattern in recipe.sonames:
             soname = _match(plain, pattern)
             if soname is None or not recipe.owns(soname):
                 continue
-            signature = recipe.signatures.get(soname, ())
-            defined = frozenset(info.version_definitions)
-            if not all(node in defined for node in signature):
+            if not defined.issuperset(recipe.signatures.get(soname, ())):
                 continue
             return RuntimeCopy(
                 path=path,
