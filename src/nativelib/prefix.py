@@ -52,6 +52,7 @@ __all__ = [
     "Provenance",
     "load_order",
     "parse_manifest",
+    "record_digest",
     "sha256_file",
 ]
 
@@ -72,6 +73,13 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         while block := f.read(1 << 20):
             digest.update(block)
     return digest.hexdigest()
+
+
+def record_digest(digest: bytes) -> str:
+    """A digest as a wheel RECORD writes it: urlsafe base64 without padding."""
+    import base64  # noqa: PLC0415 (the loader imports this module: keep its imports light)
+
+    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 
 
 MANIFEST_VERSION = 1

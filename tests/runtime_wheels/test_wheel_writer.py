@@ -38,6 +38,7 @@ from packaging.utils import parse_wheel_filename
 import nativelib
 from nativelib.elf import read_elf
 from nativelib.errors import WheelError
+from nativelib.prefix import record_digest
 from nativelib.runtime_wheels import wheel as wheel_module
 from nativelib.runtime_wheels.wheel import (
     DEFAULT_DATE_TIME,
@@ -773,7 +774,7 @@ def rezip(
             if n == record_name:
                 rows.append([n, "", ""])
             else:
-                digest = wheel_module._urlsafe_digest(hashlib.sha256(data).digest())
+                digest = record_digest(hashlib.sha256(data).digest())
                 rows.append([n, f"sha256={digest}", str(len(data))])
         buf = io.StringIO()
         csv.writer(buf, lineterminator="\n").writerows(rows)

@@ -6,9 +6,7 @@ with the manifest, and a file in the prefix claimed by two distributions is name
 
 from __future__ import annotations
 
-import base64
 import csv
-import hashlib
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -26,6 +24,8 @@ from nativelib.prefix import (
     index_filename,
     loader_index,
     parse_manifest,
+    record_digest,
+    sha256_file,
 )
 
 __all__ = ["InstalledRuntime", "SiteDistributions", "check_runtimes", "normalize"]
@@ -38,14 +38,10 @@ def normalize(name: str) -> str:
 
 def _file_digest(path: str) -> str | None:
     """The RECORD form of a file's sha256 (urlsafe base64, no padding), None if unreadable."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as f:
-            while block := f.read(1 << 20):
-                digest.update(block)
+        return record_digest(bytes.fromhex(sha256_file(path)))
     except OSError:
         return None
-    return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
 
 class SiteDistributions:
@@ -237,7 +233,7 @@ class _SiteCheck:
             problems = []
             if path not in digests:
                 digests[path] = _file_digest(path)
-            expected = base64.urlsafe_b64encode(bytes.fromhex(lib.sha256)).rstrip(b"=").decode()
+            expected = record_digest(bytes.fromhex(lib.sha256))
             if digests[path] != expected:
                 problems.append(f"its sha256 is not the manifest's {lib.sha256}")
             if size is not None and size != lib.size:

@@ -9,7 +9,6 @@ anything is written.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import os
@@ -23,6 +22,7 @@ from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativelib.errors import RepairError
+from nativelib.prefix import record_digest
 
 __all__ = ["Member", "WheelContents", "read_wheel", "verify_record"]
 
@@ -88,10 +88,6 @@ def _parse_record(where: str, text: str) -> dict[str, tuple[str, str, int | None
             raise RepairError(where, f"RECORD line {n}: size {size!r} of {path!r} is not a number")
         rows[path] = (algorithm, value, int(size))
     return rows
-
-
-def _digest(data_hash: hashlib._Hash) -> str:
-    return base64.urlsafe_b64encode(data_hash.digest()).decode("ascii").rstrip("=")
 
 
 def _open(path: Path) -> tuple[zipfile.ZipFile, str, str, str | None, frozenset[Tag]]:
@@ -188,7 +184,7 @@ def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[st
         finally:
             if out is not None:
                 out.close()
-        if algorithm and _digest(h) != expected:
+        if algorithm and record_digest(h.digest()) != expected:
             raise RepairError(where, f"{name!r}: {algorithm} does not match RECORD")
         if size is not None and done != size:
             raise RepairError(where, f"{name!r}: size {done} does not match RECORD's {size}")

@@ -25,7 +25,6 @@ RECORD against every member's contents (with ``installer``) and METADATA (with
 
 from __future__ import annotations
 
-import base64
 import calendar
 import contextlib
 import csv
@@ -58,6 +57,7 @@ from packaging.version import InvalidVersion, Version
 
 import nativelib
 from nativelib.errors import WheelError
+from nativelib.prefix import record_digest
 
 __all__ = [
     "COMPRESSLEVEL",
@@ -534,10 +534,6 @@ def _zipinfo(arcname: str, date_time: DateTime, executable: bool, size: int) -> 
     return info
 
 
-def _urlsafe_digest(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
-
-
 def _entry_chunks(entry: _Entry) -> Iterator[bytes]:
     """The content of an entry in chunks, checked against the size it had when the plan
     was checked (a source that grew or shrank since is an error)."""
@@ -577,7 +573,7 @@ def _write_entry(zf: zipfile.ZipFile, entry: _Entry, date_time: DateTime) -> tup
         for chunk in _entry_chunks(entry):
             sha.update(chunk)
             out.write(chunk)
-    return (entry.arcname, f"sha256={_urlsafe_digest(sha.digest())}", str(entry.size))
+    return (entry.arcname, f"sha256={record_digest(sha.digest())}", str(entry.size))
 
 
 #: Members are deflated in blocks of this size on a thread pool (zlib releases the GIL).
@@ -674,7 +670,7 @@ def _write_raw(fh: IO[bytes], entries: list[_Entry], record: str, date_time: Dat
         def write_next() -> None:
             nonlocal ahead
             entry, data, blocks = pending.popleft()
-            digest = _urlsafe_digest(hashlib.sha256(data).digest())
+            digest = record_digest(hashlib.sha256(data).digest())
             crc = zlib.crc32(data)
             executable = entry.file.executable if entry.file is not None else False
             mode = _EXEC_MODE if executable else _FILE_MODE
