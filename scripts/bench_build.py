@@ -24,11 +24,11 @@ import time
 import zipfile
 from pathlib import Path
 
+from nativelib.catalog import load_catalog
+from nativelib.net.download import fetch, get_document
 from nativelib.runtime_wheels.builder import Input, build, plan_build
-from nativelib.runtime_wheels.catalog import load_catalog
-from nativelib.runtime_wheels.download import fetch, get_document
 from nativelib.runtime_wheels.sources import resolve
-from nativelib.runtime_wheels.wheel import COMPRESSLEVEL
+from nativelib.wheelfile import COMPRESSLEVEL
 
 DEFAULT = [
     "cxx14:debian-bookworm",

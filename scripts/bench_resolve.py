@@ -32,6 +32,7 @@ import time
 import zipfile
 from pathlib import Path
 
+from nativelib.catalog import load_catalog
 from nativelib.prefix import (
     Dependency,
     Library,
@@ -45,8 +46,7 @@ from nativelib.prefix import (
 from nativelib.resolver.host import detect_host
 from nativelib.resolver.needs import read_targets
 from nativelib.runtime_wheels.builder import PROVIDES_BEGIN, PROVIDES_END
-from nativelib.runtime_wheels.catalog import load_catalog
-from nativelib.runtime_wheels.wheel import WheelFile, WheelPlan, write_wheel
+from nativelib.wheelfile import WheelFile, WheelPlan, write_wheel
 
 SRC = Path(__file__).resolve().parent.parent / "src"
 DISTS = {
@@ -213,10 +213,7 @@ def main() -> int:
         t_pip = _best(pip, args.repeat)
 
         def floor() -> None:  # interpreter start-up and the imports resolve needs
-            code = (
-                "import nativelib.cli, nativelib.resolver.command, "
-                "nativelib.runtime_wheels.download"
-            )
+            code = "import nativelib.cli, nativelib.resolver.command, nativelib.net.download"
             subprocess.run([sys.executable, "-c", code], env=env, check=True)
 
         t_floor = _best(floor, args.repeat)

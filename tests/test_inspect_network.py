@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nativelib.cli import main
-from nativelib.runtime_wheels.download import DownloadPolicy, fetch, get_document
+from nativelib.net.download import DownloadPolicy, fetch, get_document
 
 pytestmark = pytest.mark.network
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from nativelib.archive import extract
+from nativelib.catalog import load_catalog
 from nativelib.cli import main
-from nativelib.runtime_wheels.archive import extract
-from nativelib.runtime_wheels.catalog import load_catalog
-from nativelib.runtime_wheels.download import fetch, get_document
+from nativelib.net.download import fetch, get_document
 from nativelib.runtime_wheels.sources import resolve
 from nativelib_testing import Env, compile_extension, host_runtime_wheels
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from nativelib.catalog import load_catalog
 from nativelib.elf import read_elf
 from nativelib.repair.elfpatch import find_patchelf
-from nativelib.runtime_wheels.catalog import load_catalog
 from nativelib.vendored import canonical_name, identify
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")

@@ -18,8 +18,8 @@ import os
 import re
 from dataclasses import dataclass
 
+from nativelib.catalog import Catalog
 from nativelib.elf import ElfInfo
-from nativelib.runtime_wheels.catalog import Catalog
 
 __all__ = ["RuntimeCopy", "canonical_name", "identify"]
 

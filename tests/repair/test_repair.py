@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from nativelib.catalog import load_catalog
 from nativelib.cli import main
 from nativelib.elf import read_elf
 from nativelib.errors import RepairError
 from nativelib.repair.command import repair_wheel
 from nativelib.repair.core import PRELOAD_MODULE
 from nativelib.repair.elfpatch import ElfEdit, find_patchelf, patchelf_editor
-from nativelib.repair.wheelio import verify_record
-from nativelib.runtime_wheels.catalog import load_catalog
-from nativelib.runtime_wheels.wheel import validate_wheel
+from nativelib.wheelfile import validate_wheel
+from nativelib.wheelfile.read import verify_record
 from nativelib_testing import (
     Env,
     auditwheel_repair,

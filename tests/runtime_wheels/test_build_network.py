@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from nativelib.cli import main
+from nativelib.net.download import cache_dir
 from nativelib.prefix import Manifest, parse_manifest
-from nativelib.runtime_wheels.download import cache_dir
-from nativelib.runtime_wheels.wheel import validate_wheel
+from nativelib.wheelfile import validate_wheel
 
 pytestmark = pytest.mark.network
 

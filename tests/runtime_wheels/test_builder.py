@@ -16,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from nativelib.catalog import Catalog, parse_catalog
 from nativelib.cli import main
 from nativelib.errors import NativeLibError
 from nativelib.prefix import parse_manifest
 from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build
-from nativelib.runtime_wheels.catalog import Catalog, parse_catalog
-from nativelib.runtime_wheels.wheel import validate_wheel
+from nativelib.wheelfile import validate_wheel
 from nativelib_testing import make_deb
 
 pytestmark = pytest.mark.skipif(

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from archive_corpus import Entry, conda_bytes, tar_bytes, tar_bz2_bytes
 
+from nativelib.catalog import load_catalog
 from nativelib.errors import SourceError
+from nativelib.net.download import DownloadPolicy, fetch, get_document
 from nativelib.prefix import parse_manifest
 from nativelib.runtime_wheels.builder import Input, build, plan_build
-from nativelib.runtime_wheels.catalog import load_catalog
-from nativelib.runtime_wheels.download import DownloadPolicy, fetch, get_document
 from nativelib.runtime_wheels.sources import resolve
-from nativelib.runtime_wheels.wheel import validate_wheel
+from nativelib.wheelfile import validate_wheel
 
 HOST_GOMP = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1"))
 LICENSE = b"GCC RUNTIME LIBRARY EXCEPTION\nVersion 3.1, 31 March 2009\n"

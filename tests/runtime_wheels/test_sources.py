@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from packaging.tags import parse_tag
 
+from nativelib.catalog import PackageRef, Source, load_catalog
 from nativelib.errors import SourceError
-from nativelib.runtime_wheels.catalog import PackageRef, Source, load_catalog
-from nativelib.runtime_wheels.download import DownloadPolicy, get_document
+from nativelib.net.download import DownloadPolicy, get_document
 from nativelib.runtime_wheels.sources import (
     _debian_version_key,
     linux_wheel_tags,

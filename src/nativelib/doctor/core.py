@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from nativelib.catalog import Catalog, load_catalog
 from nativelib.doctor.environment import Checks, member_of, scan_environment
 from nativelib.doctor.hostfacts import CudaProbe, ElfCache, HostLibraries, host_facts
 from nativelib.doctor.installed import SiteDistributions, check_runtimes, normalize
@@ -16,7 +17,6 @@ from nativelib.doctor.process import ImportProbe
 from nativelib.elf import ElfInfo, read_elf
 from nativelib.errors import NativeLibError
 from nativelib.prefix import PREFIX_DIRNAME
-from nativelib.runtime_wheels.catalog import Catalog, load_catalog
 from nativelib.scan import ScanResult, scan_paths
 
 __all__ = ["Options", "diagnose", "environment_site_dirs"]

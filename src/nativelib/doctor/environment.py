@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from nativelib.abi import load_policies, parse_version_node
+from nativelib.catalog import Catalog
 from nativelib.doctor import versions
 from nativelib.doctor.hostfacts import ElfCache, HostLibraries, newest_by_family
 from nativelib.doctor.installed import InstalledRuntime
@@ -33,7 +34,6 @@ from nativelib.elf import ElfInfo
 from nativelib.errors import ElfError, NotElfError
 from nativelib.prefix import LIB_DIR
 from nativelib.resolver.host import cuda_policy, driver_version
-from nativelib.runtime_wheels.catalog import Catalog
 from nativelib.scan import ScanResult
 from nativelib.vendored import RuntimeCopy, canonical_name, identify
 

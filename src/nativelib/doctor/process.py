@@ -25,11 +25,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from nativelib.catalog import Catalog
 from nativelib.doctor import versions
 from nativelib.doctor.environment import GNU, INTEL, LLVM
 from nativelib.doctor.hostfacts import ElfCache, HostLibraries
 from nativelib.doctor.model import Finding, finding
-from nativelib.runtime_wheels.catalog import Catalog
 from nativelib.vendored import canonical_name, identify
 
 __all__ = ["ImportProbe"]

@@ -9,16 +9,16 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nativelib.catalog import Catalog, load_catalog
 from nativelib.errors import NativeLibError, RepairError, ResolutionError
 from nativelib.repair.core import Bounds, RepairPlan, apply_repair, plan_repair
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
-from nativelib.repair.wheelio import read_wheel
 from nativelib.resolver import candidates
 from nativelib.resolver.command import candidate_source
 from nativelib.resolver.host import detect_host
 from nativelib.resolver.model import Requirement
 from nativelib.resolver.provider import lower_bounds
-from nativelib.runtime_wheels.catalog import Catalog, load_catalog
+from nativelib.wheelfile.read import read_wheel
 
 __all__ = ["repair_wheel", "resolver_bounds", "run"]
 

@@ -24,16 +24,16 @@ from packaging.requirements import Requirement as PkgRequirement
 from packaging.utils import canonicalize_name
 
 from nativelib.abi import load_policies, manylinux_tags
+from nativelib.catalog import Catalog
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
 from nativelib.errors import ElfError, RepairError, WheelError
 from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.repair.elfpatch import Editor, ElfEdit, check_edit
-from nativelib.repair.wheelio import WheelContents, verify_record
 from nativelib.resolver.model import Need, Requirement
 from nativelib.resolver.needs import Needs
-from nativelib.runtime_wheels.catalog import Catalog
-from nativelib.runtime_wheels.wheel import WheelFile, write_members
 from nativelib.vendored import RuntimeCopy, identify
+from nativelib.wheelfile import WheelFile, write_members
+from nativelib.wheelfile.read import WheelContents, verify_record
 
 __all__ = ["PRELOAD_MODULE", "RepairPlan", "apply_repair", "plan_repair"]
 

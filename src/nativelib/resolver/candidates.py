@@ -189,7 +189,7 @@ class IndexSource:
         fetch_wheel: Callable[[str, str], Path] | None = None,
         lowest: bool = False,
     ) -> None:
-        from nativelib.runtime_wheels.download import fetch, get_document  # noqa: PLC0415
+        from nativelib.net.download import fetch, get_document  # noqa: PLC0415
 
         self.url = url
         self.lowest = lowest

@@ -16,7 +16,7 @@ from nativelib.resolver.needs import Needs, read_targets
 from nativelib.resolver.provider import Resolution, lower_bounds, resolve
 
 if TYPE_CHECKING:
-    from nativelib.runtime_wheels.catalog import Catalog
+    from nativelib.catalog import Catalog
 
 __all__ = ["candidate_source", "run_requires", "run_resolve"]
 
@@ -44,7 +44,7 @@ def candidate_source(
 
 
 def _catalog() -> Catalog:
-    from nativelib.runtime_wheels.catalog import load_catalog  # noqa: PLC0415 (TOML)
+    from nativelib.catalog import load_catalog  # noqa: PLC0415 (TOML)
 
     return load_catalog()
 

@@ -26,7 +26,7 @@ from nativelib.resolver.host import Host
 from nativelib.resolver.model import Need, Requirement
 
 if TYPE_CHECKING:
-    from nativelib.runtime_wheels.catalog import Catalog
+    from nativelib.catalog import Catalog
 
 __all__ = ["Needs", "collect", "read_targets"]
 

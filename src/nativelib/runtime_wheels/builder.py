@@ -20,6 +20,8 @@ from pathlib import Path
 
 from nativelib import __version__
 from nativelib.abi import load_policies, manylinux_tags
+from nativelib.archive import PackageInfo, extract, info_files, open_archive
+from nativelib.catalog import Catalog, Recipe, Source
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
 from nativelib.errors import BuildError, ElfError
 from nativelib.prefix import (
@@ -38,10 +40,8 @@ from nativelib.prefix import (
     loader_index,
     sha256_file,
 )
-from nativelib.runtime_wheels.archive import PackageInfo, extract, info_files, open_archive
-from nativelib.runtime_wheels.catalog import Catalog, Recipe, Source
 from nativelib.runtime_wheels.sources import upstream_version
-from nativelib.runtime_wheels.wheel import WheelFile, WheelPlan, write_wheel
+from nativelib.wheelfile import WheelFile, WheelPlan, write_wheel
 
 __all__ = [
     "PROVIDES_BEGIN",

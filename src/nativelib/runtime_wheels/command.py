@@ -8,10 +8,10 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from nativelib.catalog import SOURCE_KINDS, Catalog, Recipe, load_catalog
 from nativelib.errors import NativeLibError
+from nativelib.net.download import fetch, get_document
 from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build, sha256_file
-from nativelib.runtime_wheels.catalog import SOURCE_KINDS, Catalog, Recipe, load_catalog
-from nativelib.runtime_wheels.download import fetch, get_document
 from nativelib.runtime_wheels.sources import resolve
 
 __all__ = ["FromSpecError", "parse_from", "run"]

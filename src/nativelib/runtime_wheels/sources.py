@@ -29,8 +29,8 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from nativelib.catalog import PackageRef, Source
 from nativelib.errors import SourceError
-from nativelib.runtime_wheels.catalog import PackageRef, Source
 
 __all__ = [
     "ResolvedPackage",

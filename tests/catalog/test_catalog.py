@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from nativelib.catalog import load_catalog, parse_catalog
 from nativelib.errors import CatalogError
-from nativelib.runtime_wheels.catalog import load_catalog, parse_catalog
 
 SHA = "a" * 64
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import zstandard
 
-from nativelib.runtime_wheels.archive import DEFAULT_LIMITS, Limits
+from nativelib.archive import DEFAULT_LIMITS, Limits
 
 # -- entries --------------------------------------------------------------------------
 

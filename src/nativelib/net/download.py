@@ -26,7 +26,7 @@ Guarantees (see ``threats.md`` sections 3 and 6):
 - Bodies are asked for as served (``Accept-Encoding: identity``): the sha256 and the
   ``Content-Length`` are about those bytes.
 
-The transport is :class:`~nativelib._http.HttpClient` (standard library only: a base
+The transport is :class:`~nativelib.net.http.HttpClient` (standard library only: a base
 install resolves against an index without ``requests``). Calls given no ``client`` share
 one, so consecutive downloads and index pages reuse their connections; pass your own for
 other certificates (``verify``), proxies or no ``.netrc``.
@@ -54,8 +54,8 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
-from nativelib._http import HttpClient, HttpResponse, default_client
 from nativelib.errors import SourceError
+from nativelib.net.http import HttpClient, HttpResponse, default_client
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -144,7 +144,7 @@ def fetch(
     ``<cache>/downloads/<sha256>/<filename>``, where ``filename`` defaults to the last
     component of the URL path. ``cache`` defaults to :func:`cache_dir`. ``client`` lets
     the caller set certificates (``verify``), proxies or credentials; the shared
-    :func:`~nativelib._http.default_client` is used otherwise.
+    :func:`~nativelib.net.http.default_client` is used otherwise.
 
     Raises :class:`~nativelib.errors.SourceError` naming the URL and the reason: a bad
     ``sha256``, URL or file name (before any network access), an HTTP error, a refused

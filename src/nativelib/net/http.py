@@ -1,6 +1,6 @@
 """A small HTTP/1.1 client on the standard library: keep-alive, TLS, proxies, credentials.
 
-:class:`HttpClient` is the transport under :mod:`nativelib.runtime_wheels.download`. It
+:class:`HttpClient` is the transport under :mod:`nativelib.net.download`. It
 sends one ``GET`` and hands back the open response; it follows no redirects and retries
 nothing, so that the caller decides where credentials go and what is worth another
 attempt. What it owns:

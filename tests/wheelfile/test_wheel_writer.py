@@ -36,11 +36,11 @@ from packaging.metadata import Metadata
 from packaging.utils import parse_wheel_filename
 
 import nativelib
+import nativelib.wheelfile as wheel_module
 from nativelib.elf import read_elf
 from nativelib.errors import WheelError
 from nativelib.prefix import record_digest
-from nativelib.runtime_wheels import wheel as wheel_module
-from nativelib.runtime_wheels.wheel import (
+from nativelib.wheelfile import (
     DEFAULT_DATE_TIME,
     WheelFile,
     WheelPlan,

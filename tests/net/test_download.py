@@ -1,4 +1,4 @@
-"""``runtime_wheels.download.fetch`` against real HTTP(S) servers on 127.0.0.1.
+"""``nativelib.net.download.fetch`` against real HTTP(S) servers on 127.0.0.1.
 
 Every server here is a keep-alive (HTTP/1.1) ``ThreadingHTTPServer`` in a thread whose
 routes misbehave on purpose (short bodies, lying Content-Length, 5xx, hangs, redirects,
@@ -34,11 +34,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from nativelib import _http
-from nativelib._http import default_client
 from nativelib.errors import SourceError
-from nativelib.runtime_wheels import download
-from nativelib.runtime_wheels.download import (
+from nativelib.net import download
+from nativelib.net import http as _http
+from nativelib.net.download import (
     MAX_REDIRECTS,
     STALE_PARTIAL_SECONDS,
     DownloadPolicy,
@@ -47,6 +46,7 @@ from nativelib.runtime_wheels.download import (
     fetch,
     get_document,
 )
+from nativelib.net.http import default_client
 
 BODY = bytes(range(256)) * 400  # 102400 bytes
 SHA = hashlib.sha256(BODY).hexdigest()
@@ -578,7 +578,7 @@ def test_stalled_body_times_out_then_rerun_succeeds(server: _Server, tmp_path: P
 _CHILD = """
 import sys
 from pathlib import Path
-from nativelib.runtime_wheels.download import DownloadPolicy, fetch
+from nativelib.net.download import DownloadPolicy, fetch
 url, sha, cache = sys.argv[1:4]
 print(fetch(url, sha, cache=Path(cache), policy=DownloadPolicy(retries=0, timeout=30)))
 """
@@ -725,7 +725,7 @@ _CHILD_FSIZE = """
 import resource, signal, sys
 from pathlib import Path
 from nativelib.errors import SourceError
-from nativelib.runtime_wheels.download import DownloadPolicy, fetch
+from nativelib.net.download import DownloadPolicy, fetch
 signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
 resource.setrlimit(resource.RLIMIT_FSIZE, (10000, 10000))
 try:
@@ -1169,7 +1169,7 @@ def test_reconnect_when_reused_connection_drops_the_request(
     policy = DownloadPolicy(retries=0, timeout=5, progress=False)
     with HttpClient() as client:
         get_document(server.url("/a"), client=client, policy=policy)
-        with caplog.at_level(logging.DEBUG, logger="nativelib._http"):
+        with caplog.at_level(logging.DEBUG, logger="nativelib.net.http"):
             assert get_document(server.url("/b"), client=client, policy=policy)[0] == b"page"
     assert server.hits["/b"] == 2
     assert server.connections == 2
@@ -1486,7 +1486,7 @@ import sys
 from pathlib import Path
 for name in ("requests", "urllib3", "certifi"):
     sys.modules[name] = None  # "import requests" raises ImportError
-from nativelib.runtime_wheels.download import DownloadPolicy, fetch, get_document
+from nativelib.net.download import DownloadPolicy, fetch, get_document
 from nativelib.resolver import candidates
 page, digest, cache = sys.argv[1:4]
 policy = DownloadPolicy(retries=0, timeout=30)

@@ -1,4 +1,4 @@
-"""nativelib.runtime_wheels.archive: reading upstream packages and extracting them safely.
+"""nativelib.archive: reading upstream packages and extracting them safely.
 
 Well-formed packages are built by the real tools (gcc for the library, dpkg-deb, rpmbuild)
 or, for conda and wheels, written the way their tools write them. The attack corpus of
@@ -32,10 +32,8 @@ from archive_corpus import Case, Entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nativelib.elf import parse_elf_stream, read_elf
-from nativelib.errors import SourceError, UnsafeArchiveError
-from nativelib.runtime_wheels import archive as archive_module
-from nativelib.runtime_wheels.archive import (
+import nativelib.archive as archive_module
+from nativelib.archive import (
     DEFAULT_LIMITS,
     CheckState,
     Limits,
@@ -47,6 +45,8 @@ from nativelib.runtime_wheels.archive import (
     iter_members,
     open_archive,
 )
+from nativelib.elf import parse_elf_stream, read_elf
+from nativelib.errors import SourceError, UnsafeArchiveError
 
 LIB = "usr/lib/libfoo.so.1.0.0"
 LINK = "usr/lib/libfoo.so.1"

@@ -427,8 +427,8 @@ def parse_catalog(documents: Mapping[str, str]) -> Catalog:
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    """The catalog shipped in the package (``nativelib/runtime_wheels/recipes/*.toml``)."""
-    folder = resources.files("nativelib.runtime_wheels").joinpath("recipes")
+    """The catalog shipped in the package (``nativelib/catalog/recipes/*.toml``)."""
+    folder = resources.files("nativelib.catalog").joinpath("recipes")
     documents = {
         f"recipes/{entry.name}": entry.read_text("utf-8")
         for entry in folder.iterdir()

@@ -1,0 +1,1 @@
+"""Shared HTTP: the client, sha256-pinned cached downloads."""
