@@ -32,7 +32,8 @@ from archive_corpus import Case, Entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import nativelib.archive as archive_module
+import nativelib.archive.members as archive_members
+import nativelib.archive.tar as archive_tar
 from nativelib.archive import (
     DEFAULT_LIMITS,
     CheckState,
@@ -1338,7 +1339,7 @@ def test_metadata_scan_is_bounded(
     bound: str, fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """info() stops reading a metadata tree that is a bomb, before finding what it wants."""
-    monkeypatch.setattr(archive_module, f"_MAX_META_{bound.upper()}", 20)
+    monkeypatch.setattr(archive_tar, f"_MAX_META_{bound.upper()}", 20)
     filler = [Entry(f"info/f{i}", data=b"12345") for i in range(25 if bound == "members" else 5)]
     if fmt == "deb":
         control = corpus.compress(corpus.tar_bytes(filler), "gzip")
@@ -1594,7 +1595,7 @@ def test_writer_never_follows_links_even_without_the_checks(
         name = "/".join(p for p in member.name.split("/") if p not in ("", "."))
         return Member(name, member.kind, member.mode, member.size, member.linkname)
 
-    monkeypatch.setattr(archive_module, "check_member", names_only)
+    monkeypatch.setattr(archive_members, "check_member", names_only)
     outside = tmp_path / "outside"
     outside.mkdir()
     attempts = [

@@ -36,7 +36,7 @@ from packaging.metadata import Metadata
 from packaging.utils import parse_wheel_filename
 
 import nativelib
-import nativelib.wheelfile as wheel_module
+import nativelib.wheelfile.write as wheel_module
 from nativelib.elf import read_elf
 from nativelib.errors import WheelError
 from nativelib.prefix import record_digest

@@ -1,0 +1,124 @@
+"""Zip archives: wheels, and the outer layer of .conda packages."""
+
+from __future__ import annotations
+
+import io
+import stat
+import zipfile
+from collections.abc import Iterator
+from email.parser import BytesHeaderParser
+from typing import IO
+
+from nativelib.archive.deb import _FileArchive
+from nativelib.archive.members import Member, MemberKind, PackageInfo
+from nativelib.archive.rpm import _CPIO_KINDS
+from nativelib.archive.streams import (
+    _CHUNK,
+    _CORRUPT_ERRORS,
+    _MAX_LINK_DATA,
+    _Corrupt,
+    _describe,
+    _MemberData,
+    _open_file,
+)
+from nativelib.errors import SourceError
+
+# -- zip: wheels and the outer layer of .conda ---------------------------------------
+
+
+def _open_zip(path: str) -> zipfile.ZipFile:
+    """Open a zip; an encrypted member anywhere is an error (zipfile would raise RuntimeError)."""
+    f = _open_file(path)
+    try:
+        zf = zipfile.ZipFile(f)
+        for info in zf.infolist():
+            if info.flag_bits & 0x1:
+                zf.close()
+                raise _Corrupt(f"zip member {info.filename!r} is encrypted")
+        return zf
+    except BaseException:
+        f.close()
+        raise
+
+
+def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
+    mode = info.external_attr >> 16 if info.create_system == 3 else 0
+    ftype = stat.S_IFMT(mode)
+    if info.filename.endswith("/"):
+        kind = MemberKind.DIR
+    elif ftype in (0, stat.S_IFREG):
+        kind = MemberKind.FILE
+    else:
+        kind = _CPIO_KINDS.get(ftype, MemberKind.UNKNOWN)
+    perm = mode & 0o7777 if mode else (0o755 if kind is MemberKind.DIR else 0o644)
+    if kind is MemberKind.SYMLINK:
+        if info.file_size > _MAX_LINK_DATA:
+            raise _Corrupt(f"zip symlink {info.filename!r} has a target of {info.file_size} bytes")
+        with zf.open(info) as f:
+            target = f.read(_MAX_LINK_DATA + 1)
+        return Member(info.filename, kind, perm, 0, target.decode("utf-8", "surrogateescape"))
+    return Member(info.filename, kind, perm, info.file_size if kind is MemberKind.FILE else 0)
+
+
+def _zip_members(zf: zipfile.ZipFile, archive: str) -> Iterator[tuple[Member, IO[bytes] | None]]:
+    for info in zf.infolist():
+        member = _zip_member(zf, info)
+        if member.kind is not MemberKind.FILE:
+            yield member, None
+            continue
+        with zf.open(info) as raw:
+            data = _MemberData(raw, info.file_size, archive, info.filename)
+            yield member, io.BufferedReader(data, _CHUNK)
+            data.finish(skip=False)
+
+
+def _zip_read_small(zf: zipfile.ZipFile, name: str, limit: int = 1 << 20) -> bytes:
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise _Corrupt(f"no {name}") from None
+    if info.file_size > limit:
+        raise _Corrupt(f"{name} is {info.file_size} bytes, more than {limit}")
+    return zf.read(info)
+
+
+class WheelArchive(_FileArchive):
+    """A wheel (zip); the payload is every member."""
+
+    def info(self) -> PackageInfo:
+        try:
+            with _open_zip(self._path) as zf:
+                names = [
+                    n
+                    for n in zf.namelist()
+                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+                ]
+                if len(names) != 1:
+                    raise _Corrupt(f"expected one *.dist-info/METADATA, found {len(names)}")
+                dist_info = names[0].split("/")[0]
+                metadata = BytesHeaderParser().parsebytes(_zip_read_small(zf, names[0]))
+                wheel = BytesHeaderParser().parsebytes(_zip_read_small(zf, f"{dist_info}/WHEEL"))
+        except _CORRUPT_ERRORS as e:
+            raise SourceError(self._path, _describe(e)) from e
+        name, version = metadata.get("Name"), metadata.get("Version")
+        if not name or not version:
+            raise SourceError(self._path, f"{names[0]} has no Name or Version")
+        license = metadata.get("License-Expression") or metadata.get("License") or None
+        tags = [str(t) for t in wheel.get_all("Tag") or []]
+        platforms = sorted({t.rsplit("-", 1)[-1] for t in tags})
+        extra = {"tags": " ".join(tags)}
+        return PackageInfo(
+            "wheel",
+            str(name),
+            str(version),
+            license and str(license),
+            ".".join(platforms) or None,
+            extra,
+        )
+
+    def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        try:
+            with _open_zip(self._path) as zf:
+                yield from _zip_members(zf, self._path)
+        except _CORRUPT_ERRORS as e:
+            raise SourceError(self._path, _describe(e)) from e

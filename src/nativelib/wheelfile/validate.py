@@ -1,0 +1,167 @@
+"""The strict wheel validator (file name, zip structure, WHEEL, RECORD, METADATA)."""
+
+from __future__ import annotations
+
+import csv
+import email.parser
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from nativelib.errors import WheelError
+from nativelib.wheelfile.plan import _WHEEL_VERSION_RE, _arcname_problem
+
+# --------------------------------------------------------------------------- validating
+
+
+def validate_wheel(path: Path) -> None:
+    """Check a wheel file; raise :class:`~nativelib.errors.WheelError` on the first problem.
+
+    In order: the file name parses (``packaging.utils.parse_wheel_filename``); the file is
+    a zip whose member names are safe and unique; it has exactly one ``.dist-info``
+    directory, matching the file name's name and version; WHEEL says Wheel-Version 1.x;
+    RECORD lists every member with a matching sha256 and size (``installer``'s
+    ``validate_record(validate_contents=True)``) and nothing that is not a member;
+    METADATA is valid core metadata (``packaging.metadata``, validated) whose Name and
+    Version match the file name.
+    """
+    path = Path(path)
+    _check_wheel(path, path.name)
+
+
+def _check_wheel(path: Path, filename: str) -> None:
+    """validate_wheel for the file at ``path`` as if it were named ``filename``."""
+    where = str(path.parent / filename)
+    try:
+        name, version, _build, _tags = parse_wheel_filename(filename)
+    except InvalidWheelFilename as e:
+        raise WheelError(where, f"invalid wheel file name: {e}") from e
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise WheelError(where, f"not a zip file: {e}") from e
+    except OSError as e:
+        raise WheelError(where, f"cannot open: {e.strerror or e}") from e
+    with zf:
+        zf.filename = filename  # installer reads the name and version from it
+        try:
+            dist_info = _check_structure(zf, where, name, version)
+            _check_record(zf, where, dist_info)
+            _check_metadata(zf, where, dist_info, name, version)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+            raise WheelError(where, f"corrupt zip data: {e}") from e
+
+
+def _read_member(zf: zipfile.ZipFile, where: str, member: str) -> str:
+    try:
+        raw = zf.read(member)
+    except KeyError:
+        raise WheelError(where, f"{member} is missing") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise WheelError(where, f"{member} is not UTF-8: {e}") from e
+
+
+def _check_structure(zf: zipfile.ZipFile, where: str, name: str, version: Version) -> str:
+    names = zf.namelist()
+    seen: set[str] = set()
+    for member in names:
+        if member in seen:
+            raise WheelError(where, f"duplicate zip entry {member!r}")
+        seen.add(member)
+        problem = _arcname_problem(member[:-1] if member.endswith("/") else member)
+        if problem is not None:
+            raise WheelError(where, f"unsafe member name {member!r}: {problem}")
+    dist_infos = sorted(
+        {m.split("/", 1)[0] for m in names if m.split("/", 1)[0].endswith(".dist-info")}
+    )
+    if len(dist_infos) != 1:
+        raise WheelError(
+            where,
+            f"expected exactly one .dist-info directory, found {len(dist_infos)}"
+            + (f": {', '.join(dist_infos)}" if dist_infos else ""),
+        )
+    dist_info = dist_infos[0]
+    di_name, sep, di_version = dist_info[: -len(".dist-info")].rpartition("-")
+    try:
+        matches = bool(sep) and canonicalize_name(di_name) == name
+        matches = matches and Version(di_version) == version
+    except InvalidVersion:
+        matches = False
+    if not matches:
+        raise WheelError(
+            where,
+            f".dist-info directory {dist_info!r} does not match the file name"
+            f" (name {name!r}, version {str(version)!r})",
+        )
+    wheel_text = _read_member(zf, where, f"{dist_info}/WHEEL")
+    headers = email.parser.HeaderParser().parsestr(wheel_text)
+    wheel_version = headers.get("Wheel-Version")
+    if wheel_version is None:
+        raise WheelError(where, f"{dist_info}/WHEEL has no Wheel-Version")
+    m = _WHEEL_VERSION_RE.match(str(wheel_version))
+    if m is None:
+        raise WheelError(where, f"{dist_info}/WHEEL: malformed Wheel-Version {wheel_version!r}")
+    if int(m.group(1)) != 1:
+        raise WheelError(
+            where,
+            f"{dist_info}/WHEEL: Wheel-Version {wheel_version.strip()} is not supported"
+            " (only 1.x is)",
+        )
+    return dist_info
+
+
+def _check_record(zf: zipfile.ZipFile, where: str, dist_info: str) -> None:
+    record_text = _read_member(zf, where, f"{dist_info}/RECORD")
+    # installer (the build extra) only here: repair writes wheels in a base install and
+    # checks them with its own RECORD reader.
+    from installer.sources import WheelFile as _InstallerWheelFile  # noqa: PLC0415
+
+    source = _InstallerWheelFile(zf)
+    try:
+        source.validate_record(validate_contents=True)
+    except _InstallerWheelFile.validation_error as e:
+        prefix = f"In {zf.filename}, "
+        issues = [str(i) for i in getattr(e, "issues", [e])]
+        issues = [i[len(prefix) :] if i.startswith(prefix) else i for i in issues]
+        raise WheelError(where, f"RECORD check failed: {'; '.join(issues)}") from e
+    # installer does not report RECORD lines for files that are not in the archive.
+    members = {m for m in zf.namelist() if not m.endswith("/")}
+    for row in csv.reader(record_text.splitlines()):
+        if row and row[0] not in members:
+            raise WheelError(where, f"RECORD lists {row[0]!r}, which is not in the wheel")
+
+
+def _check_metadata(
+    zf: zipfile.ZipFile, where: str, dist_info: str, name: str, version: Version
+) -> None:
+    member = f"{dist_info}/METADATA"
+    try:
+        raw = zf.read(member)
+    except KeyError:
+        raise WheelError(where, f"{member} is missing") from None
+    try:
+        metadata = Metadata.from_email(raw, validate=True)
+    except (ExceptionGroup, InvalidMetadata) as e:
+        problems = [str(x) for x in _flatten(e)]
+        raise WheelError(where, f"{member} is invalid: {'; '.join(problems)}") from e
+    if canonicalize_name(metadata.name) != name or metadata.version != version:
+        raise WheelError(
+            where,
+            f"{member} describes {metadata.name} {metadata.version}, not the file name's"
+            f" {name} {version}",
+        )
+
+
+def _flatten(e: BaseException) -> Iterator[BaseException]:
+    if isinstance(e, ExceptionGroup):
+        for sub in e.exceptions:
+            yield from _flatten(sub)
+    else:
+        yield e
