@@ -1,6 +1,8 @@
 """Shared test support: real packages, real runtime wheels, real environments.
 
 - ``make_deb``: a .deb made with dpkg-deb.
+- ``host_library``: this host's copy of a runtime library, or a skip naming the Debian
+  package that brings it (``.ci/run`` installs them all, so nothing skips there).
 - ``host_runtime_wheels``: nativelib-cxx14 and nativelib-gomp built by ``nativelib build``
   from debs holding this host's own GCC runtime libraries (offline).
 - ``Env``: a Python environment with pynativelib importable and runtime wheels installed
@@ -47,8 +49,31 @@ def make_deb(dest: Path, package: str, version: str, files: dict[str, Path | str
     return out
 
 
+#: The Debian package that brings each host runtime library the fixtures build from.
+HOST_PACKAGES = {
+    "libstdc++.so.6": "libstdc++6",
+    "libgcc_s.so.1": "libgcc-s1",
+    "libatomic.so.1": "libatomic1",
+    "libgomp.so.1": "libgomp1",
+    "libgfortran.so.5": "libgfortran5",
+    "libquadmath.so.0": "libquadmath0",
+}
+
+
+def host_library(soname: str) -> Path:
+    """The real file of this host's ``soname``; the calling test (or fixture) is skipped,
+    naming the Debian package to install, when the host has none."""
+    import pytest  # noqa: PLC0415 (test helper: only when a fixture asks)
+
+    path = HOST_LIBDIR / soname
+    if not path.exists():
+        package = HOST_PACKAGES.get(soname, "?")
+        pytest.skip(f"needs the host's {soname} (Debian package {package}) in {HOST_LIBDIR}")
+    return Path(os.path.realpath(path))
+
+
 def _host(soname: str) -> Path:
-    return Path(os.path.realpath(HOST_LIBDIR / soname))
+    return host_library(soname)
 
 
 def host_runtime_wheels(dest: Path) -> list[Path]:

@@ -13,6 +13,7 @@ from nativelib.catalog import load_catalog
 from nativelib.elf import read_elf
 from nativelib.repair.elfpatch import find_patchelf
 from nativelib.vendored import canonical_name, identify
+from nativelib_testing import HOST_PACKAGES
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
@@ -23,7 +24,7 @@ def _host(name: str) -> Path:
     ).stdout.strip()
     path = Path(out)
     if not path.is_absolute() or not path.exists():
-        pytest.skip(f"this host has no {name}")
+        pytest.skip(f"this host has no {name} (Debian package {HOST_PACKAGES[name]})")
     return path.resolve()
 
 

