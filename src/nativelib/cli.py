@@ -7,27 +7,19 @@ Data goes to stdout, logs and errors to stderr. Exit codes: 0 fine, 1 findings (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from typing import TextIO
 
 from nativelib import __version__
-from nativelib.elf import ElfInfo
 from nativelib.errors import NativeLibError
-
-if TYPE_CHECKING:
-    from nativelib.scan import ScanResult
 
 __all__ = ["main"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
-
-#: Version of the ``inspect --json`` document (``data/schemas/inspect.schema.json``).
-INSPECT_JSON_VERSION = 1
 
 
 class _UsageError(Exception):
@@ -48,115 +40,6 @@ def _error(message: str, hint: str | None = None, stream: TextIO | None = None) 
         out.write(f"hint: {hint}\n")
 
 
-def inspect_json(results: Sequence[ScanResult]) -> dict[str, object]:
-    """The ``inspect --json`` document for scan results."""
-    files: list[dict[str, object]] = []
-    for r in results:
-        if r.info is None:
-            files.append(
-                {
-                    "path": r.path,
-                    "soname": None,
-                    "needed": [],
-                    "rpath": [],
-                    "runpath": [],
-                    "version_needs": {},
-                    "version_definitions": [],
-                    "error": r.error,
-                }
-            )
-            continue
-        info = r.info
-        files.append(
-            {
-                "path": info.path,
-                "soname": info.soname,
-                "needed": list(info.needed),
-                "rpath": list(info.rpath),
-                "runpath": list(info.runpath),
-                "version_needs": {k: list(v) for k, v in info.version_needs.items()},
-                "version_definitions": list(info.version_definitions),
-                "error": None,
-            }
-        )
-    return {"version": INSPECT_JSON_VERSION, "files": files}
-
-
-def _describe(info: ElfInfo) -> list[str]:
-    from nativelib.abi import highest_needed, manylinux_tags  # noqa: PLC0415 (inspect only)
-
-    order = "little-endian" if info.byte_order == "little" else "big-endian"
-    lines = [
-        f"{info.path}",
-        f"  type:       ELF{info.elf_class} {order} {info.machine_name} {info.type_name}",
-    ]
-
-    def row(label: str, values: Sequence[str]) -> None:
-        lines.append(f"  {label + ':':<11} {' '.join(values) if values else '-'}")
-
-    lines.append(f"  {'soname:':<11} {info.soname or '-'}")
-    row("needed", info.needed)
-    if info.rpath:
-        row("rpath", [":".join(info.rpath)])
-    if info.runpath:
-        row("runpath", [":".join(info.runpath)])
-    if info.interpreter:
-        row("interp", [info.interpreter])
-    row("provides", info.version_definitions)
-    for req in info.version_requirements:
-        names = [v.name + (" (weak)" if v.weak else "") for v in req.versions]
-        lines.append(f"  {'needs:':<11} {req.file}: {' '.join(names)}")
-    glibc = highest_needed(info, "GLIBC")
-    if glibc is not None:
-        lines.append(f"  {'glibc:':<11} {glibc}")
-    try:
-        tags = manylinux_tags(info)
-    except NativeLibError:
-        tags = None
-    if tags is not None:
-        lines.append(
-            f"  {'manylinux:':<11} {tags[0] if tags else 'none (needs nodes beyond every policy)'}"
-        )
-    return lines
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    missing = [p for p in args.paths if not os.path.lexists(p)]
-    if missing:
-        raise _UsageError(
-            f"no such file or directory: {missing[0]!r}"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-            "PATH is a shared object, a directory to walk, or a .whl file",
-        )
-    from nativelib.scan import scan_paths  # noqa: PLC0415 (zipfile: only inspect needs it)
-
-    results: list[ScanResult] = []
-    bad = 0
-    out = sys.stdout
-    for result in scan_paths(args.paths):
-        if result.error is not None:
-            bad += 1
-            sys.stderr.write(f"{result.path}: {result.error}\n")
-        if args.json:
-            results.append(result)
-        elif result.info is not None:
-            out.write("\n".join(_describe(result.info)) + "\n")
-        else:
-            out.write(f"{result.path}\n  error:      {result.error}\n")
-        if not args.json:
-            results.append(result)
-    if args.json:
-        json.dump(inspect_json(results), out, indent=2)
-        out.write("\n")
-    total = len(results)
-    sys.stderr.write(
-        f"inspected {total} file{'s' if total != 1 else ''}"
-        + (f", {bad} could not be parsed" if bad else "")
-        + "\n"
-    )
-    return EXIT_FINDINGS if bad else EXIT_OK
-
-
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="nativelib",
@@ -164,19 +47,11 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"nativelib {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    p = sub.add_parser(
-        "inspect",
-        help="show what ELF files provide and need",
-        description=(
-            "Show the soname, NEEDED entries, RPATH/RUNPATH and symbol version nodes "
-            "(needed and defined) of ELF files. PATH is a file, a directory (walked; "
-            "non-ELF files are skipped) or a .whl (read in place). Exit status: 0 all "
-            "parsed, 1 some files could not be parsed, 2 usage error."
-        ),
-    )
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--json", action="store_true", help="machine-readable output (schema v1)")
-    p.set_defaults(func=_cmd_inspect)
+    from nativelib import inspection  # noqa: PLC0415
+
+    p = sub.add_parser("inspect", help="show what ELF files provide and need")
+    inspection.configure_parser(p)
+    p.set_defaults(func=inspection.run)
 
     b = sub.add_parser(
         "build",
@@ -362,7 +237,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except NativeLibError as e:
-        _error(str(e))
+        _error(e.message, e.hint)
         return EXIT_USAGE
     except KeyboardInterrupt:
         _error("interrupted")

@@ -22,12 +22,31 @@ __all__ = [
     "SourceError",
     "UnsafeArchiveError",
     "UnsafeRuntimePath",
+    "UsageError",
     "WheelError",
 ]
 
 
 class NativeLibError(Exception):
-    """Root of every error nativelib raises on purpose."""
+    """Root of every error nativelib raises on purpose.
+
+    ``message`` states the problem; ``hint``, when there is one, says what to do about it.
+    ``str(e)`` is the message, followed by ``"\nhint: <hint>"`` on a line of its own when
+    there is a hint, so a traceback raised inside someone else's import still shows it.
+    The command line prints them as ``error: <message>`` and ``hint: <hint>``.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
+
+
+class UsageError(NativeLibError):
+    """The command line was used wrongly (a missing file, a bad option value)."""
 
 
 class _AboutError(NativeLibError):
