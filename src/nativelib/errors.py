@@ -8,8 +8,8 @@ messages. They pickle (errors cross process boundaries in the doctor and in test
 
 from __future__ import annotations
 
+import io
 import sys
-from typing import TextIO
 
 __all__ = [
     "BuildError",
@@ -234,7 +234,7 @@ class RepairError(_AboutError):
     """
 
 
-def report_error(error: NativeLibError, stream: TextIO | None = None) -> None:
+def report_error(error: NativeLibError, stream: io.TextIOBase | None = None) -> None:
     """Write ``error: <message>`` and, when there is a hint, ``hint: <hint>`` on its own
     line (to stderr by default): the one way every command reports an error."""
     out = stream if stream is not None else sys.stderr

@@ -487,6 +487,7 @@ def test_broken_chunked_body_is_retried(server: _Server, tmp_path: Path) -> None
 def test_transient_status_then_success(
     server: _Server, tmp_path: Path, code: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="nativelib")
     server.routes["/f.bin"] = seq(status(code), status(code), ok())
     assert fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST).read_bytes() == BODY
     assert server.hits["/f.bin"] == 3
@@ -1183,6 +1184,7 @@ def test_dropped_request_on_a_new_connection_is_a_retried_failure(
     def drop(h: _Handler, n: int) -> None:
         h.close_connection = True
 
+    caplog.set_level(logging.INFO, logger="nativelib")
     server.routes["/b"] = seq(drop, _page())
     with HttpClient() as client:
         assert get_document(server.url("/b"), client=client, policy=FAST)[0] == b"page"

@@ -83,7 +83,6 @@ def parse_from(spec: str) -> Input:
                 hint=f"append the file's sha256 (sha256sum prints it): {url}#sha256=HEX",
             )
         sha = fragment[len("sha256=") :]
-        _log.info("downloading %s", url)
         return Input(fetch(url, sha), archive_kind, url, sha.lower())
     path = Path(target)
     if not path.is_file():
