@@ -11,12 +11,11 @@ from typing import IO
 from nativelib.archive.members import Member, MemberKind, PackageInfo
 from nativelib.archive.streams import (
     _CHUNK,
-    _CORRUPT_ERRORS,
     _Corrupt,
     _decompressed,
-    _describe,
     _open_file,
     _Span,
+    reading_errors,
 )
 from nativelib.archive.tar import _metadata_members, _normalized, _read_small, _tar_members
 from nativelib.errors import SourceError
@@ -139,7 +138,7 @@ class DebArchive(_FileArchive):
     """A Debian binary package; the payload is ``data.tar.*``."""
 
     def info(self) -> PackageInfo:
-        try:
+        with reading_errors(self._path):
             with _open_file(self._path) as f:
                 control, _ = _deb_parts(f)
                 text: bytes | None = None
@@ -151,8 +150,6 @@ class DebArchive(_FileArchive):
             if text is None:
                 raise _Corrupt(f"no 'control' file in {control.name}")
             fields = _parse_control(text.decode("utf-8"))
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
         for required in ("Package", "Version", "Architecture"):
             if not fields.get(required):
                 raise SourceError(self._path, f"control file has no {required!r} field")
@@ -162,9 +159,6 @@ class DebArchive(_FileArchive):
         )
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
-        try:
-            with _open_file(self._path) as f:
-                _, data = _deb_parts(f)
-                yield from _ar_tar(f, data, self._path)
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_file(self._path) as f:
+            _, data = _deb_parts(f)
+            yield from _ar_tar(f, data, self._path)
