@@ -20,12 +20,12 @@ from packaging.tags import parse_tag
 from nativelib.catalog import PackageRef, Source, load_catalog
 from nativelib.errors import SourceError
 from nativelib.net.download import DownloadPolicy, get_document
+from nativelib.net.simple import parse_simple_index
 from nativelib.runtime_wheels.sources import (
     _debian_version_key,
     linux_wheel_tags,
     parse_debian_packages,
     parse_repodata,
-    parse_simple_index,
     pick_conda,
     pick_debian,
     pick_wheel,

@@ -39,7 +39,7 @@ from nativelib.prefix import (
 from nativelib.resolver.model import Candidate, Pending
 
 if TYPE_CHECKING:
-    from nativelib.runtime_wheels.sources import IndexFile
+    from nativelib.net.simple import IndexFile
 
 __all__ = [
     "IndexSource",
@@ -216,7 +216,7 @@ class IndexSource:
             return future
 
     def _read_page(self, name: NormalizedName) -> list[Pending]:
-        from nativelib.runtime_wheels.sources import parse_simple_index  # noqa: PLC0415
+        from nativelib.net.simple import parse_simple_index  # noqa: PLC0415
 
         page = urljoin(self.url.rstrip("/") + "/", f"{name}/")
         try:

@@ -21,9 +21,8 @@ import lzma
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
 from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
@@ -31,12 +30,12 @@ from packaging.version import InvalidVersion, Version
 
 from nativelib.catalog import PackageRef, Source
 from nativelib.errors import SourceError
+from nativelib.net.simple import IndexFile, parse_simple_index
 
 __all__ = [
     "ResolvedPackage",
     "parse_debian_packages",
     "parse_repodata",
-    "parse_simple_index",
     "pick_conda",
     "pick_debian",
     "pick_wheel",
@@ -235,73 +234,6 @@ def pick_conda(
 
 
 # --------------------------------------------------------------------------- PyPI
-
-
-@dataclass(frozen=True)
-class IndexFile:
-    filename: str
-    url: str
-    sha256: str | None
-    yanked: bool
-    #: PEP 658: None when the index offers no ``.metadata`` file; else its sha256 ("" when
-    #: the index gives none).
-    metadata: str | None = None
-
-
-def _metadata_attr(value: object) -> str | None:
-    """A PEP 658/714 metadata attribute (JSON value or HTML attribute) as a sha256 or ""."""
-    if value is None or value is False or value == "false":
-        return None
-    if isinstance(value, dict):
-        return str(value.get("sha256", ""))
-    if isinstance(value, str) and value.startswith("sha256="):
-        return value[len("sha256=") :]
-    return ""
-
-
-class _Anchors(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[dict[str, str | None]] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag == "a":
-            self.links.append(dict(attrs))
-
-
-def parse_simple_index(body: bytes, content_type: str, base_url: str) -> list[IndexFile]:
-    """The files of a simple-API project page: PEP 691 JSON or PEP 503 HTML."""
-    if content_type.split(";", maxsplit=1)[0].strip() == "application/vnd.pypi.simple.v1+json":
-        try:
-            doc = json.loads(body)
-            return [
-                IndexFile(
-                    f["filename"],
-                    urljoin(base_url, f["url"]),
-                    f.get("hashes", {}).get("sha256"),
-                    bool(f.get("yanked", False)),
-                    _metadata_attr(f.get("core-metadata", f.get("dist-info-metadata"))),
-                )
-                for f in doc["files"]
-            ]
-        except (ValueError, KeyError, TypeError) as e:
-            raise SourceError(base_url, f"invalid PEP 691 project page: {e}") from e
-    parser = _Anchors()
-    parser.feed(body.decode("utf-8", "replace"))
-    files = []
-    for attrs in parser.links:
-        href = attrs.get("href")
-        if not href:
-            continue
-        url, _, fragment = urljoin(base_url, href).partition("#")
-        sha = fragment[len("sha256=") :] if fragment.startswith("sha256=") else None
-        meta = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
-        if meta is None and ("data-core-metadata" in attrs or "data-dist-info-metadata" in attrs):
-            meta = "true"  # a bare attribute
-        files.append(
-            IndexFile(_filename(url), url, sha, "data-yanked" in attrs, _metadata_attr(meta))
-        )
-    return files
 
 
 def pick_wheel(
