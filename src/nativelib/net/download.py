@@ -56,6 +56,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 from nativelib.errors import SourceError
 from nativelib.net.http import HttpClient, HttpResponse, default_client
+from nativelib.prefix import is_sha256
 
 __all__ = [
     "MAX_REDIRECTS",
@@ -76,7 +77,6 @@ STALE_PARTIAL_SECONDS = 3600.0
 PARTIAL_SUFFIX = ".partial"
 
 _CHUNK = 1 << 16
-_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({408, 429})
 # What http.client raises when a proxy answers CONNECT with an error status.
@@ -224,7 +224,9 @@ def get_document(
 
 
 def _check_sha256(url: str, sha256: object) -> str:
-    if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+    # Upper case is accepted here (and folded); an ASCII check first, so that no other
+    # character can fold into a hex digit.
+    if not isinstance(sha256, str) or not sha256.isascii() or not is_sha256(sha256.lower()):
         raise SourceError(url, f"sha256 must be 64 hexadecimal digits, not {sha256!r}")
     return sha256.lower()
 

@@ -9,11 +9,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from html.parser import HTMLParser
+from typing import TYPE_CHECKING
 from urllib.parse import urljoin, urlsplit
 
 from nativelib.errors import SourceError
 
-__all__ = ["IndexFile", "parse_simple_index"]
+if TYPE_CHECKING:
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+__all__ = ["IndexFile", "parse_simple_index", "selection_problem"]
 
 
 def _filename(url: str) -> str:
@@ -88,3 +93,22 @@ def parse_simple_index(body: bytes, content_type: str, base_url: str) -> list[In
             IndexFile(_filename(url), url, sha, "data-yanked" in attrs, _metadata_attr(meta))
         )
     return files
+
+
+def selection_problem(
+    version: Version, yanked: bool, specifier: SpecifierSet | None, *, prereleases: bool = False
+) -> str | None:
+    """Why a release may not be taken for a requirement with ``specifier``, or None.
+
+    The one policy (PEP 592, PEP 440): a yanked release only for an exact pin (``==`` or
+    ``===``; never without a requirement, ``specifier=None``); a pre-release only when
+    ``prereleases`` is asked for or the specifier names one. Whether the version is
+    inside the specifier is the caller's question.
+    """
+    if yanked and not (specifier and any(s.operator in ("==", "===") for s in specifier)):
+        return "is yanked"
+    if version.is_prerelease and not (
+        prereleases or (specifier is not None and any(s.prereleases for s in specifier))
+    ):
+        return "is a pre-release (allow them with --pre)"
+    return None
