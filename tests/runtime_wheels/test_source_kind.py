@@ -58,7 +58,9 @@ def test_toy_kind_in_the_catalog(toy: None) -> None:
     # The kind's default rule: a package of a kind without an index needs a URL.
     with pytest.raises(CatalogError, match="toy package 'libt' needs a 'url'"):
         parse_catalog({"t.toml": recipe})
-    ok = recipe.replace('{ name = "libt" }', f'{{ url = "https://x/t.toy", sha256 = "{"a" * 64}" }}')
+    ok = recipe.replace(
+        '{ name = "libt" }', f'{{ url = "https://x/t.toy", sha256 = "{"a" * 64}" }}'
+    )
     assert parse_catalog({"t.toml": ok}).get("t").source().kind == "toy"
 
 

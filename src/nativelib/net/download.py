@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
+from nativelib.archive.members import name_problem
 from nativelib.errors import SourceError
 from nativelib.net.http import HttpClient, HttpResponse, default_client
 from nativelib.prefix import is_sha256
@@ -246,14 +247,16 @@ def _check_url(url: str, candidate: str) -> None:
 
 
 def _name_problem(name: str) -> str | None:
+    """A cache file name: one component that passes the one member-name rule."""
     if not name:
         return "empty"
     if "/" in name or "\\" in name:
         return "contains a path separator"
     if name.startswith("."):
         return "starts with '.'"
-    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
-        return "contains a control character"
+    problem = name_problem(name, canonical=True)
+    if problem is not None:
+        return problem
     if name.endswith(PARTIAL_SUFFIX):
         return f"ends with {PARTIAL_SUFFIX!r}, the suffix of temporary files"
     if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
