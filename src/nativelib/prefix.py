@@ -64,15 +64,6 @@ PROVIDES_BEGIN = "<!-- nativelib-provides"
 PROVIDES_END = "-->"
 
 
-_HEX = frozenset("0123456789abcdef")
-
-
-def is_sha256(text: object) -> bool:
-    """Whether ``text`` is a sha256 digest as 64 lowercase hexadecimal digits (the one
-    definition: recipes, indexes and downloads all check with it)."""
-    return isinstance(text, str) and len(text) == 64 and _HEX.issuperset(text)
-
-
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """The sha256 of a file, read in 1 MiB blocks."""
     import hashlib  # noqa: PLC0415 (the loader imports this module: keep its imports light)

@@ -24,8 +24,8 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from nativelib.digest import is_sha256
 from nativelib.errors import CatalogError
-from nativelib.prefix import is_sha256
 from nativelib.sources.base import SourceKind, get_kind, kind_names
 
 if sys.version_info >= (3, 11):

@@ -55,9 +55,9 @@ from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
 from nativelib.archive.members import name_problem
+from nativelib.digest import is_sha256
 from nativelib.errors import SourceError
 from nativelib.net.http import HttpClient, HttpResponse, default_client
-from nativelib.prefix import is_sha256
 
 __all__ = [
     "MAX_REDIRECTS",

@@ -27,8 +27,8 @@ def pick_wheel(
     from packaging.utils import canonicalize_name, parse_wheel_filename  # noqa: PLC0415
     from packaging.version import Version  # noqa: PLC0415
 
+    from nativelib.digest import is_sha256  # noqa: PLC0415
     from nativelib.net.simple import selection_problem  # noqa: PLC0415
-    from nativelib.prefix import is_sha256  # noqa: PLC0415
 
     order = {tag: i for i, tag in enumerate(supported)}
     if ref.name is None or ref.version is None:
