@@ -27,7 +27,7 @@ from pathlib import Path
 from nativelib.catalog import load_catalog
 from nativelib.net.download import fetch, get_document
 from nativelib.runtime_wheels.builder import Input, build, plan_build
-from nativelib.runtime_wheels.sources import resolve
+from nativelib.sources import resolve
 from nativelib.wheelfile import COMPRESSLEVEL
 
 DEFAULT = [

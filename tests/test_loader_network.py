@@ -12,7 +12,7 @@ from nativelib.archive import extract
 from nativelib.catalog import load_catalog
 from nativelib.cli import main
 from nativelib.net.download import fetch, get_document
-from nativelib.runtime_wheels.sources import resolve
+from nativelib.sources import resolve
 from nativelib_testing import Env, compile_extension, host_runtime_wheels
 
 pytestmark = pytest.mark.network

@@ -21,7 +21,7 @@ from nativelib.errors import SourceError
 from nativelib.net.download import DownloadPolicy, fetch, get_document
 from nativelib.prefix import parse_manifest
 from nativelib.runtime_wheels.builder import Input, build, plan_build
-from nativelib.runtime_wheels.sources import resolve
+from nativelib.sources import resolve
 from nativelib.wheelfile import validate_wheel
 
 HOST_GOMP = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1"))

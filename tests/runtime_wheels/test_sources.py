@@ -20,18 +20,11 @@ from packaging.tags import parse_tag
 from nativelib.catalog import PackageRef, Source, load_catalog
 from nativelib.errors import SourceError
 from nativelib.net.download import DownloadPolicy, get_document
-from nativelib.runtime_wheels.sources import (
-    _debian_version_key,
-    linux_wheel_tags,
-    parse_debian_packages,
-    parse_repodata,
-    parse_simple_index,
-    pick_conda,
-    pick_debian,
-    pick_wheel,
-    resolve,
-    upstream_version,
-)
+from nativelib.net.simple import parse_simple_index
+from nativelib.sources import resolve, upstream_version
+from nativelib.sources.conda_index import parse_repodata, pick_conda
+from nativelib.sources.deb_index import _debian_version_key, parse_debian_packages, pick_debian
+from nativelib.sources.wheel import linux_wheel_tags, pick_wheel
 
 SHA_A, SHA_B, SHA_C = "a" * 64, "b" * 64, "c" * 64
 

@@ -40,9 +40,8 @@ directory is removed and the destination is left as it was.
 
 from __future__ import annotations
 
-from nativelib.archive.conda import CondaArchive, CondaTarBz2Archive, info_files
-from nativelib.archive.deb import DebArchive
-from nativelib.archive.extract import extract
+from typing import TYPE_CHECKING, Any
+
 from nativelib.archive.members import (
     DEFAULT_LIMITS,
     Archive,
@@ -54,10 +53,41 @@ from nativelib.archive.members import (
     PackagePath,
     check_member,
     iter_members,
+    name_problem,
 )
-from nativelib.archive.opening import open_archive
-from nativelib.archive.rpm import RpmArchive
-from nativelib.archive.zip import WheelArchive
+
+if TYPE_CHECKING:
+    from nativelib.archive.conda import CondaArchive, CondaTarBz2Archive, info_files
+    from nativelib.archive.deb import DebArchive
+    from nativelib.archive.extract import extract
+    from nativelib.archive.opening import open_archive
+    from nativelib.archive.rpm import RpmArchive
+    from nativelib.archive.zip import WheelArchive
+
+# The readers (and zstandard, which they need) are imported when first used: the member
+# model and the one name rule are used by layers that run in a base install.
+_LAZY = {
+    "CondaArchive": "conda",
+    "CondaTarBz2Archive": "conda",
+    "info_files": "conda",
+    "DebArchive": "deb",
+    "extract": "extract",
+    "open_archive": "opening",
+    "RpmArchive": "rpm",
+    "WheelArchive": "zip",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -77,5 +107,6 @@ __all__ = [
     "extract",
     "info_files",
     "iter_members",
+    "name_problem",
     "open_archive",
 ]

@@ -21,12 +21,11 @@ from nativelib.archive.members import (
 )
 from nativelib.archive.streams import (
     _CHUNK,
-    _CORRUPT_ERRORS,
     _Corrupt,
     _decompressed,
-    _describe,
     _open_file,
     _ZstdReader,
+    reading_errors,
 )
 from nativelib.archive.tar import _metadata_members, _normalized, _read_small, _tar_members
 from nativelib.archive.zip import _open_zip
@@ -120,26 +119,17 @@ class CondaArchive(_FileArchive):
         return _tar_members(stream, self._path, component.filename)
 
     def info(self) -> PackageInfo:
-        try:
-            with _open_zip(self._path) as zf:
-                return _conda_info(self._tar(zf, "info"))
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_zip(self._path) as zf:
+            return _conda_info(self._tar(zf, "info"))
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
-        try:
-            with _open_zip(self._path) as zf:
-                yield from self._tar(zf, "pkg")
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_zip(self._path) as zf:
+            yield from self._tar(zf, "pkg")
 
     def info_members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
         """The members of the ``info`` component, unchecked (see :func:`info_files`)."""
-        try:
-            with _open_zip(self._path) as zf:
-                yield from self._tar(zf, "info")
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_zip(self._path) as zf:
+            yield from self._tar(zf, "info")
 
 
 class CondaTarBz2Archive(_FileArchive):
@@ -153,33 +143,24 @@ class CondaTarBz2Archive(_FileArchive):
         return _tar_members(_decompressed(f, "bzip2"), self._path, "tar.bz2")
 
     def info(self) -> PackageInfo:
-        try:
-            with _open_file(self._path) as f:
-                return _conda_info(self._tar(f))
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_file(self._path) as f:
+            return _conda_info(self._tar(f))
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
         state = CheckState()
-        try:
-            with _open_file(self._path) as f:
-                for member, stream in self._tar(f):
-                    checked = check_member(self._path, member, state)
-                    if checked is None or checked.name.split("/")[0] == "info":
-                        continue
-                    yield member, stream
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_file(self._path) as f:
+            for member, stream in self._tar(f):
+                checked = check_member(self._path, member, state)
+                if checked is None or checked.name.split("/")[0] == "info":
+                    continue
+                yield member, stream
 
     def info_members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
         """The ``info/`` members, unchecked (see :func:`info_files`)."""
-        try:
-            with _open_file(self._path) as f:
-                for member, stream in self._tar(f):
-                    if _normalized(member.name).split("/")[0] == "info":
-                        yield member, stream
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_file(self._path) as f:
+            for member, stream in self._tar(f):
+                if _normalized(member.name).split("/")[0] == "info":
+                    yield member, stream
 
 
 #: The most info_files reads from one package (licence texts are small).
@@ -208,8 +189,6 @@ def info_files(archive: Archive, select: Callable[[str], bool]) -> dict[str, byt
             raise SourceError(
                 archive.path, f"info/ files selected exceed {_MAX_INFO_FILES_BYTES} bytes"
             )
-        try:
+        with reading_errors(archive.path):
             out[checked.name] = _read_small(stream, checked, _MAX_INFO_FILES_BYTES)
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(archive.path, _describe(e)) from e
     return out

@@ -11,12 +11,11 @@ from typing import IO
 from nativelib.archive.members import Member, MemberKind, PackageInfo
 from nativelib.archive.streams import (
     _CHUNK,
-    _CORRUPT_ERRORS,
     _Corrupt,
     _decompressed,
-    _describe,
     _open_file,
     _Span,
+    reading_errors,
 )
 from nativelib.archive.tar import _metadata_members, _normalized, _read_small, _tar_members
 from nativelib.errors import SourceError
@@ -103,25 +102,54 @@ def _ar_tar(
     return _tar_members(_decompressed(span, _DEB_COMPRESSION[ext]), archive, member.name)
 
 
-def _parse_control(text: str) -> dict[str, str]:
+class ControlSyntaxError(ValueError):
+    """A line that breaks deb822 syntax; ``stanza`` counts from 1."""
+
+    def __init__(self, stanza: int, reason: str) -> None:
+        super().__init__(f"stanza {stanza}: {reason}")
+        self.stanza = stanza
+        self.reason = reason
+
+
+def parse_control(text: str) -> Iterator[tuple[int, dict[str, str]]]:
+    """The stanzas of a deb822 text, numbered from 1: a package's ``control`` file, a
+    suite's ``Packages`` index. Stanzas are separated by blank (or white-space) lines; a
+    continuation line (starting with a space or tab) extends the field above it, its
+    first character dropped. Raises :class:`ControlSyntaxError` for a line with no
+    ``Field:`` or a continuation line before any field."""
     fields: dict[str, str] = {}
     current: str | None = None
+    number = 1
     for line in text.splitlines():
         if not line.strip():
             if fields:
-                break
+                yield number, fields
+                fields = {}
+                number += 1
+            current = None
             continue
         if line[0] in " \t":
             if current is None:
-                raise _Corrupt("control file starts with a continuation line")
+                raise ControlSyntaxError(number, "a continuation line before any field")
             fields[current] += "\n" + line[1:]
             continue
         key, sep, value = line.partition(":")
         if not sep or not key.strip():
-            raise _Corrupt(f"bad line in control file: {line!r}")
+            raise ControlSyntaxError(number, f"malformed line {line!r}")
         current = key.strip()
         fields[current] = value.strip()
-    return fields
+    if fields:
+        yield number, fields
+
+
+def _parse_control(text: str) -> dict[str, str]:
+    """The first stanza of a package's ``control`` file."""
+    try:
+        for _, fields in parse_control(text):
+            return fields
+    except ControlSyntaxError as e:
+        raise _Corrupt(f"bad line in control file: {e.reason}") from None
+    return {}
 
 
 class _FileArchive:
@@ -139,7 +167,7 @@ class DebArchive(_FileArchive):
     """A Debian binary package; the payload is ``data.tar.*``."""
 
     def info(self) -> PackageInfo:
-        try:
+        with reading_errors(self._path):
             with _open_file(self._path) as f:
                 control, _ = _deb_parts(f)
                 text: bytes | None = None
@@ -151,8 +179,6 @@ class DebArchive(_FileArchive):
             if text is None:
                 raise _Corrupt(f"no 'control' file in {control.name}")
             fields = _parse_control(text.decode("utf-8"))
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
         for required in ("Package", "Version", "Architecture"):
             if not fields.get(required):
                 raise SourceError(self._path, f"control file has no {required!r} field")
@@ -162,9 +188,6 @@ class DebArchive(_FileArchive):
         )
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
-        try:
-            with _open_file(self._path) as f:
-                _, data = _deb_parts(f)
-                yield from _ar_tar(f, data, self._path)
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_file(self._path) as f:
+            _, data = _deb_parts(f)
+            yield from _ar_tar(f, data, self._path)

@@ -146,28 +146,59 @@ class CheckState:
     links: dict[str, str] = field(default_factory=dict)
 
 
-def _name_problem(name: str) -> str | None:
-    """Why ``name`` can never be a member name, or None."""
-    if not name:
-        return "empty name"
+#: Characters no member name may hold: C0 controls, DEL, and what str.splitlines() breaks
+#: lines at (a name must fit on one line of a RECORD or a listing).
+_FORBIDDEN_CHARS = frozenset([chr(c) for c in range(0x20)] + ["\x7f", "\x85", "\u2028", "\u2029"])
+
+
+def _byte_length(text: str) -> int:
+    try:
+        return len(text.encode("utf-8", "surrogateescape"))
+    except UnicodeEncodeError:
+        return len(text.encode("utf-8", "surrogatepass"))
+
+
+def name_problem(name: str, *, canonical: bool = False) -> str | None:
+    """Why ``name`` can never name a member of a package or a wheel, or None.
+
+    The one member-name rule (archives, the wheel writer and validator, repair's wheel
+    reader, the download cache's file names): not empty, no NUL or other control
+    character or line break, no backslash, relative, no ``..`` component, at most 4095
+    bytes and 255 bytes per component. ``canonical`` (names written into or read from a
+    wheel) also rejects empty and ``.`` components (``//``, a trailing ``/``, ``./``)
+    and lone surrogates, which archives tolerate and normalize.
+    """
+    if not isinstance(name, str) or not name:
+        return "empty name (a name must be a non-empty string)"
     if "\0" in name:
-        return "NUL byte in name"
+        return "NUL byte in name (no control characters)"
+    if not _FORBIDDEN_CHARS.isdisjoint(name):
+        return "name holds control characters or line breaks"
     if "\\" in name:
-        return "backslash in name"
+        return "backslash in name (names use '/' and contain no backslash)"
     if name.startswith("/"):
-        return "absolute path"
+        return "absolute path (a name must be relative, not absolute)"
     parts = name.split("/")
     if ".." in parts:
-        return "'..' component in name"
-    if len(name.encode("utf-8", "surrogateescape")) > _MAX_PATH:
+        return "'..' component in name ('..' components are not allowed)"
+    if canonical:
+        if "" in parts:
+            return "name has empty components ('//' or a trailing '/')"
+        if "." in parts:
+            return "name has '.' components"
+        try:
+            name.encode("utf-8")
+        except UnicodeEncodeError:
+            return "name is not valid Unicode (lone surrogates)"
+    if _byte_length(name) > _MAX_PATH:
         return f"name longer than {_MAX_PATH} bytes"
-    if any(len(p.encode("utf-8", "surrogateescape")) > _MAX_COMPONENT for p in parts):
+    if any(_byte_length(p) > _MAX_COMPONENT for p in parts):
         return f"name component longer than {_MAX_COMPONENT} bytes"
     return None
 
 
 def _name_parts(name: str) -> list[str]:
-    """The components of a name that passed :func:`_name_problem` (``.`` and ``//`` dropped)."""
+    """The components of a name that passed :func:`name_problem` (``.`` and ``//`` dropped)."""
     return [p for p in name.split("/") if p not in ("", ".")]
 
 
@@ -225,7 +256,7 @@ def check_member(archive_path: str, member: Member, state: CheckState) -> Member
     state.members += 1
     if state.members > limits.max_members:
         raise fail(f"the archive has more than {limits.max_members} members (max_members)")
-    problem = _name_problem(member.name)
+    problem = name_problem(member.name)
     if problem:
         raise fail(problem)
     parts = _name_parts(member.name)
@@ -259,7 +290,7 @@ def check_member(archive_path: str, member: Member, state: CheckState) -> Member
         linkname = member.linkname
     elif kind is MemberKind.HARDLINK:
         target = member.linkname or ""
-        problem = _name_problem(target)
+        problem = name_problem(target)
         if problem:
             raise fail(f"hard link target {target!r}: {problem}")
         target_name = "/".join(_name_parts(target))

@@ -14,19 +14,17 @@ from nativelib.archive.deb import _FileArchive
 from nativelib.archive.members import _MAX_PATH, Member, MemberKind, PackageInfo
 from nativelib.archive.streams import (
     _CHUNK,
-    _CORRUPT_ERRORS,
     _MAX_LINK_DATA,
     _Corrupt,
     _decompressed,
-    _describe,
     _drain_zeros,
     _MemberData,
     _open_file,
     _read_exact,
     _skip,
     _Source,
+    reading_errors,
 )
-from nativelib.errors import SourceError
 
 # -- .rpm -----------------------------------------------------------------------------
 
@@ -205,7 +203,7 @@ class RpmArchive(_FileArchive):
     """An RPM package; the payload is the (compressed) cpio archive."""
 
     def info(self) -> PackageInfo:
-        try:
+        with reading_errors(self._path):
             with _open_file(self._path) as f:
                 header, compressor = _rpm_open(f)
             name = header.string(TAG_NAME)
@@ -223,13 +221,8 @@ class RpmArchive(_FileArchive):
             return PackageInfo(
                 "rpm", name, version, header.string(TAG_LICENSE), header.string(TAG_ARCH), extra
             )
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
-        try:
-            with _open_file(self._path) as f:
-                _, compressor = _rpm_open(f)
-                yield from _cpio_members(_decompressed(f, compressor), self._path)
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_file(self._path) as f:
+            _, compressor = _rpm_open(f)
+            yield from _cpio_members(_decompressed(f, compressor), self._path)

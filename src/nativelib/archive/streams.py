@@ -9,6 +9,7 @@ import lzma
 import struct
 import zipfile
 import zlib
+from types import TracebackType
 from typing import IO, TYPE_CHECKING, Protocol
 
 import zstandard
@@ -55,6 +56,33 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, _Corrupt):
         return text
     return f"corrupt or truncated: {text or type(exc).__name__}"
+
+
+class reading_errors:
+    """Context manager: what the decompressors and parsers raise on damaged input
+    (:data:`_CORRUPT_ERRORS`) becomes a :class:`~nativelib.errors.SourceError` naming
+    ``archive``, its reason prefixed with ``prefix`` (e.g. ``"member 'x': "``).
+
+    A class rather than a generator so that it costs nothing on per-read paths.
+    """
+
+    __slots__ = ("_archive", "_prefix")
+
+    def __init__(self, archive: str, prefix: str = "") -> None:
+        self._archive = archive
+        self._prefix = prefix
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is not None and isinstance(exc, _CORRUPT_ERRORS):
+            raise SourceError(self._archive, f"{self._prefix}{_describe(exc)}") from exc
 
 
 def _read_exact(src: _Source, n: int, what: str) -> bytes:
@@ -133,10 +161,8 @@ class _MemberData(io.RawIOBase):
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         if self._expired:
             raise ValueError(f"the stream of member {self._name!r} was read after the next item")
-        try:
+        with reading_errors(self._archive, f"member {self._name!r}: "):
             return self._span.readinto(buffer)
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._archive, f"member {self._name!r}: {_describe(e)}") from e
 
     def finish(self, skip: bool = True) -> None:
         """Expire the stream; skip what the consumer did not read."""

@@ -14,12 +14,11 @@ from nativelib.archive.members import Member, MemberKind, PackageInfo
 from nativelib.archive.rpm import _CPIO_KINDS
 from nativelib.archive.streams import (
     _CHUNK,
-    _CORRUPT_ERRORS,
     _MAX_LINK_DATA,
     _Corrupt,
-    _describe,
     _MemberData,
     _open_file,
+    reading_errors,
 )
 from nativelib.errors import SourceError
 
@@ -86,20 +85,15 @@ class WheelArchive(_FileArchive):
     """A wheel (zip); the payload is every member."""
 
     def info(self) -> PackageInfo:
-        try:
-            with _open_zip(self._path) as zf:
-                names = [
-                    n
-                    for n in zf.namelist()
-                    if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
-                ]
-                if len(names) != 1:
-                    raise _Corrupt(f"expected one *.dist-info/METADATA, found {len(names)}")
-                dist_info = names[0].split("/")[0]
-                metadata = BytesHeaderParser().parsebytes(_zip_read_small(zf, names[0]))
-                wheel = BytesHeaderParser().parsebytes(_zip_read_small(zf, f"{dist_info}/WHEEL"))
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_zip(self._path) as zf:
+            names = [
+                n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")
+            ]
+            if len(names) != 1:
+                raise _Corrupt(f"expected one *.dist-info/METADATA, found {len(names)}")
+            dist_info = names[0].split("/")[0]
+            metadata = BytesHeaderParser().parsebytes(_zip_read_small(zf, names[0]))
+            wheel = BytesHeaderParser().parsebytes(_zip_read_small(zf, f"{dist_info}/WHEEL"))
         name, version = metadata.get("Name"), metadata.get("Version")
         if not name or not version:
             raise SourceError(self._path, f"{names[0]} has no Name or Version")
@@ -117,8 +111,5 @@ class WheelArchive(_FileArchive):
         )
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
-        try:
-            with _open_zip(self._path) as zf:
-                yield from _zip_members(zf, self._path)
-        except _CORRUPT_ERRORS as e:
-            raise SourceError(self._path, _describe(e)) from e
+        with reading_errors(self._path), _open_zip(self._path) as zf:
+            yield from _zip_members(zf, self._path)

@@ -8,7 +8,8 @@ frozen dataclasses and checked as a whole when the catalog loads. A broken catal
 - a dependency on an unknown distribution, or a dependency cycle (the cycle is named);
 - an unknown source kind, or a source without a sha256 where one is required (an RPM
   URL, any direct URL); conda, Debian-by-name and PyPI sources take the sha256 from their
-  index (repodata.json, the suite's Packages index, the simple API);
+  index (repodata.json, the suite's Packages index, the simple API). What each kind
+  requires is the kind's own rule (:mod:`nativelib.sources`);
 - unknown keys, missing keys, wrong types.
 """
 
@@ -23,7 +24,9 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
+from nativelib.digest import is_sha256
 from nativelib.errors import CatalogError
+from nativelib.sources.base import SourceKind, get_kind, kind_names
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -34,7 +37,6 @@ __all__ = [
     "DEFAULT_CHANNEL",
     "DEFAULT_DEBIAN_MIRROR",
     "DEFAULT_INDEX_URL",
-    "SOURCE_KINDS",
     "Catalog",
     "PackageRef",
     "Recipe",
@@ -43,11 +45,9 @@ __all__ = [
     "parse_catalog",
 ]
 
-SOURCE_KINDS = ("conda", "rpm", "deb", "wheel")
 DEFAULT_CHANNEL = "https://conda.anaconda.org/conda-forge"
 DEFAULT_DEBIAN_MIRROR = "https://deb.debian.org/debian"
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _DIST = re.compile(r"^nativelib-[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -218,12 +218,12 @@ def _sha256(doc: _Doc, required: bool, what: str) -> str | None:
         if required:
             raise doc._fail(f"{what} has no sha256 (one is required for a direct URL)")
         return None
-    if not _SHA256.match(value):
+    if not is_sha256(value):
         raise doc._fail(f"sha256 {value!r} is not 64 lowercase hex digits")
     return str(value)
 
 
-def _package(where: str, kind: str, raw: Any, context: str) -> PackageRef:
+def _package(where: str, kind: SourceKind, raw: Any, context: str) -> PackageRef:
     if not isinstance(raw, dict):
         raise CatalogError(where, f"{context}each package must be a table")
     doc = _Doc(where, raw, context)
@@ -238,10 +238,9 @@ def _package(where: str, kind: str, raw: Any, context: str) -> PackageRef:
     else:
         if name is None:
             raise doc._fail("a package needs a 'name' (or a 'url' with a 'sha256')")
-        if kind == "rpm":
-            raise doc._fail(f"rpm package {name!r} needs a 'url' and a 'sha256'")
-        if kind in ("conda", "wheel") and version is None:
-            raise doc._fail(f"{kind} package {name!r} needs a 'version'")
+        problem = kind.check_package(name, version)
+        if problem is not None:
+            raise doc._fail(problem)
         sha = _sha256(doc, required=False, what=f"package {name!r}")
     doc.done()
     return PackageRef(name=name, version=version, build=build, url=url, sha256=sha)
@@ -253,16 +252,15 @@ def _source(where: str, raw: Any, index: int) -> Source:
     doc = _Doc(where, raw, f"sources[{index}]: ")
     name = doc.get("name", str)
     doc.context = f"source {name!r}: "
-    kind = doc.get("kind", str)
-    if kind not in SOURCE_KINDS:
-        raise doc._fail(f"unknown source kind {kind!r} (known: {', '.join(SOURCE_KINDS)})")
+    kind_name = doc.get("kind", str)
+    kind = get_kind(kind_name)
+    if kind is None:
+        raise doc._fail(f"unknown source kind {kind_name!r} (known: {', '.join(kind_names())})")
     raw_packages = doc.get("packages", list)
     if not raw_packages:
         raise doc._fail("'packages' is empty")
     packages = tuple(_package(where, kind, p, doc.context) for p in raw_packages)
     suite = doc.get("suite", str, None)
-    if kind == "deb" and suite is None and any(p.url is None for p in packages):
-        raise doc._fail("a deb source that names packages needs a 'suite'")
     version_from = doc.get("version-from", str, None)
     if version_from is not None and version_from not in {p.name for p in packages}:
         raise doc._fail(f"'version-from' {version_from!r} is not one of its packages")
@@ -271,7 +269,7 @@ def _source(where: str, raw: Any, index: int) -> Source:
         raise doc._fail("'post' must not be negative")
     source = Source(
         name=name,
-        kind=kind,
+        kind=kind_name,
         packages=packages,
         channel=doc.get("channel", str, DEFAULT_CHANNEL).rstrip("/"),
         subdir=doc.get("subdir", str, "linux-64"),
@@ -284,6 +282,9 @@ def _source(where: str, raw: Any, index: int) -> Source:
         headers_root=doc.get("headers-root", str, None),
         post=post,
     )
+    problem = kind.check_source(source)
+    if problem is not None:
+        raise doc._fail(problem)
     doc.done()
     return source
 

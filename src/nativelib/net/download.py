@@ -57,6 +57,8 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
+from nativelib.archive.members import name_problem
+from nativelib.digest import is_sha256
 from nativelib.errors import HttpError, SourceError
 from nativelib.net.http import HttpClient, HttpResponse, default_client
 
@@ -79,7 +81,6 @@ STALE_PARTIAL_SECONDS = 3600.0
 PARTIAL_SUFFIX = ".partial"
 
 _CHUNK = 1 << 16
-_SHA256_RE = re.compile(r"[0-9a-fA-F]{64}")
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 _RETRY_STATUSES = frozenset({408, 429})
 # What http.client raises when a proxy answers CONNECT with an error status.
@@ -228,7 +229,9 @@ def get_document(
 
 
 def _check_sha256(url: str, sha256: object) -> str:
-    if not isinstance(sha256, str) or not _SHA256_RE.fullmatch(sha256):
+    # Upper case is accepted here (and folded); an ASCII check first, so that no other
+    # character can fold into a hex digit.
+    if not isinstance(sha256, str) or not sha256.isascii() or not is_sha256(sha256.lower()):
         raise SourceError(url, f"sha256 must be 64 hexadecimal digits, not {sha256!r}")
     return sha256.lower()
 
@@ -248,14 +251,16 @@ def _check_url(url: str, candidate: str) -> None:
 
 
 def _name_problem(name: str) -> str | None:
+    """A cache file name: one component that passes the one member-name rule."""
     if not name:
         return "empty"
     if "/" in name or "\\" in name:
         return "contains a path separator"
     if name.startswith("."):
         return "starts with '.'"
-    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
-        return "contains a control character"
+    problem = name_problem(name, canonical=True)
+    if problem is not None:
+        return problem
     if name.endswith(PARTIAL_SUFFIX):
         return f"ends with {PARTIAL_SUFFIX!r}, the suffix of temporary files"
     if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:

@@ -39,7 +39,7 @@ from nativelib.prefix import (
 from nativelib.resolver.model import Candidate, Pending
 
 if TYPE_CHECKING:
-    from nativelib.runtime_wheels.sources import IndexFile
+    from nativelib.net.simple import IndexFile
 
 __all__ = [
     "IndexSource",
@@ -216,7 +216,7 @@ class IndexSource:
             return future
 
     def _read_page(self, name: NormalizedName) -> list[Pending]:
-        from nativelib.runtime_wheels.sources import parse_simple_index  # noqa: PLC0415
+        from nativelib.net.simple import parse_simple_index, selection_problem  # noqa: PLC0415
 
         page = urljoin(self.url.rstrip("/") + "/", f"{name}/")
         try:
@@ -242,7 +242,8 @@ class IndexSource:
             found.append(
                 Pending(name, version, platforms, f.yanked, f.url, f.sha256, self._loader(f, extra))
             )
-        likely = [p for p in found if not p.yanked and not p.version.is_prerelease]
+        # Without a requirement yet: what the policy takes for any specifier.
+        likely = [p for p in found if selection_problem(p.version, p.yanked, None) is None]
         if likely:
             pick = (min if self.lowest else max)(likely, key=lambda p: p.version)
             pick.start(self._pool.submit)

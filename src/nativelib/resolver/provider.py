@@ -10,6 +10,7 @@ from resolvelib.providers import AbstractProvider
 from resolvelib.structs import RequirementInformation
 
 from nativelib.errors import ResolutionError
+from nativelib.net.simple import selection_problem
 from nativelib.resolver.candidates import Source
 from nativelib.resolver.host import Host, cuda_policy, driver_version
 from nativelib.resolver.model import Candidate, Pending, Requirement
@@ -62,12 +63,10 @@ class _Provider(AbstractProvider):  # type: ignore[type-arg]
         return identifier
 
     def _allowed(self, req: Requirement, cand: Candidate | Pending) -> bool:
-        if cand.version.is_prerelease and not (
-            self.prereleases or any(s.prereleases for s in req.specifier)
+        if selection_problem(
+            cand.version, cand.yanked, req.specifier, prereleases=self.prereleases
         ):
             return False
-        if cand.yanked and not any(s.operator in ("==", "===") for s in req.specifier):
-            return False  # PEP 592: only an exact pin may take a yanked version
         return req.specifier.contains(cand.version, prereleases=True)
 
     def is_satisfied_by(self, requirement: Requirement, candidate: Candidate) -> bool:
@@ -136,12 +135,9 @@ def explain(
             reason = why_unusable(c, host)
             if reason is not None:
                 return reason
-            if c.yanked and not any(s.operator in ("==", "===") for s in req.specifier):
-                return "is yanked"
-            if c.version.is_prerelease and not (
-                prereleases or any(s.prereleases for s in req.specifier)
-            ):
-                return "is a pre-release (allow them with --pre)"
+            problem = selection_problem(c.version, c.yanked, req.specifier, prereleases=prereleases)
+            if problem is not None:
+                return problem
             if not req.specifier.contains(c.version, prereleases=True):
                 return f"is outside {req.specifier}"
             return None

@@ -47,7 +47,7 @@ from nativelib.prefix import (
     loader_index,
     sha256_file,
 )
-from nativelib.runtime_wheels.sources import upstream_version
+from nativelib.sources import upstream_version
 from nativelib.wheelfile import WheelFile, WheelPlan, write_wheel
 
 __all__ = [
@@ -73,7 +73,7 @@ class Input:
     """One upstream package file on disk and where it came from."""
 
     path: Path
-    kind: str  # "deb" | "rpm" | "conda" | "tar.bz2" | "wheel"
+    kind: str  # a source kind (nativelib.sources) or an alias open_archive takes
     url: str  # the URL it was downloaded from, or a file: URL for a local file
     sha256: str
 

@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from nativelib.catalog import SOURCE_KINDS, Catalog, Recipe, load_catalog
+from nativelib.catalog import Catalog, Recipe, load_catalog
 from nativelib.errors import NativeLibError
 from nativelib.net.download import fetch, get_document
 from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build, sha256_file
-from nativelib.runtime_wheels.sources import resolve
+from nativelib.sources import get_kind, kind_names, resolve
 
 __all__ = ["FromSpecError", "configure_parser", "parse_from", "run"]
 
@@ -64,17 +64,14 @@ def parse_from(spec: str) -> Input:
     kind, sep, target = spec.partition(":")
     if not sep or not target:
         raise FromSpecError(
-            f"--from {spec!r}: expected KIND:URL_OR_PATH (kinds: {', '.join(SOURCE_KINDS)})",
+            f"--from {spec!r}: expected KIND:URL_OR_PATH (kinds: {', '.join(kind_names())})",
             hint="prefix the package with its kind, e.g. --from deb:./libgomp1_12.2.0-14_amd64.deb",
         )
-    if kind not in SOURCE_KINDS:
+    if get_kind(kind) is None:
         raise FromSpecError(
-            f"--from {spec!r}: unknown kind {kind!r} (kinds: {', '.join(SOURCE_KINDS)})",
-            hint=f"use one of the kinds: {', '.join(SOURCE_KINDS)}",
+            f"--from {spec!r}: unknown kind {kind!r} (kinds: {', '.join(kind_names())})",
+            hint=f"use one of the kinds: {', '.join(kind_names())}",
         )
-    archive_kind = (
-        "tar.bz2" if kind == "conda" and target.split("#")[0].endswith(".tar.bz2") else kind
-    )
     if target.startswith(("https://", "http://")):
         url, _, fragment = target.partition("#")
         if not fragment.startswith("sha256="):
@@ -83,14 +80,14 @@ def parse_from(spec: str) -> Input:
                 hint=f"append the file's sha256 (sha256sum prints it): {url}#sha256=HEX",
             )
         sha = fragment[len("sha256=") :]
-        return Input(fetch(url, sha), archive_kind, url, sha.lower())
+        return Input(fetch(url, sha), kind, url, sha.lower())
     path = Path(target)
     if not path.is_file():
         raise FromSpecError(
             f"--from {spec!r}: no such file: {target!r}",
             hint="give the path of a downloaded package, or an https:// URL with #sha256=HEX",
         )
-    return Input(path, archive_kind, path.resolve().as_uri(), sha256_file(path))
+    return Input(path, kind, path.resolve().as_uri(), sha256_file(path))
 
 
 def _inputs_from_catalog(recipe: Recipe, source_name: str | None) -> list[Input]:

@@ -19,6 +19,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 import nativelib
+from nativelib.archive.members import name_problem
 from nativelib.errors import WheelError
 
 DateTime = tuple[int, int, int, int, int, int]
@@ -55,26 +56,7 @@ _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
 
 def _arcname_problem(arcname: str) -> str | None:
     """Why ``arcname`` cannot name a file inside a wheel, or None if it can."""
-    if not isinstance(arcname, str) or not arcname:
-        return "an archive name must be a non-empty string"
-    if "\\" in arcname:
-        return "an archive name must use '/' and contain no backslash"
-    if arcname.startswith("/"):
-        return "an archive name must be relative, not absolute"
-    if any(ord(c) < 0x20 or c == "\x7f" or c in _LINE_BREAKS for c in arcname):
-        return "an archive name must not contain control characters or line breaks"
-    try:
-        arcname.encode("utf-8")
-    except UnicodeEncodeError:
-        return "an archive name must be valid Unicode (no lone surrogates)"
-    parts = arcname.split("/")
-    if "" in parts:
-        return "an archive name must not have empty components ('//' or a trailing '/')"
-    if ".." in parts:
-        return "an archive name must not contain '..' components"
-    if "." in parts:
-        return "an archive name must not contain '.' components"
-    return None
+    return name_problem(arcname, canonical=True)
 
 
 @dataclass(frozen=True)

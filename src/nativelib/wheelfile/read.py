@@ -21,6 +21,7 @@ from pathlib import Path
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
+from nativelib.archive.members import name_problem
 from nativelib.errors import RepairError
 from nativelib.prefix import record_digest
 
@@ -57,12 +58,8 @@ class WheelContents:
 
 
 def _name_problem(name: str) -> str | None:
-    if not name or name.startswith("/") or "\\" in name or "\x00" in name:
-        return "not a relative POSIX path"
-    parts = name.rstrip("/").split("/")
-    if any(p in ("", ".", "..") for p in parts):
-        return "has an empty, '.' or '..' component"
-    return None
+    # A directory entry ends in "/"; the rest is the one rule, as the writer applies it.
+    return name_problem(name[:-1] if name.endswith("/") else name, canonical=True)
 
 
 def _parse_record(where: str, text: str) -> dict[str, tuple[str, str, int | None]]:
