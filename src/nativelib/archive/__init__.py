@@ -59,7 +59,7 @@ from nativelib.archive.members import (
 if TYPE_CHECKING:
     from nativelib.archive.conda import CondaArchive, CondaTarBz2Archive, info_files
     from nativelib.archive.deb import DebArchive
-    from nativelib.archive.extract import extract
+    from nativelib.archive.extraction import extract
     from nativelib.archive.opening import open_archive
     from nativelib.archive.rpm import RpmArchive
     from nativelib.archive.zip import WheelArchive
@@ -71,7 +71,7 @@ _LAZY = {
     "CondaTarBz2Archive": "conda",
     "info_files": "conda",
     "DebArchive": "deb",
-    "extract": "extract",
+    "extract": "extraction",
     "open_archive": "opening",
     "RpmArchive": "rpm",
     "WheelArchive": "zip",

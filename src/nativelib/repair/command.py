@@ -14,7 +14,7 @@ from nativelib.errors import NativeLibError, RepairError, ResolutionError, repor
 from nativelib.repair.core import Bounds, RepairPlan, apply_repair, plan_repair
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
 from nativelib.resolver import candidates
-from nativelib.resolver.command import candidate_source
+from nativelib.resolver.candidates import candidate_source
 from nativelib.resolver.host import detect_host
 from nativelib.resolver.model import Requirement
 from nativelib.resolver.provider import lower_bounds

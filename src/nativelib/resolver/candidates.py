@@ -26,7 +26,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from nativelib.errors import HttpError, NativeLibError, SourceError
+from nativelib.errors import HttpError, NativeLibError, SourceError, UsageError
 from nativelib.prefix import (
     MANIFEST_DIR,
     PREFIX_DIRNAME,
@@ -46,6 +46,7 @@ __all__ = [
     "Source",
     "candidate_from_manifest",
     "candidate_from_metadata",
+    "candidate_source",
     "candidates_from_wheel",
     "find_links",
     "index",
@@ -314,3 +315,27 @@ def prefetch(sources: Iterable[Source], names: Iterable[str]) -> None:
     for s in sources:
         if isinstance(s, IndexSource):
             s.prefetch(wanted)
+
+
+def candidate_source(
+    find_links_dirs: Sequence[str] | None,
+    index_urls: Sequence[str] | None,
+    *,
+    lowest: bool = False,
+    prefetch_names: Iterable[str] = (),
+) -> Source:
+    """Candidates from the installed runtimes, ``--find-links`` and ``--index-url``, as
+    ``resolve``, ``requires`` and ``repair`` take them; the indexes start fetching the
+    ``prefetch_names`` right away."""
+    sources = [installed()]
+    for directory in find_links_dirs or ():
+        if not Path(directory).is_dir():
+            raise UsageError(
+                f"--find-links {directory!r}: not a directory",
+                hint="--find-links names a directory of wheels (as pip's does)",
+            )
+        sources.append(find_links(Path(directory)))
+    for url in index_urls or ():
+        sources.append(index(url, lowest=lowest))
+    prefetch(sources, prefetch_names)
+    return merge(*sources)

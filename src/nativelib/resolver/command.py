@@ -6,11 +6,10 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nativelib.errors import ResolutionError, UsageError, report_error
+from nativelib.errors import ResolutionError, report_error
 from nativelib.resolver import candidates
 from nativelib.resolver.host import Host, detect_host
 from nativelib.resolver.needs import Needs, read_targets
@@ -20,7 +19,6 @@ if TYPE_CHECKING:
     from nativelib.catalog import Catalog
 
 __all__ = [
-    "candidate_source",
     "configure_requires_parser",
     "configure_resolve_parser",
     "run_requires",
@@ -63,29 +61,6 @@ def configure_resolve_parser(parser: argparse.ArgumentParser) -> None:
 
 def configure_requires_parser(parser: argparse.ArgumentParser) -> None:
     _configure_common(parser, "the Requires-Dist lines a downstream wheel should declare")
-
-
-def candidate_source(
-    find_links: Sequence[str] | None,
-    index_urls: Sequence[str] | None,
-    *,
-    lowest: bool = False,
-    prefetch: Iterable[str] = (),
-) -> candidates.Source:
-    """Candidates from the installed runtimes, ``--find-links`` and ``--index-url``; the
-    indexes start fetching the ``prefetch`` names right away."""
-    sources = [candidates.installed()]
-    for directory in find_links or ():
-        if not Path(directory).is_dir():
-            raise UsageError(
-                f"--find-links {directory!r}: not a directory",
-                hint="--find-links names a directory of wheels (as pip's does)",
-            )
-        sources.append(candidates.find_links(Path(directory)))
-    for url in index_urls or ():
-        sources.append(candidates.index(url, lowest=lowest))
-    candidates.prefetch(sources, prefetch)
-    return candidates.merge(*sources)
 
 
 def _catalog() -> Catalog:
@@ -140,8 +115,8 @@ def run_resolve(args: argparse.Namespace) -> int:
         )
         return 1
     try:
-        source = candidate_source(
-            args.find_links, args.index_url, lowest=args.lowest, prefetch=needs.requirements
+        source = candidates.candidate_source(
+            args.find_links, args.index_url, lowest=args.lowest, prefetch_names=needs.requirements
         )
         resolution = resolve(
             list(needs.requirements.values()),
@@ -185,8 +160,8 @@ def run_requires(args: argparse.Namespace) -> int:
         print("# no runtime distribution is needed", file=sys.stderr)
         return 0
     try:
-        source = candidate_source(
-            args.find_links, args.index_url, lowest=True, prefetch=needs.requirements
+        source = candidates.candidate_source(
+            args.find_links, args.index_url, lowest=True, prefetch_names=needs.requirements
         )
         lowest = lower_bounds(list(needs.requirements.values()), source, arch)
     except ResolutionError as e:
