@@ -29,6 +29,7 @@ from packaging.tags import Tag, parse_tag
 from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from nativelib.abi import legacy_aliases
 from nativelib.catalog import PackageRef, Source
 from nativelib.errors import SourceError
 
@@ -341,7 +342,7 @@ def linux_wheel_tags(arch: str = "x86_64", glibc: tuple[int, int] = (2, 41)) -> 
     for minor in range(glibc[1], 4, -1):
         for interp in ("py3", "py2.py3"):
             tags.extend(parse_tag(f"{interp}-none-manylinux_2_{minor}_{arch}"))
-    for legacy in ("manylinux2014", "manylinux2010", "manylinux1"):
+    for legacy in legacy_aliases():
         for interp in ("py3", "py2.py3"):
             tags.extend(parse_tag(f"{interp}-none-{legacy}_{arch}"))
     return tags
