@@ -22,10 +22,9 @@ the line.
 from __future__ import annotations
 
 import csv
-import hashlib
 import posixpath
-from dataclasses import dataclass
 
+from nativelib._frozen import Frozen, setfield
 from nativelib.errors import WheelError
 from nativelib.prefix import record_digest
 
@@ -53,15 +52,24 @@ SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 _CHUNK = 1 << 20
 
 
-@dataclass(frozen=True)
-class RecordRow:
+class RecordRow(Frozen):
     """One RECORD row: ``algorithm`` and ``digest`` are None when the row has no hash."""
 
+    __slots__ = ("path", "algorithm", "digest", "size", "line")
     path: str
     algorithm: str | None
     digest: str | None  # urlsafe base64, no padding, as RECORD spells it
     size: int | None
     line: int
+
+    def __init__(
+        self, path: str, algorithm: str | None, digest: str | None, size: int | None, line: int
+    ) -> None:
+        setfield(self, "path", path)
+        setfield(self, "algorithm", algorithm)
+        setfield(self, "digest", digest)
+        setfield(self, "size", size)
+        setfield(self, "line", line)
 
 
 def parse_record(text: str, where: str) -> dict[str, RecordRow]:
@@ -150,6 +158,8 @@ def verify_members(
     into ``open_out(info)`` on the way when that returns a file; returns ``(info, size)``
     of each in archive order (RECORD and its signatures left out). Reading errors of the
     zip (``BadZipFile``, ``zlib.error``, ``EOFError``, ``OSError``) are the caller's."""
+    import hashlib  # noqa: PLC0415 (not at import time: the doctor's start-up)
+
     verified: list[tuple[zipfile.ZipInfo, int]] = []
     for info in zf.infolist():
         row = rows.get(info.filename)
@@ -187,6 +197,8 @@ def verify_members(
 
 def digest_file(path: str, algorithm: str) -> str:
     """A file's digest as RECORD writes it (``OSError`` if it cannot be read)."""
+    import hashlib  # noqa: PLC0415
+
     h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while chunk := f.read(_CHUNK):
