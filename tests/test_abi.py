@@ -8,10 +8,15 @@ import pytest
 
 from nativelib.abi import (
     _parse_policies,
+    glibc_beyond,
+    glibc_fits,
     highest_needed,
+    legacy_aliases,
     load_policies,
     manylinux_tags,
+    parse_platform_tag,
     parse_version_node,
+    platform_tags_with_aliases,
 )
 from nativelib.elf import ET_DYN, ElfInfo, VersionNeed, VersionRequirement, read_elf
 from nativelib.errors import NativeLibError
@@ -158,3 +163,66 @@ def test_architectures() -> None:
 def test_malformed_policy_data_is_a_clear_error(raw: dict[str, object]) -> None:
     with pytest.raises(NativeLibError, match="manylinux policy data"):
         _parse_policies(raw)
+
+
+# --------------------------------------------------------------------------- one rule each
+
+
+@pytest.mark.parametrize(
+    ("node", "glibc", "fits"),
+    [
+        ("GLIBC_2.17", (2, 17), True),
+        ("GLIBC_2.18", (2, 17), False),
+        ("GLIBC_2.2.5", (2, 5), True),
+        # The resolver used to compare only (major, minor): 2.3.4 "fitted" glibc 2.3.
+        ("GLIBC_2.3.4", (2, 3), False),
+        # ... and skipped GLIBC_PRIVATE, which no manylinux policy allows.
+        ("GLIBC_PRIVATE", (2, 41), False),
+        ("GLIBCXX_3.4.30", (2, 5), True),
+        ("ZLIB_1.2.9", (2, 5), True),
+    ],
+)
+def test_glibc_fits(node: str, glibc: tuple[int, ...], fits: bool) -> None:
+    assert glibc_fits(node, glibc) is fits
+
+
+def test_manylinux_policies_apply_the_glibc_rule() -> None:
+    nodes = [
+        "GLIBC_2.2.5",
+        "GLIBC_2.3.4",
+        "GLIBC_2.17",
+        "GLIBC_2.28",
+        "GLIBC_2.41",
+        "GLIBC_PRIVATE",
+    ]
+    for policy in load_policies().policies:
+        for node in nodes:
+            assert policy.allows(node) is glibc_fits(node, policy.glibc), (policy.name, node)
+
+
+def test_glibc_beyond_newest_first() -> None:
+    info = needing(
+        ("libc.so.6", "GLIBC_2.17"),
+        ("libc.so.6", "GLIBC_2.34"),
+        ("libm.so.6", "GLIBC_2.29"),
+        ("libc.so.6", "GLIBC_PRIVATE"),
+        ("libstdc++.so.6", "GLIBCXX_3.4.30"),
+    )
+    assert glibc_beyond(info, (2, 28)) == ("GLIBC_2.34", "GLIBC_2.29", "GLIBC_PRIVATE")
+    assert glibc_beyond(info, (2, 41), skip=["libc.so.6"]) == ()
+
+
+def test_platform_tags_with_aliases_from_the_policy_data() -> None:
+    assert platform_tags_with_aliases("manylinux_2_17_x86_64") == (
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+    )
+    assert platform_tags_with_aliases("manylinux_2_5_i686") == (
+        "manylinux_2_5_i686",
+        "manylinux1_i686",
+    )
+    assert platform_tags_with_aliases("manylinux_2_28_aarch64") == ("manylinux_2_28_aarch64",)
+    assert legacy_aliases() == ("manylinux2014", "manylinux2010", "manylinux1")
+    assert parse_platform_tag("manylinux2010_x86_64") == ((2, 12), "x86_64")
+    assert parse_platform_tag("manylinux_2_28_aarch64") == ((2, 28), "aarch64")
+    assert parse_platform_tag("linux_x86_64") is None

@@ -49,6 +49,7 @@ GROUPS: dict[str, str] = {
     "nativelib.loader": "base",
     "nativelib.scan": "base",
     "nativelib.digest": "base",
+    "nativelib._openmp": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
@@ -106,6 +107,7 @@ STDLIB_ONLY = {
     "nativelib._frozen",
     "nativelib._index",
     "nativelib.digest",
+    "nativelib._openmp",
     "nativelib.elf",
     "nativelib.prefix",
     "nativelib.loader",

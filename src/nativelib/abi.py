@@ -19,13 +19,19 @@ from nativelib.errors import NativeLibError
 __all__ = [
     "ManylinuxPolicy",
     "PolicySet",
+    "glibc_beyond",
+    "glibc_fits",
     "highest_needed",
+    "legacy_aliases",
     "load_policies",
     "manylinux_tags",
+    "parse_platform_tag",
     "parse_version_node",
+    "platform_tags_with_aliases",
 ]
 
 _NODE = re.compile(r"^(?P<family>.+?)_(?P<version>[0-9]+(?:\.[0-9]+)*)$")
+_MANYLINUX = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
 
 Version = tuple[int, ...]
 
@@ -63,6 +69,52 @@ def highest_needed(info: ElfInfo, family: str = "GLIBC") -> str | None:
     return None if best is None else best[1]
 
 
+def _within(node: str, caps: Mapping[str, Version]) -> bool:
+    """Whether a needed version node is within the caps of each version family.
+
+    A numeric node of a capped family must be at most its cap, compared in full
+    (``GLIBC_2.3.4`` is beyond 2.3). A node without a numeric version of a capped family
+    (``GLIBC_PRIVATE``) is never within: it ties a file to one build. Nodes of families
+    that are not capped (``ZLIB_1.2.9``) are, unless they merely look like a capped family
+    with a suffix (``GLIBC_FOO_1``).
+    """
+    parsed = parse_version_node(node)
+    if parsed is None:
+        return node.split("_", 1)[0] not in caps
+    family, version = parsed
+    cap = caps.get(family)
+    if cap is None:
+        return family.split("_", 1)[0] not in caps
+    return version <= cap
+
+
+def glibc_fits(node: str, glibc: Version) -> bool:
+    """Whether a glibc of version ``glibc`` defines the needed version node ``node``.
+
+    The one GLIBC rule, which the manylinux policies apply too: ``GLIBC_2.17`` fits
+    2.17 and later, ``GLIBC_2.3.4`` does not fit 2.3, ``GLIBC_PRIVATE`` fits no version;
+    nodes of other families (``GLIBCXX_3.4.30``) are not glibc's to judge (True).
+    """
+    return _within(node, {"GLIBC": glibc})
+
+
+def glibc_beyond(info: ElfInfo, glibc: Version, skip: Iterable[str] = ()) -> tuple[str, ...]:
+    """The GLIBC version nodes ``info`` needs (from any file but those in ``skip``) that a
+    glibc of version ``glibc`` lacks: the newest numeric one first, then the others."""
+    skipped = set(skip)
+    beyond = {
+        need.name
+        for file, need in info.needed_nodes()
+        if file not in skipped and not glibc_fits(need.name, glibc)
+    }
+
+    def newest_first(node: str) -> tuple[int, tuple[int, ...], str]:
+        parsed = parse_version_node(node)
+        return (1, (), node) if parsed is None else (0, tuple(-v for v in parsed[1]), node)
+
+    return tuple(sorted(beyond, key=newest_first))
+
+
 @dataclass(frozen=True)
 class ManylinuxPolicy:
     """One manylinux policy: its name, aliases and the cap of each version family."""
@@ -75,24 +127,15 @@ class ManylinuxPolicy:
 
     def allows(self, node: str) -> bool:
         """Whether a needed version node is within this policy."""
-        if node in self.extra_nodes:
-            return True
-        parsed = parse_version_node(node)
-        if parsed is None:
-            # GLIBC_PRIVATE and the like: allowed only when its family is not policed.
-            family = node.split("_", 1)[0]
-            return family not in self.caps
-        family, version = parsed
-        cap = self.caps.get(family)
-        if cap is None:
-            # A node of a family no policy limits (ZLIB_1.2.9), unless it merely looks
-            # like a policed family with a suffix (CXXABI_TM_1 is handled above).
-            base = family.split("_", 1)[0]
-            return base not in self.caps
-        return version <= cap
+        return node in self.extra_nodes or _within(node, self.caps)
 
     def tag(self, arch: str) -> str:
         return f"{self.name}_{arch}"
+
+    def tags(self, arch: str) -> tuple[str, ...]:
+        """Its platform tag and those of its legacy aliases: ``manylinux_2_17_x86_64``,
+        ``manylinux2014_x86_64``."""
+        return (self.tag(arch), *(f"{alias}_{arch}" for alias in self.aliases))
 
 
 @dataclass(frozen=True)
@@ -117,6 +160,11 @@ class PolicySet:
             )
         names = [p.name for p in self.policies]
         return self.policies[names.index(first) :]
+
+    @property
+    def aliases(self) -> Mapping[str, Version]:
+        """Legacy alias (``manylinux2014``) -> the glibc of its policy."""
+        return {alias: p.glibc for p in self.policies for alias in p.aliases}
 
 
 def _parse_policies(raw: Mapping[str, object]) -> PolicySet:
@@ -184,3 +232,31 @@ def manylinux_tags(
     skip = {policy_set.loaders[arch], *satisfied}
     nodes = {need.name for f in files for file, need in f.needed_nodes() if file not in skip}
     return tuple(p.tag(arch) for p in candidates if all(p.allows(n) for n in nodes))
+
+
+def platform_tags_with_aliases(tag: str) -> tuple[str, ...]:
+    """A ``manylinux_X_Y_ARCH`` platform tag followed by its legacy aliases' tags
+    (``manylinux_2_17_x86_64`` -> also ``manylinux2014_x86_64``); a tag of no policy alone."""
+    for policy in load_policies().policies:
+        prefix = f"{policy.name}_"
+        if tag.startswith(prefix):
+            return policy.tags(tag[len(prefix) :])
+    return (tag,)
+
+
+def parse_platform_tag(tag: str) -> tuple[tuple[int, int], str] | None:
+    """``(glibc, arch)`` of a manylinux platform tag: ``manylinux_2_28_x86_64`` or a
+    legacy alias from the policy data (``manylinux2014_aarch64``); None for another tag."""
+    m = _MANYLINUX.match(tag)
+    if m is not None:
+        return (int(m.group(1)), int(m.group(2))), m.group(3)
+    alias, _, arch = tag.partition("_")
+    glibc = load_policies().aliases.get(alias)
+    if glibc is None:
+        return None
+    return (glibc[0], glibc[1]), arch
+
+
+def legacy_aliases() -> tuple[str, ...]:
+    """The legacy manylinux aliases (``manylinux2014``...), newest glibc first."""
+    return tuple(alias for p in reversed(load_policies().policies) for alias in p.aliases)

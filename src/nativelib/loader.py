@@ -39,6 +39,7 @@ from nativelib._index import (
     LoaderIndex,
     parse_loader_index,
 )
+from nativelib._openmp import FAMILIES as _OPENMP_FAMILIES
 from nativelib.errors import (
     ElfError,
     ManifestError,
@@ -82,9 +83,19 @@ BACKWARD_COMPATIBLE = frozenset(
         "libquadmath.so.0",
     }
 )
-#: OpenMP runtime families, by the stem of their file names (auditwheel's renamed
-#: copies, ``libgomp-a34b3233.so.1.0.0``, included).
-_OPENMP = {"GNU (libgomp)": "libgomp", "Intel (libiomp5)": "libiomp5", "LLVM (libomp)": "libomp"}
+#: OpenMP runtime families (from the catalog, through the generated ``_openmp`` table):
+#: the sonames each is loaded under, the stems of their file names (auditwheel's renamed
+#: copies, ``libgomp-a34b3233.so.1.0.0``, included), the runtime distributions that ship
+#: one, and the distribution each MKL_THREADING_LAYER value picks.
+_OPENMP_SONAMES = {label: sonames for label, _dist, _layer, sonames in _OPENMP_FAMILIES}
+_OPENMP_STEMS = {
+    label: tuple({s.partition(".so")[0]: None for s in sonames})
+    for label, sonames in _OPENMP_SONAMES.items()
+}
+_OPENMP_PROVIDERS = frozenset(dist for _label, dist, _layer, _s in _OPENMP_FAMILIES if dist)
+_MKL_LAYERS = {layer: dist for _label, dist, layer, _s in _OPENMP_FAMILIES if layer and dist}
+#: MKL's own default threading layer.
+_MKL_DEFAULT_LAYER = "INTEL"
 _PREFER = ("wheel", "newest", "system")
 
 
@@ -209,14 +220,14 @@ def openmp_runtimes() -> dict[str, list[str]]:
             text = f.read()
     except OSError:  # pragma: no cover - Linux always has it
         return found
-    if not any(f"/{stem}" in text for stem in _OPENMP.values()):
+    if not any(f"/{stem}" in text for stems in _OPENMP_STEMS.values() for stem in stems):
         return found  # the usual case, without splitting a line
     fields = (line.split(None, 5) for line in text.splitlines())
     paths = {p[5].strip() for p in fields if len(p) == 6 and p[5].startswith("/")}
     for path in sorted(paths):
         base = path.rsplit("/", 1)[-1]
-        for family, stem in _OPENMP.items():
-            if base.startswith((f"{stem}.so", f"{stem}-")) and ".so" in base:
+        for family, stems in _OPENMP_STEMS.items():
+            if ".so" in base and any(base.startswith((f"{s}.so", f"{s}-")) for s in stems):
                 found.setdefault(family, []).append(path)
     return found
 
@@ -428,7 +439,7 @@ def _find(installed: Mapping[str, Installed], name: str) -> Installed:
 
 def is_openmp_provider(name: str) -> bool:
     """Whether the distribution is an OpenMP runtime (one per process)."""
-    return name in ("nativelib-gomp", "nativelib-iomp")
+    return name in _OPENMP_PROVIDERS
 
 
 def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Installed]:
@@ -463,12 +474,17 @@ def _mkl_openmp(requested: set[str], order: list[Installed]) -> tuple[list[Insta
         return order, set()
     layer = os.environ.get("MKL_THREADING_LAYER", "").upper()
     if not layer:
-        gnu = "nativelib-gomp" in requested or loaded_path("libgomp.so.1") is not None
-        layer = "GNU" if gnu else "INTEL"
-        if gnu:
-            os.environ["MKL_THREADING_LAYER"] = "GNU"
-    keep = {"GNU": "nativelib-gomp", "INTEL": "nativelib-iomp"}.get(layer)
-    drop = {"nativelib-gomp", "nativelib-iomp"} - {keep} - requested
+        # MKL's default, unless another family's runtime is asked for or already here.
+        layer = _MKL_DEFAULT_LAYER
+        for _label, dist, other, sonames in _OPENMP_FAMILIES:
+            if other is None or other == _MKL_DEFAULT_LAYER:
+                continue
+            if dist in requested or any(loaded_path(s) is not None for s in sonames):
+                layer = other
+                os.environ["MKL_THREADING_LAYER"] = other
+                break
+    keep = _MKL_LAYERS.get(layer)
+    drop = _OPENMP_PROVIDERS - {keep} - requested
     implicit = {n for lib in mkl.index.libraries for n in lib.implicit_needs}
     global_sonames = {
         lib.soname
@@ -572,14 +588,6 @@ def _prefer() -> str:
 
 def _disabled() -> bool:
     return os.environ.get("NATIVELIB_DISABLE", "").strip() not in ("", "0")
-
-
-#: The sonames each OpenMP family is loaded under.
-_OPENMP_SONAMES = {
-    "GNU (libgomp)": ("libgomp.so.1",),
-    "Intel (libiomp5)": ("libiomp5.so",),
-    "LLVM (libomp)": ("libomp.so", "libomp.so.5"),
-}
 
 
 def _warn_openmp(loaded: Iterable[LoadedLibrary]) -> None:

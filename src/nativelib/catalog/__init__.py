@@ -10,12 +10,15 @@ frozen dataclasses and checked as a whole when the catalog loads. A broken catal
   URL, any direct URL); conda, Debian-by-name and PyPI sources take the sha256 from their
   index (repodata.json, the suite's Packages index, the simple API). What each kind
   requires is the kind's own rule (:mod:`nativelib.sources`);
+- an OpenMP family (``openmp.toml``) that is unknown, joined by two recipes, without
+  sonames or with sonames from both a recipe and the table;
 - unknown keys, missing keys, wrong types.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -38,10 +41,12 @@ __all__ = [
     "DEFAULT_DEBIAN_MIRROR",
     "DEFAULT_INDEX_URL",
     "Catalog",
+    "OpenMPFamily",
     "PackageRef",
     "Recipe",
     "Source",
     "load_catalog",
+    "loader_openmp_table",
     "parse_catalog",
 ]
 
@@ -110,6 +115,7 @@ class Recipe:
     #: Version nodes a copy of the soname defines, whatever its file is called: how a
     #: vendored copy (``pkg.libs/libgomp-1a2b3c4d.so.1.0.0``) is recognised.
     signatures: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    openmp: str | None = None  # the OpenMP family (openmp.toml) its sonames make up
     where: str = field(default="", compare=False)
 
     def owns(self, soname: str) -> bool:
@@ -128,10 +134,36 @@ class Recipe:
 
 
 @dataclass(frozen=True)
+class OpenMPFamily:
+    """One OpenMP runtime family (a process must hold only one): its sonames, and the
+    runtime distribution that ships them (None: we ship no wheel of it)."""
+
+    key: str
+    label: str  # "GNU (libgomp)": how warnings and findings name it
+    sonames: tuple[str, ...]
+    distribution: str | None
+    mkl_threading_layer: str | None  # the MKL_THREADING_LAYER value that picks it
+
+    @property
+    def stems(self) -> tuple[str, ...]:
+        """The file name stems of its libraries (``libgomp``), renamed copies included."""
+        return tuple(dict.fromkeys(s.partition(".so")[0] for s in self.sonames))
+
+    def names(self, filename: str) -> bool:
+        """Whether a (canonical, un-renamed) file name is one of this family's."""
+        return ".so" in filename and filename.partition(".so")[0] in self.stems
+
+
+@dataclass(frozen=True)
 class Catalog:
-    """All recipes, by distribution name, checked as a whole."""
+    """All recipes, by distribution name, checked as a whole; the OpenMP families."""
 
     recipes: Mapping[str, Recipe]
+    openmp: Mapping[str, OpenMPFamily] = field(default_factory=dict)
+
+    def openmp_family_of(self, distribution: str) -> OpenMPFamily | None:
+        """The OpenMP family a runtime distribution ships, if any."""
+        return next((f for f in self.openmp.values() if f.distribution == distribution), None)
 
     def get(self, name: str) -> Recipe:
         """A recipe by distribution name (``nativelib-gomp``) or short name (``gomp``)."""
@@ -328,6 +360,7 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
         sources=sources,
         preload=doc.strings("preload", ()),
         signatures=signatures,
+        openmp=doc.get("openmp", str, None),
         default_source=doc.get("default-source", str, names[0] if names else ""),
         where=where,
     )
@@ -408,14 +441,67 @@ def _check_catalog(recipes: Mapping[str, Recipe]) -> None:
             visit(name)
 
 
-def parse_catalog(documents: Mapping[str, str]) -> Catalog:
-    """A catalog from TOML texts, keyed by where each came from (a file name)."""
+def _toml(where: str, text: str) -> dict[str, Any]:
+    try:
+        table: dict[str, Any] = tomllib.loads(text)
+        return table
+    except tomllib.TOMLDecodeError as e:
+        raise CatalogError(where, f"invalid TOML: {e}") from e
+
+
+_OPENMP_TABLE = "openmp.toml"
+
+
+def _openmp_families(
+    where: str, table: Mapping[str, Any], recipes: Mapping[str, Recipe]
+) -> dict[str, OpenMPFamily]:
+    members: dict[str, list[Recipe]] = {}
+    for member in recipes.values():
+        if member.openmp is not None:
+            if member.openmp not in table:
+                raise CatalogError(
+                    member.where,
+                    f"unknown OpenMP family {member.openmp!r} (known: {', '.join(sorted(table))})",
+                )
+            members.setdefault(member.openmp, []).append(member)
+    families: dict[str, OpenMPFamily] = {}
+    for key, raw in table.items():
+        if not isinstance(raw, dict):
+            raise CatalogError(where, f"family {key!r} must be a table")
+        doc = _Doc(where, raw, f"family {key!r}: ")
+        label = doc.get("label", str)
+        listed = doc.strings("sonames", ())
+        layer = doc.get("mkl-threading-layer", str, None)
+        doc.done()
+        joined = members.get(key, [])
+        if len(joined) > 1:
+            raise doc._fail(f"joined by {' and '.join(r.name for r in joined)}: one recipe each")
+        recipe = joined[0] if joined else None
+        if recipe is not None and listed:
+            raise doc._fail(f"lists sonames, but they are {recipe.name}'s (its recipe joins it)")
+        if recipe is None and not listed:
+            raise doc._fail("no sonames: list them, or give a recipe 'openmp = ...'")
+        if recipe is None and layer is not None:
+            raise doc._fail("'mkl-threading-layer' needs a runtime wheel of the family")
+        sonames = recipe.sonames if recipe is not None else listed
+        for soname in sonames:
+            if any(c in soname for c in "*?["):
+                raise doc._fail(f"soname {soname!r} is a pattern; a family needs plain sonames")
+            owner = next((r for r in recipes.values() if r.owns(soname)), None)
+            if recipe is None and owner is not None:
+                raise doc._fail(f"soname {soname!r} is {owner.name}'s: join with its recipe")
+        families[key] = OpenMPFamily(
+            key, label, sonames, recipe.name if recipe is not None else None, layer
+        )
+    return families
+
+
+def parse_catalog(documents: Mapping[str, str], openmp: str = "") -> Catalog:
+    """A catalog from TOML texts, keyed by where each came from (a file name); ``openmp``
+    is the text of the OpenMP families table (default: no families)."""
     recipes: dict[str, Recipe] = {}
     for where, text in sorted(documents.items()):
-        try:
-            table = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as e:
-            raise CatalogError(where, f"invalid TOML: {e}") from e
+        table = _toml(where, text)
         recipe = _recipe(where, table)
         if recipe.name in recipes:
             raise CatalogError(
@@ -423,16 +509,44 @@ def parse_catalog(documents: Mapping[str, str]) -> Catalog:
             )
         recipes[recipe.name] = recipe
     _check_catalog(recipes)
-    return Catalog(recipes)
+    families = _openmp_families(_OPENMP_TABLE, _toml(_OPENMP_TABLE, openmp), recipes)
+    return Catalog(recipes, families)
 
 
 @lru_cache(maxsize=1)
 def load_catalog() -> Catalog:
-    """The catalog shipped in the package (``nativelib/catalog/recipes/*.toml``)."""
+    """The catalog shipped in the package (``nativelib/catalog/recipes/*.toml`` and
+    ``openmp.toml``)."""
     folder = resources.files("nativelib.catalog").joinpath("recipes")
     documents = {
         f"recipes/{entry.name}": entry.read_text("utf-8")
         for entry in folder.iterdir()
         if entry.name.endswith(".toml")
     }
-    return parse_catalog(documents)
+    openmp = resources.files("nativelib.catalog").joinpath(_OPENMP_TABLE).read_text("utf-8")
+    return parse_catalog(documents, openmp)
+
+
+def loader_openmp_table(catalog: Catalog) -> str:
+    """The text of ``nativelib/_openmp.py``: the OpenMP families for the loader, which
+    reads no TOML (``scripts/gen_openmp_table.py`` writes it; a test compares)."""
+    lines = [
+        '"""OpenMP runtime families, for the loader. Generated from nativelib/catalog/openmp.toml',
+        "and the recipes' ``openmp`` fields by scripts/gen_openmp_table.py: do not edit.",
+        '"""',
+        "",
+        "from __future__ import annotations",
+        "",
+        "#: (label, runtime distribution or None, MKL_THREADING_LAYER value or None, sonames)",
+        "FAMILIES: tuple[tuple[str, str | None, str | None, tuple[str, ...]], ...] = (",
+    ]
+
+    def text(value: str | None) -> str:
+        return "None" if value is None else json.dumps(value)  # as ruff formats it
+
+    for f in catalog.openmp.values():
+        sonames = ", ".join(text(s) for s in f.sonames) + ("," if len(f.sonames) == 1 else "")
+        fields = [text(f.label), text(f.distribution), text(f.mkl_threading_layer)]
+        lines.append(f"    ({', '.join(fields)}, ({sonames})),")
+    lines.append(")")
+    return "\n".join(lines) + "\n"

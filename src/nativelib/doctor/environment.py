@@ -39,10 +39,6 @@ from nativelib.vendored import RuntimeCopy, canonical_name, identify
 
 __all__ = ["Checks", "Scanned", "member_of", "scan_environment"]
 
-#: OpenMP runtime families, named as the loader names them.
-GNU, INTEL, LLVM = "GNU (libgomp)", "Intel (libiomp5)", "LLVM (libomp)"
-_FAMILY_OF_RUNTIME = {"nativelib-gomp": GNU, "nativelib-iomp": INTEL}
-
 
 def member_of(path: str) -> tuple[str, str] | None:
     """``(wheel, member)`` for a path read from inside a wheel (``W.whl!pkg/x.so``)."""
@@ -368,20 +364,24 @@ class Checks:
         return out
 
     def openmp(self) -> list[Finding]:
+        # The families (catalog/openmp.toml): those we ship a runtime wheel of are
+        # recognised as runtime copies or installed runtimes, the others by file name.
         families: dict[str, list[str]] = {}
         for path, copy in self.copies.items():
-            family = _FAMILY_OF_RUNTIME.get(copy.distribution)
+            family = self.catalog.openmp_family_of(copy.distribution)
             if family is not None:
-                families.setdefault(family, []).append(path)
+                families.setdefault(family.label, []).append(path)
         for runtime in self.runtimes:
-            family = _FAMILY_OF_RUNTIME.get(runtime.manifest.name)
+            family = self.catalog.openmp_family_of(runtime.manifest.name)
             if family is not None:
                 for lib in runtime.manifest.libraries:
-                    families.setdefault(family, []).append(runtime.library_path(lib.soname))
+                    families.setdefault(family.label, []).append(runtime.library_path(lib.soname))
+        foreign = [f for f in self.catalog.openmp.values() if f.distribution is None]
         for path, info in self.scanned.files.items():
             plain, _renamed = canonical_name(info.soname or posixpath.basename(path))
-            if plain.partition(".so")[0] == "libomp" and ".so" in plain:
-                families.setdefault(LLVM, []).append(path)
+            for family in foreign:
+                if family.names(plain):
+                    families.setdefault(family.label, []).append(path)
         if len(families) < 2:
             return []
         listing = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(families.items()))

@@ -6,7 +6,6 @@ with the manifest, and a file in the prefix claimed by two distributions is name
 
 from __future__ import annotations
 
-import csv
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 
 from nativelib.doctor.hostfacts import ElfCache
 from nativelib.doctor.model import Finding, RuntimeFile, RuntimeReport, finding
-from nativelib.errors import ManifestError, UnsafeRuntimePath
+from nativelib.errors import ManifestError, UnsafeRuntimePath, WheelError
 from nativelib.loader import check_prefix, is_openmp_provider
 from nativelib.prefix import (
     LIB_DIR,
@@ -27,6 +26,7 @@ from nativelib.prefix import (
     record_digest,
     sha256_file,
 )
+from nativelib.wheelfile.record import RecordRow, digest_file, parse_record
 
 __all__ = ["InstalledRuntime", "SiteDistributions", "check_runtimes", "normalize"]
 
@@ -45,7 +45,8 @@ def _file_digest(path: str) -> str | None:
 
 
 class SiteDistributions:
-    """The ``*.dist-info`` directories of one site directory; RECORDs read once, when asked."""
+    """The ``*.dist-info`` directories of one site directory; RECORDs read once, when asked
+    (with :func:`nativelib.wheelfile.record.parse_record`, the wheel readers' rules)."""
 
     def __init__(self, site: str) -> None:
         self.site = site
@@ -55,29 +56,40 @@ class SiteDistributions:
         except OSError:
             names = []
         self.dist_infos = sorted(n for n in names if n.endswith(".dist-info"))
-        self._records: dict[str, str] | None = None
+        self._records: dict[str, dict[str, RecordRow] | WheelError | None] = {}
+        self._owners: dict[str, str] | None = None
         self._labels: dict[str, str] = {}
 
-    def records(self) -> dict[str, str]:
-        """dist-info name -> its RECORD text, with a newline in front (for searching)."""
-        if self._records is None:
-            self._records = {}
-            for name in self.dist_infos:
+    def record(self, dist_info: str) -> dict[str, RecordRow] | None:
+        """Its RECORD rows by path; None if there is no readable RECORD, and
+        :class:`~nativelib.errors.WheelError` if it is malformed."""
+        if dist_info not in self._records:
+            where = os.path.join(self.site, dist_info, "RECORD")
+            try:
+                with open(where, encoding="utf-8") as f:
+                    text = f.read()
+            except (OSError, UnicodeDecodeError):
+                self._records[dist_info] = None
+            else:
                 try:
-                    with open(os.path.join(self.site, name, "RECORD"), encoding="utf-8") as f:
-                        self._records[name] = "\n" + f.read()
-                except (OSError, UnicodeDecodeError):
-                    continue
-        return self._records
+                    self._records[dist_info] = parse_record(text, where)
+                except WheelError as e:
+                    self._records[dist_info] = e
+        found = self._records[dist_info]
+        if isinstance(found, WheelError):
+            raise found
+        return found
 
-    def rows(self, dist_info: str) -> list[tuple[str, str, str]] | None:
-        text = self.records().get(dist_info)
-        if text is None:
-            return None
-        out = []
-        for row in csv.reader(text.splitlines()):
-            if row:
-                out.append((row[0], row[1] if len(row) > 1 else "", row[2] if len(row) > 2 else ""))
+    def _usable(self) -> dict[str, dict[str, RecordRow]]:
+        """The RECORDs that can be read, by dist-info (malformed ones left out)."""
+        out = {}
+        for dist_info in self.dist_infos:
+            try:
+                rows = self.record(dist_info)
+            except WheelError:
+                continue
+            if rows is not None:
+                out[dist_info] = rows
         return out
 
     def find(self, name: str, version: str) -> str | None:
@@ -114,21 +126,21 @@ class SiteDistributions:
         """The distribution whose RECORD lists ``path`` (a real path under this site)."""
         if not path.startswith(self.real + os.sep):
             return None
-        needle = "\n" + path[len(self.real) + 1 :] + ","
-        for dist_info, text in self.records().items():
-            if needle in text:
-                return self.label(dist_info)
-        return None
+        if self._owners is None:
+            self._owners = {}
+            for dist_info, rows in self._usable().items():
+                for rel in rows:
+                    where = os.path.normpath(os.path.join(self.real, rel))
+                    self._owners.setdefault(where, dist_info)
+        found = self._owners.get(path)
+        return self.label(found) if found is not None else None
 
     def claims(self, under: str) -> dict[str, list[str]]:
         """Paths under ``under/`` (relative to the site) -> the dist-infos whose RECORD
         lists them."""
         out: dict[str, list[str]] = {}
-        marker = "\n" + under + "/"
-        for dist_info, text in self.records().items():
-            if marker not in text:
-                continue
-            for path, _hash, _size in self.rows(dist_info) or ():
+        for dist_info, rows in self._usable().items():
+            for path in rows:
                 if path.startswith(under + "/"):
                     out.setdefault(os.path.normpath(path), []).append(dist_info)
         return out
@@ -165,20 +177,24 @@ class _SiteCheck:
         """Hash every file the RECORD lists; returns the RECORD state and each file's
         status (by path)."""
         name, version = manifest.name, manifest.version
-        if dist_info is None or (rows := self.dists.rows(dist_info)) is None:
+        record = f"{normalize(name).replace('-', '_')}-{version}.dist-info/RECORD"
+        try:
+            rows = self.dists.record(dist_info) if dist_info is not None else None
+            problem = f"no {record} in {self.site}"
+        except WheelError as e:
+            rows, problem = None, f"its RECORD is malformed ({e.reason})"
+        if rows is None:
             self.add(
                 "runtime-record-missing",
-                f"{name} {version}: no {normalize(name).replace('-', '_')}-{version}.dist-info/"
-                f"RECORD in {self.site}, so its files cannot be verified",
+                f"{name} {version}: {problem}, so its files cannot be verified",
                 [os.path.join(self.prefix, manifest.filename)],
                 _reinstall(name, version),
             )
             return "missing", {}
         status: dict[str, str] = {}
-        for rel, hash_field, _size in rows:
-            algo, _, expected = hash_field.partition("=")
+        for rel, row in rows.items():
             path = os.path.normpath(os.path.join(self.site, rel))
-            if algo != "sha256" or not expected:
+            if row.algorithm is None or row.digest is None:
                 continue
             if not os.path.lexists(path):
                 status[path] = "missing"
@@ -189,16 +205,22 @@ class _SiteCheck:
                     _reinstall(name, version),
                 )
                 continue
-            digest = _file_digest(path)
-            digests[path] = digest
-            if digest == expected:
+            if row.algorithm == "sha256":
+                digest = digests[path] = _file_digest(path)
+            else:
+                try:
+                    digest = digest_file(path, row.algorithm)
+                except OSError:
+                    digest = None
+            if digest == row.digest:
                 status[path] = "ok"
                 continue
             status[path] = "modified"
             self.add(
                 "runtime-file-modified",
-                f"{name} {version}: {rel} does not match its RECORD (sha256 {digest or '?'} "
-                f"instead of {expected}): the file was changed after pip installed it",
+                f"{name} {version}: {rel} does not match its RECORD ({row.algorithm} "
+                f"{digest or '?'} instead of {row.digest}): the file was changed after pip "
+                "installed it",
                 [path],
                 _reinstall(name, version),
             )

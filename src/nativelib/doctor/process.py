@@ -27,7 +27,6 @@ from typing import Any
 
 from nativelib.catalog import Catalog
 from nativelib.doctor import versions
-from nativelib.doctor.environment import GNU, INTEL, LLVM
 from nativelib.doctor.hostfacts import ElfCache, HostLibraries
 from nativelib.doctor.model import Finding, finding
 from nativelib.vendored import canonical_name, identify
@@ -77,8 +76,6 @@ say(event="done", bound=bound)
 
 #: ld.so's message when a version node is missing.
 _NOT_FOUND = re.compile(r"(/[^:\s]+): version `([^']+)' not found \(required by ([^)]+)\)")
-#: Sonames asked about even though no runtime wheel owns them (LLVM's OpenMP).
-_EXTRA_SONAMES = ("libomp.so", "libomp.so.5")
 
 
 @dataclass
@@ -110,7 +107,9 @@ class ImportProbe:
                 if not any(c in s for c in "*?[")
             }
         )
-        self.sonames = [*plain, *_EXTRA_SONAMES]
+        # Also asked about: the sonames of OpenMP families no runtime wheel ships (LLVM's).
+        self._foreign = [f for f in catalog.openmp.values() if f.distribution is None]
+        self.sonames = [*plain, *(s for f in self._foreign for s in f.sonames)]
         # The child reports into a file of its own, one flushed line per event: what the
         # modules print cannot be taken for a report, and a crash keeps what came before.
         fd, self._report = tempfile.mkstemp(prefix="nativelib-doctor-", suffix=".jsonl")
@@ -240,14 +239,15 @@ class ImportProbe:
             copies.setdefault(copy.soname, []).append(
                 _Copy(path, copy.soname, copy.renamed, module)
             )
-            family = {"nativelib-gomp": GNU, "nativelib-iomp": INTEL}.get(copy.distribution)
-        elif plain.partition(".so")[0] == "libomp" and ".so" in plain:
-            copies.setdefault("libomp.so", []).append(_Copy(path, "libomp.so", renamed, module))
-            family = LLVM
+            family = self.catalog.openmp_family_of(copy.distribution)
         else:
-            return
+            family = next((f for f in self._foreign if f.names(plain)), None)
+            if family is None:
+                return
+            first = family.sonames[0]
+            copies.setdefault(first, []).append(_Copy(path, first, renamed, module))
         if family is not None:
-            openmp.setdefault(family, []).append(path)
+            openmp.setdefault(family.label, []).append(path)
 
     def _runtime(
         self,

@@ -23,7 +23,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
 from packaging.utils import canonicalize_name
 
-from nativelib.abi import load_policies, manylinux_tags
+from nativelib.abi import manylinux_tags, platform_tags_with_aliases
 from nativelib.catalog import Catalog
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
 from nativelib.errors import ElfError, RepairError, WheelError
@@ -188,9 +188,7 @@ def _platform_tags(
     tags = manylinux_tags(files, arch, satisfied=satisfied)
     if not tags:
         return old, old
-    oldest = tags[0]
-    policy = next(p for p in load_policies().for_arch(arch) if p.tag(arch) == oldest)
-    return old, (oldest, *(f"{alias}_{arch}" for alias in policy.aliases))
+    return old, platform_tags_with_aliases(tags[0])
 
 
 def _filename(wheel: WheelContents, platforms: tuple[str, ...]) -> str:

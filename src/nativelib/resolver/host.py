@@ -10,12 +10,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 
+from nativelib.abi import parse_platform_tag
 from nativelib.errors import NativeLibError
 
 __all__ = ["CudaPolicy", "Host", "cuda_policy", "detect_host", "driver_version"]
-
-_PLATFORM = re.compile(r"^manylinux_(\d+)_(\d+)_(\w+)$")
-_LEGACY = {"manylinux1": (2, 5), "manylinux2010": (2, 12), "manylinux2014": (2, 17)}
 
 
 def _version(text: str) -> tuple[int, ...]:
@@ -34,22 +32,16 @@ class Host:
         """Whether a wheel platform tag runs here (``any``, ``manylinux_X_Y_arch``, aliases)."""
         if platform_tag == "any":
             return True
-        m = _PLATFORM.match(platform_tag)
-        if m:
-            return m.group(3) == self.arch and (int(m.group(1)), int(m.group(2))) <= self.glibc
-        legacy, _, arch = platform_tag.partition("_")
-        if legacy in _LEGACY:
-            return arch == self.arch and _LEGACY[legacy] <= self.glibc
-        return False
+        parsed = parse_platform_tag(platform_tag)
+        return parsed is not None and parsed[1] == self.arch and parsed[0] <= self.glibc
 
     def needs_glibc(self, platform_tags: list[str]) -> tuple[int, int] | None:
         """The oldest glibc among a wheel's manylinux platform tags (for explanations)."""
         best: tuple[int, int] | None = None
         for tag in platform_tags:
-            m = _PLATFORM.match(tag)
-            glibc = (int(m.group(1)), int(m.group(2))) if m else _LEGACY.get(tag.partition("_")[0])
-            if glibc is not None and (best is None or glibc < best):
-                best = glibc
+            parsed = parse_platform_tag(tag)
+            if parsed is not None and (best is None or parsed[0] < best):
+                best = parsed[0]
         return best
 
     def describe(self) -> str:
@@ -79,15 +71,12 @@ def detect_host(
     """This host, or the target given by ``--glibc 2.28`` / ``--platform manylinux_2_28_x86_64``."""
     target_arch = arch or platform.machine()
     if platform_tag is not None:
-        m = _PLATFORM.match(platform_tag)
-        if m is None:
-            legacy, _, legacy_arch = platform_tag.partition("_")
-            if legacy not in _LEGACY or not legacy_arch:
-                raise NativeLibError(
-                    f"--platform {platform_tag!r}: expected manylinux_X_Y_ARCH (or a legacy alias)"
-                )
-            return Host(_LEGACY[legacy], legacy_arch, _cuda_driver())
-        return Host((int(m.group(1)), int(m.group(2))), m.group(3), _cuda_driver())
+        parsed = parse_platform_tag(platform_tag)
+        if parsed is None or not parsed[1]:
+            raise NativeLibError(
+                f"--platform {platform_tag!r}: expected manylinux_X_Y_ARCH (or a legacy alias)"
+            )
+        return Host(parsed[0], parsed[1], _cuda_driver())
     if glibc is not None:
         parts = _version(glibc)
         if len(parts) < 2:

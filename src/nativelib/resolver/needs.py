@@ -19,7 +19,7 @@ from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
 from packaging.utils import canonicalize_name
 
-from nativelib.abi import parse_version_node
+from nativelib.abi import glibc_beyond
 from nativelib.elf import ElfInfo
 from nativelib.errors import NativeLibError
 from nativelib.resolver.host import Host
@@ -109,25 +109,16 @@ def _installed_files(name: str) -> list[str] | None:
     return out
 
 
-def _glibc_needed(info: ElfInfo) -> tuple[int, ...] | None:
-    best = None
-    for _file, need in info.needed_nodes():
-        parsed = parse_version_node(need.name)
-        if parsed and parsed[0] == "GLIBC" and (best is None or parsed[1] > best):
-            best = parsed[1]
-    return best
-
-
 def collect(groups: Iterable[list[ElfInfo]], catalog: Catalog, host: Host) -> Needs:
     """Requirements from the ELF files of each group (a wheel, a directory)."""
     needs = Needs()
     for group in groups:
         inside = {info.soname: info.path for info in group if info.soname}
         for info in group:
-            glibc = _glibc_needed(info)
-            if glibc is not None and glibc[:2] > host.glibc:
+            beyond = glibc_beyond(info, host.glibc)
+            if beyond:
                 needs.host_problems.append(
-                    f"{Path(info.path).name} needs GLIBC_{'.'.join(map(str, glibc))}; the "
+                    f"{Path(info.path).name} needs {beyond[0]}; the "
                     f"target has glibc {host.glibc[0]}.{host.glibc[1]}"
                 )
             wanted = info.version_needs

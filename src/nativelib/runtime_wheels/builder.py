@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nativelib import __version__
-from nativelib.abi import load_policies, manylinux_tags
+from nativelib.abi import load_policies, manylinux_tags, platform_tags_with_aliases
 from nativelib.archive import (
     MemberKind,
     PackageInfo,
@@ -336,9 +336,7 @@ def _platform_tag(recipe: Recipe, catalog: Catalog, chosen: list[PlannedLibrary]
         raise BuildError(
             recipe.name, "the libraries need version nodes beyond every manylinux policy"
         )
-    first = tags[0]
-    policy = next(p for p in load_policies().policies if p.tag(arch) == first)
-    return "py3-none-" + ".".join([first, *(f"{alias}_{arch}" for alias in policy.aliases)])
+    return "py3-none-" + ".".join(platform_tags_with_aliases(tags[0]))
 
 
 def _plan(

@@ -65,11 +65,13 @@ def linux_wheel_tags(arch: str = "x86_64", glibc: tuple[int, int] = (2, 41)) -> 
     """Tags of pure-Python-ABI wheels (``py3-none``) for manylinux up to ``glibc``, best first."""
     from packaging.tags import parse_tag  # noqa: PLC0415
 
+    from nativelib.abi import legacy_aliases  # noqa: PLC0415
+
     tags: list[Tag] = []
     for minor in range(glibc[1], 4, -1):
         for interp in ("py3", "py2.py3"):
             tags.extend(parse_tag(f"{interp}-none-manylinux_2_{minor}_{arch}"))
-    for legacy in ("manylinux2014", "manylinux2010", "manylinux1"):
+    for legacy in legacy_aliases():
         for interp in ("py3", "py2.py3"):
             tags.extend(parse_tag(f"{interp}-none-{legacy}_{arch}"))
     return tags

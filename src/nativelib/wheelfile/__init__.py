@@ -22,22 +22,39 @@ the time zone, the current time, source file mtimes or the order files were give
 
 :func:`validate_wheel` is also meant for wheels built by others (repair, inspection): it
 checks the file name, the zip structure, the one ``.dist-info`` directory, the WHEEL file,
-RECORD against every member's contents (with ``installer``) and METADATA (with
+RECORD against every member's contents (:mod:`.record`, the one RECORD reader, which
+repair's reader and the doctor use too) and METADATA (with
 ``packaging.metadata``), and reports the first problem as a
 :class:`~nativelib.errors.WheelError` with a precise reason.
 """
 
 from __future__ import annotations
 
-from nativelib.wheelfile.plan import (
-    COMPRESSLEVEL,
-    DEFAULT_DATE_TIME,
-    DateTime,
-    WheelFile,
-    WheelPlan,
-)
-from nativelib.wheelfile.validate import validate_wheel
-from nativelib.wheelfile.write import write_members, write_wheel, zip_date_time
+# Imported on first use (PEP 562), so that the doctor can import
+# nativelib.wheelfile.record without packaging, which plan and validate need.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nativelib.wheelfile.plan import (
+        COMPRESSLEVEL,
+        DEFAULT_DATE_TIME,
+        DateTime,
+        WheelFile,
+        WheelPlan,
+    )
+    from nativelib.wheelfile.validate import validate_wheel
+    from nativelib.wheelfile.write import write_members, write_wheel, zip_date_time
+
+_LAZY = {
+    "COMPRESSLEVEL": "plan",
+    "DEFAULT_DATE_TIME": "plan",
+    "DateTime": "plan",
+    "WheelFile": "plan",
+    "WheelPlan": "plan",
+    "validate_wheel": "validate",
+    "write_members": "write",
+    "write_wheel": "write",
+    "zip_date_time": "write",
+}
 
 __all__ = [
     "COMPRESSLEVEL",
@@ -50,3 +67,14 @@ __all__ = [
     "write_wheel",
     "zip_date_time",
 ]
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -1,35 +1,31 @@
 """Reading a wheel for repair: its members checked against RECORD, extracted safely.
 
-Every member must be listed in RECORD with a hash that matches its content (sha256 or a
-stronger hashlib algorithm) and its size, and RECORD must list nothing that is not in the
-archive; member names must be relative and stay inside the wheel. Any problem is a
+RECORD is checked by :mod:`nativelib.wheelfile.record` (the rules the validator applies
+too): every member listed with a hash that matches its content (sha256 or a stronger
+hashlib algorithm) and its size, RECORD listing nothing that is not in the archive and
+no signature of itself; member names must be relative and stay inside the wheel. Any problem is a
 :class:`~nativelib.errors.RepairError` naming the wheel and the reason, raised before
 anything is written.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import os
-import posixpath
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from packaging.tags import Tag
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativelib.archive.members import name_problem
-from nativelib.errors import RepairError
-from nativelib.prefix import record_digest
+from nativelib.errors import RepairError, WheelError
+from nativelib.wheelfile.record import check_listing, parse_record, verify_members
 
 __all__ = ["Member", "WheelContents", "read_wheel", "verify_record"]
-
-_HASHES = ("sha256", "sha384", "sha512", "blake2b", "sha3_256", "sha3_384", "sha3_512")
-_SIGNATURES = ("RECORD.jws", "RECORD.p7s")
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -60,31 +56,6 @@ class WheelContents:
 def _name_problem(name: str) -> str | None:
     # A directory entry ends in "/"; the rest is the one rule, as the writer applies it.
     return name_problem(name[:-1] if name.endswith("/") else name, canonical=True)
-
-
-def _parse_record(where: str, text: str) -> dict[str, tuple[str, str, int | None]]:
-    """RECORD rows: path -> (algorithm, urlsafe-b64 digest, size); checked line by line."""
-    rows: dict[str, tuple[str, str, int | None]] = {}
-    for n, row in enumerate(csv.reader(text.splitlines()), start=1):
-        if not row:
-            continue
-        if len(row) != 3:
-            raise RepairError(where, f"RECORD line {n}: expected 3 fields, found {len(row)}")
-        path, digest, size = row
-        if path in rows:
-            raise RepairError(where, f"RECORD line {n}: {path!r} is listed twice")
-        if not digest:
-            rows[path] = ("", "", None)
-            continue
-        algorithm, sep, value = digest.partition("=")
-        if not sep or algorithm not in _HASHES or not value:
-            raise RepairError(
-                where, f"RECORD line {n}: hash {digest!r} of {path!r} is not 'sha256=...'"
-            )
-        if not size.isdigit():
-            raise RepairError(where, f"RECORD line {n}: size {size!r} of {path!r} is not a number")
-        rows[path] = (algorithm, value, int(size))
-    return rows
 
 
 def _open(path: Path) -> tuple[zipfile.ZipFile, str, str, str | None, frozenset[Tag]]:
@@ -146,51 +117,31 @@ def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[st
         raise RepairError(where, f"{record_name} is not UTF-8: {e}") from e
     except (zipfile.BadZipFile, OSError) as e:
         raise RepairError(where, f"cannot read {record_name}: {e}") from e
-    rows = _parse_record(where, record_text)
-    files = [i for i in infos if not i.is_dir()]
-    present = {i.filename for i in files}
-    for listed in rows:
-        if listed not in present:
-            raise RepairError(where, f"RECORD lists {listed!r}, which is not in the wheel")
+    files = [i.filename for i in infos if not i.is_dir()]
+
+    def open_out(info: zipfile.ZipInfo) -> BinaryIO | None:
+        if extract_to is None:
+            return None
+        target = extract_to / info.filename
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return open(target, "xb")  # verify_members closes it
+
+    try:
+        rows = parse_record(record_text, where)
+        check_listing(rows, files, dist_info, where)
+        verified = verify_members(zf, rows, where, open_out)
+    except WheelError as e:
+        raise RepairError(where, e.reason) from e
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
+        raise RepairError(where, f"cannot read a member: {e}") from e
     members: list[Member] = []
-    for info in files:
+    for info, size in verified:
         name = info.filename
-        if name == record_name:
-            continue
-        if name not in rows:
-            raise RepairError(where, f"{name!r} is not listed in RECORD")
-        algorithm, expected, size = rows[name]
-        if not algorithm and posixpath.basename(name) not in _SIGNATURES:
-            raise RepairError(where, f"RECORD has no hash for {name!r}")
-        h = hashlib.new(algorithm or "sha256")
-        done = 0
-        out = None
-        target = extract_to / name if extract_to is not None else None
-        try:
-            if target is not None:
-                target.parent.mkdir(parents=True, exist_ok=True)
-                out = open(target, "xb")  # noqa: SIM115 (closed below)
-            with zf.open(info) as stream:
-                while chunk := stream.read(_CHUNK):
-                    h.update(chunk)
-                    done += len(chunk)
-                    if out is not None:
-                        out.write(chunk)
-        except (zipfile.BadZipFile, OSError, EOFError) as e:
-            raise RepairError(where, f"cannot read {name!r}: {e}") from e
-        finally:
-            if out is not None:
-                out.close()
-        if algorithm and record_digest(h.digest()) != expected:
-            raise RepairError(where, f"{name!r}: {algorithm} does not match RECORD")
-        if size is not None and done != size:
-            raise RepairError(where, f"{name!r}: size {done} does not match RECORD's {size}")
-        if posixpath.basename(name) in _SIGNATURES and posixpath.dirname(name) == dist_info:
-            continue  # a signature of the old RECORD means nothing for the new one
         executable = bool((info.external_attr >> 16) & 0o111)
+        target = extract_to / name if extract_to is not None else None
         if target is not None:
             os.chmod(target, 0o755 if executable else 0o644)
-        members.append(Member(name, target or Path(name), done, executable))
+        members.append(Member(name, target or Path(name), size, executable))
     return dist_info, members
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import email.parser
 import zipfile
 import zlib
@@ -15,6 +14,7 @@ from packaging.version import InvalidVersion, Version
 
 from nativelib.errors import WheelError
 from nativelib.wheelfile.plan import _WHEEL_VERSION_RE, _arcname_problem
+from nativelib.wheelfile.record import check_listing, parse_record, verify_members
 
 # --------------------------------------------------------------------------- validating
 
@@ -25,8 +25,8 @@ def validate_wheel(path: Path) -> None:
     In order: the file name parses (``packaging.utils.parse_wheel_filename``); the file is
     a zip whose member names are safe and unique; it has exactly one ``.dist-info``
     directory, matching the file name's name and version; WHEEL says Wheel-Version 1.x;
-    RECORD lists every member with a matching sha256 and size (``installer``'s
-    ``validate_record(validate_contents=True)``) and nothing that is not a member;
+    RECORD lists every member with a matching hash and size and nothing that is not a
+    member (:mod:`nativelib.wheelfile.record`, the rules repair's reader applies too);
     METADATA is valid core metadata (``packaging.metadata``, validated) whose Name and
     Version match the file name.
     """
@@ -48,7 +48,6 @@ def _check_wheel(path: Path, filename: str) -> None:
     except OSError as e:
         raise WheelError(where, f"cannot open: {e.strerror or e}") from e
     with zf:
-        zf.filename = filename  # installer reads the name and version from it
         try:
             dist_info = _check_structure(zf, where, name, version)
             _check_record(zf, where, dist_info)
@@ -119,23 +118,17 @@ def _check_structure(zf: zipfile.ZipFile, where: str, name: str, version: Versio
 
 def _check_record(zf: zipfile.ZipFile, where: str, dist_info: str) -> None:
     record_text = _read_member(zf, where, f"{dist_info}/RECORD")
-    # installer (the build extra) only here: repair writes wheels in a base install and
-    # checks them with its own RECORD reader.
-    from installer.sources import WheelFile as _InstallerWheelFile  # noqa: PLC0415
-
-    source = _InstallerWheelFile(zf)
     try:
-        source.validate_record(validate_contents=True)
-    except _InstallerWheelFile.validation_error as e:
-        prefix = f"In {zf.filename}, "
-        issues = [str(i) for i in getattr(e, "issues", [e])]
-        issues = [i[len(prefix) :] if i.startswith(prefix) else i for i in issues]
-        raise WheelError(where, f"RECORD check failed: {'; '.join(issues)}") from e
-    # installer does not report RECORD lines for files that are not in the archive.
-    members = {m for m in zf.namelist() if not m.endswith("/")}
-    for row in csv.reader(record_text.splitlines()):
-        if row and row[0] not in members:
-            raise WheelError(where, f"RECORD lists {row[0]!r}, which is not in the wheel")
+        rows = parse_record(record_text, where)
+    except WheelError as e:
+        # (installer's wording, which this validator used before it had its own reader)
+        reason = f"RECORD check failed: Unable to retrieve `RECORD`: {e.reason}"
+        raise WheelError(where, reason) from e
+    try:
+        check_listing(rows, [m for m in zf.namelist() if not m.endswith("/")], dist_info, where)
+        verify_members(zf, rows, where)
+    except WheelError as e:
+        raise WheelError(where, f"RECORD check failed: {e.reason}") from e
 
 
 def _check_metadata(

@@ -1,0 +1,197 @@
+"""RECORD: the one reader of a wheel's (or an installed distribution's) RECORD file.
+
+Used by the validator (:mod:`.validate`), repair's reader (:mod:`.read`) and the doctor,
+so it imports the standard library only, and little of it (no ``packaging``, no
+``zipfile``: the doctor must stay light).
+
+The rules, the strictest each earlier copy had:
+
+- every row has exactly three fields (a blank line is a row with none) and a non-empty
+  path; no path is listed twice;
+- a hash is ``<algorithm>=<urlsafe base64 digest>`` with a strong algorithm (sha256 or
+  stronger: md5 and sha1 are refused), and a row with a hash has a size, in ASCII digits;
+- in a wheel (:func:`check_listing`): every file is listed, RECORD itself without a hash
+  or a size, a signature of RECORD (``RECORD.jws``, ``RECORD.p7s`` in ``.dist-info``) not
+  at all, every other file with both; nothing is listed that is not in the archive;
+- the content of each file matches its hash and size (:func:`verify_members`).
+
+Problems are :class:`~nativelib.errors.WheelError` naming the wheel (or RECORD file) and
+the line.
+"""
+
+from __future__ import annotations
+
+import csv
+import posixpath
+from dataclasses import dataclass
+
+from nativelib.errors import WheelError
+from nativelib.prefix import record_digest
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import zipfile
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import BinaryIO
+
+__all__ = [
+    "HASHES",
+    "SIGNATURES",
+    "RecordRow",
+    "check_listing",
+    "digest_file",
+    "is_signature",
+    "parse_record",
+    "verify_members",
+]
+
+#: The hash algorithms RECORD may use: sha256 or stronger (hashlib names).
+HASHES = ("sha256", "sha384", "sha512", "blake2b", "sha3_256", "sha3_384", "sha3_512")
+#: Signatures of RECORD: in the .dist-info directory, never listed in RECORD.
+SIGNATURES = ("RECORD.jws", "RECORD.p7s")
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRow:
+    """One RECORD row: ``algorithm`` and ``digest`` are None when the row has no hash."""
+
+    path: str
+    algorithm: str | None
+    digest: str | None  # urlsafe base64, no padding, as RECORD spells it
+    size: int | None
+    line: int
+
+
+def parse_record(text: str, where: str) -> dict[str, RecordRow]:
+    """RECORD rows by path, in file order; :class:`~nativelib.errors.WheelError` on the
+    first malformed row (``where`` names the wheel or the file)."""
+    rows: dict[str, RecordRow] = {}
+    reader = csv.reader(text.splitlines())
+    for row in reader:
+        n = reader.line_num
+        if len(row) != 3:
+            raise WheelError(where, f"RECORD line {n}: expected 3 fields, found {len(row)}")
+        path, hashed, size_text = row
+        if not path:
+            raise WheelError(where, f"RECORD line {n}: the path is empty")
+        if path in rows:
+            raise WheelError(where, f"RECORD line {n}: {path!r} is listed twice")
+        algorithm = digest = None
+        if hashed:
+            algorithm, sep, digest = hashed.partition("=")
+            if not sep or not digest or not algorithm:
+                raise WheelError(
+                    where, f"RECORD line {n}: hash {hashed!r} of {path!r} is not 'sha256=...'"
+                )
+            if algorithm not in HASHES:
+                raise WheelError(
+                    where,
+                    f"RECORD line {n}: hash algorithm {algorithm!r} of {path!r} is not allowed "
+                    f"(one of {', '.join(HASHES)})",
+                )
+        size: int | None = None
+        if size_text or hashed:
+            if not (size_text.isascii() and size_text.isdigit()):
+                raise WheelError(
+                    where, f"RECORD line {n}: size {size_text!r} of {path!r} is not a number"
+                )
+            size = int(size_text)
+        rows[path] = RecordRow(path, algorithm, digest, size, n)
+    return rows
+
+
+def is_signature(name: str, dist_info: str) -> bool:
+    """Whether an archive member is a signature of RECORD (never listed in it)."""
+    return posixpath.dirname(name) == dist_info and posixpath.basename(name) in SIGNATURES
+
+
+def check_listing(
+    rows: Mapping[str, RecordRow], files: Iterable[str], dist_info: str, where: str
+) -> None:
+    """The wheel's files (no directories) against its RECORD rows, before any hashing."""
+    files = list(files)
+    present = set(files)
+    for listed in rows:
+        if listed not in present:
+            raise WheelError(where, f"RECORD lists {listed!r}, which is not in the wheel")
+    record_name = f"{dist_info}/RECORD"
+    for name in files:
+        row = rows.get(name)
+        if is_signature(name, dist_info):
+            if row is not None:
+                raise WheelError(
+                    where, f"RECORD lists {name!r}, a signature of RECORD itself, which it must not"
+                )
+            continue
+        if row is None:
+            raise WheelError(
+                where,
+                f"{name} is not mentioned in RECORD: a member that is not listed in RECORD "
+                "cannot be verified",
+            )
+        if name == record_name:
+            if row.algorithm is not None or row.size is not None:
+                raise WheelError(
+                    where, f"RECORD line {row.line}: RECORD's own row has a hash or a size"
+                )
+        elif row.algorithm is None or row.size is None:
+            raise WheelError(where, f"RECORD line {row.line}: no hash or no size for {name!r}")
+
+
+def verify_members(
+    zf: zipfile.ZipFile,
+    rows: Mapping[str, RecordRow],
+    where: str,
+    open_out: Callable[[zipfile.ZipInfo], BinaryIO | None] | None = None,
+) -> list[tuple[zipfile.ZipInfo, int]]:
+    """Hash every file RECORD gives a hash for (after :func:`check_listing`), copying it
+    into ``open_out(info)`` on the way when that returns a file; returns ``(info, size)``
+    of each in archive order (RECORD and its signatures left out). Reading errors of the
+    zip (``BadZipFile``, ``zlib.error``, ``EOFError``, ``OSError``) are the caller's."""
+    import hashlib  # noqa: PLC0415 (not at import time: the doctor's start-up)
+
+    verified: list[tuple[zipfile.ZipInfo, int]] = []
+    for info in zf.infolist():
+        row = rows.get(info.filename)
+        if info.is_dir() or row is None or row.algorithm is None:
+            continue
+        h = hashlib.new(row.algorithm)
+        done = 0
+        out = open_out(info) if open_out is not None else None
+        try:
+            with zf.open(info) as stream:
+                while chunk := stream.read(_CHUNK):
+                    h.update(chunk)
+                    done += len(chunk)
+                    if out is not None:
+                        out.write(chunk)
+        finally:
+            if out is not None:
+                out.close()
+        name = info.filename
+        if record_digest(h.digest()) != row.digest:
+            raise WheelError(
+                where,
+                f"hash / size of {name} didn't match RECORD: its {row.algorithm} does not match "
+                "RECORD's",
+            )
+        if done != row.size:
+            raise WheelError(
+                where,
+                f"hash / size of {name} didn't match RECORD: it has {done} bytes, RECORD says "
+                f"{row.size}",
+            )
+        verified.append((info, done))
+    return verified
+
+
+def digest_file(path: str, algorithm: str) -> str:
+    """A file's digest as RECORD writes it (``OSError`` if it cannot be read)."""
+    import hashlib  # noqa: PLC0415
+
+    h = hashlib.new(algorithm)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            h.update(chunk)
+    return record_digest(h.digest())
