@@ -7,7 +7,6 @@ Data goes to stdout, logs and errors to stderr. Exit codes: 0 fine, 1 findings (
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -128,7 +127,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
             "PATH is a shared object, a directory to walk, or a .whl file",
         )
-    from nativelib.scan import scan_paths  # noqa: PLC0415 (zipfile: only inspect needs it)
+    from nativelib.scan import scan_paths, write_json  # noqa: PLC0415 (only inspect needs it)
 
     results: list[ScanResult] = []
     bad = 0
@@ -146,8 +145,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
         if not args.json:
             results.append(result)
     if args.json:
-        json.dump(inspect_json(results), out, indent=2)
-        out.write("\n")
+        write_json(results, out)  # the text of json.dump(inspect_json(results), indent=2)
     total = len(results)
     sys.stderr.write(
         f"inspected {total} file{'s' if total != 1 else ''}"

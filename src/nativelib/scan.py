@@ -3,6 +3,9 @@
 Standard library only. A wheel is read in place from its zip archive; nothing is
 extracted to disk. Non-ELF files met while walking a directory are skipped; a path
 named explicitly is always reported, as "not an ELF file" when it is not one.
+
+``nativelib inspect`` imports this module, so it keeps that path short: no
+``dataclasses`` (which pulls in ``inspect``), and ``zipfile`` only when a wheel is read.
 """
 
 from __future__ import annotations
@@ -10,27 +13,40 @@ from __future__ import annotations
 import os
 import re
 import stat
-import zipfile
-import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii
 
+from nativelib._frozen import Frozen, setfield
 from nativelib.elf import ELF_MAGIC, ElfInfo, has_elf_magic, parse_elf_stream, read_elf
 from nativelib.errors import ElfError
 
-__all__ = ["ScanResult", "scan_paths", "scan_wheel"]
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import TextIO
 
-#: Errors the zip and decompression layers raise on a corrupt archive or member.
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+__all__ = ["ScanResult", "scan_paths", "scan_wheel", "write_json"]
 
 
-@dataclass(frozen=True)
-class ScanResult:
+def _archive_errors() -> tuple[type[BaseException], ...]:
+    """Errors the zip and decompression layers raise on a corrupt archive or member."""
+    import zipfile  # noqa: PLC0415 (only a wheel needs it)
+    import zlib  # noqa: PLC0415
+
+    return (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+
+
+class ScanResult(Frozen):
     """One ELF file read (``info``), or one that could not be read (``error``)."""
 
+    __slots__ = ("path", "info", "error")
     path: str
     info: ElfInfo | None
     error: str | None
+
+    def __init__(self, path: str, info: ElfInfo | None, error: str | None) -> None:
+        setfield(self, "path", path)
+        setfield(self, "info", info)
+        setfield(self, "error", error)
 
     @property
     def ok(self) -> bool:
@@ -51,10 +67,13 @@ def _read(path: str) -> ScanResult:
 
 def scan_wheel(path: str) -> Iterator[ScanResult]:
     """Every ELF member of a wheel (a zip), read from the archive, in name order."""
+    import zipfile  # noqa: PLC0415 (kept off the import path of inspect and the doctor)
+
+    archive_errors = _archive_errors()
     shown = os.path.realpath(path)
     try:
         zf = zipfile.ZipFile(path)
-    except _ARCHIVE_ERRORS as e:
+    except archive_errors as e:
         yield ScanResult(shown, None, f"cannot read as a wheel (zip archive): {e}")
         return
     with zf:
@@ -72,7 +91,7 @@ def scan_wheel(path: str) -> Iterator[ScanResult]:
                     yield ScanResult(name, parse_elf_stream(f, member.file_size, name), None)
             except ElfError as e:
                 yield _from_error(e)
-            except _ARCHIVE_ERRORS as e:
+            except archive_errors as e:
                 yield ScanResult(name, None, f"cannot read member from the archive: {e}")
 
 
@@ -166,3 +185,70 @@ def scan_paths(paths: Iterable[str]) -> Iterator[ScanResult]:
             yield from scan_wheel(path)
         else:
             yield _read(path)
+
+
+# --------------------------------------------------------------------------- JSON output
+
+#: Version of the ``inspect --json`` document (``data/schemas/inspect.schema.json``).
+INSPECT_JSON_VERSION = 1
+
+
+def _json_list(values: tuple[str, ...] | list[str], indent: str) -> str:
+    """A list of strings as ``json.dumps(..., indent=2)`` writes it at ``indent``."""
+    if not values:
+        return "[]"
+    inner = ",\n  " + indent
+    return f"[\n  {indent}{inner.join(map(encode_basestring_ascii, values))}\n{indent}]"
+
+
+def _json_file(r: ScanResult) -> str:
+    info = r.info
+    if info is None:
+        error = "null" if r.error is None else encode_basestring_ascii(r.error)
+        return (
+            f'    {{\n      "path": {encode_basestring_ascii(r.path)},\n'
+            '      "soname": null,\n      "needed": [],\n      "rpath": [],\n'
+            '      "runpath": [],\n      "version_needs": {},\n'
+            '      "version_definitions": [],\n'
+            f'      "error": {error}\n    }}'
+        )
+    requirements = info.version_requirements
+    if not requirements:
+        needs = "{}"
+    else:
+        by_file: Iterable[tuple[str, tuple[str, ...] | list[str]]]
+        if len({req[0] for req in requirements}) == len(requirements):
+            by_file = [(req[0], [v[0] for v in req[1]]) for req in requirements]
+        else:  # a file named twice: its nodes merged, as ElfInfo.version_needs does
+            by_file = info.version_needs.items()
+        needs = (
+            "{\n        "
+            + ",\n        ".join(
+                f"{encode_basestring_ascii(file)}: {_json_list(names, '        ')}"
+                for file, names in by_file
+            )
+            + "\n      }"
+        )
+    soname = info.soname
+    return (
+        f'    {{\n      "path": {encode_basestring_ascii(info.path)},\n'
+        f'      "soname": {"null" if soname is None else encode_basestring_ascii(soname)},\n'
+        f'      "needed": {_json_list(info.needed, "      ")},\n'
+        f'      "rpath": {_json_list(info.rpath, "      ")},\n'
+        f'      "runpath": {_json_list(info.runpath, "      ")},\n'
+        f'      "version_needs": {needs},\n'
+        f'      "version_definitions": {_json_list(info.version_definitions, "      ")},\n'
+        '      "error": null\n    }'
+    )
+
+
+def write_json(results: Iterable[ScanResult], stream: TextIO) -> None:
+    """Write the ``inspect --json`` document for ``results`` to ``stream`` in one write.
+
+    The text is exactly ``json.dump(document, stream, indent=2)`` followed by a newline
+    (``document`` as ``nativelib.cli.inspect_json`` builds it), made without the
+    pure-Python encoder that ``indent`` selects and without its many small writes.
+    """
+    files = ",\n".join(map(_json_file, results))
+    body = f"[\n{files}\n  ]" if files else "[]"
+    stream.write(f'{{\n  "version": {INSPECT_JSON_VERSION},\n  "files": {body}\n}}\n')
