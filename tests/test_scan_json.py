@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from nativelib.cli import inspect_json
 from nativelib.elf import ElfInfo, VersionNeed, VersionRequirement
+from nativelib.inspection import inspect_json
 from nativelib.scan import ScanResult, scan_paths, write_json
 
 HOST_LIBS = "/usr/lib/x86_64-linux-gnu"

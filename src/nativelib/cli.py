@@ -1,357 +1,217 @@
 """The ``nativelib`` command line: ``main(argv) -> int``.
 
-Data goes to stdout, logs and errors to stderr. Exit codes: 0 fine, 1 findings (for
-``inspect``: some files could not be parsed), 2 usage error or failure.
+``cli.py`` only assembles the commands. Each command lives in a module that exposes two
+functions: one that configures its ``argparse`` sub-parser (``configure_parser``) and one
+that runs it (``run(args) -> int``); a module holding two commands names them
+``configure_<command>_parser`` and ``run_<command>``. A module is imported only when its
+command is the one asked for, so ``nativelib inspect`` never imports the build pipeline.
+
+Data goes to stdout; logs, errors and hints to stderr. Every error is printed as
+``error: <message>`` and, when there is one, ``hint: <what to do>`` on the next line.
+Exit codes: 0 fine, 1 findings (inspect: files that could not be parsed; doctor:
+errors found; resolve/requires: no resolution), 2 usage error or failure, 130
+interrupted. ``-v``/``--verbose`` shows retries, progress, cache hits and skipped files
+(``-vv``: debug); ``-q``/``--quiet`` shows errors only.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 from nativelib import __version__
-from nativelib.elf import ElfInfo
-from nativelib.errors import NativeLibError
+from nativelib.errors import NativeLibError, UsageError, report_error
 
-if TYPE_CHECKING:
-    from nativelib.scan import ScanResult
-
-__all__ = ["main"]
+__all__ = ["COMMANDS", "Command", "main"]
 
 EXIT_OK = 0
 EXIT_FINDINGS = 1
 EXIT_USAGE = 2
-
-#: Version of the ``inspect --json`` document (``data/schemas/inspect.schema.json``).
-INSPECT_JSON_VERSION = 1
+EXIT_INTERRUPTED = 130
 
 
-class _UsageError(Exception):
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.hint = hint
+@dataclass(frozen=True)
+class Command:
+    """A subcommand: where its two functions live, and its one-line summary."""
+
+    name: str
+    module: str
+    summary: str
+    configure: str = "configure_parser"
+    run: str = "run"
+
+    def load(
+        self,
+    ) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+        module = importlib.import_module(self.module)
+        configure: Callable[[argparse.ArgumentParser], None] = getattr(module, self.configure)
+        run: Callable[[argparse.Namespace], int] = getattr(module, self.run)
+        return configure, run
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("inspect", "nativelib.inspection", "show what ELF files provide and need"),
+    Command(
+        "build", "nativelib.runtime_wheels.command", "build runtime wheels from upstream packages"
+    ),
+    Command(
+        "resolve",
+        "nativelib.resolver.command",
+        "pick the runtime wheels that satisfy what files need",
+        configure="configure_resolve_parser",
+        run="run_resolve",
+    ),
+    Command(
+        "requires",
+        "nativelib.resolver.command",
+        "the Requires-Dist lines a downstream wheel should declare",
+        configure="configure_requires_parser",
+        run="run_requires",
+    ),
+    Command(
+        "repair",
+        "nativelib.repair.command",
+        "replace vendored runtime copies in wheels with a dependency on runtime wheels",
+    ),
+    Command(
+        "doctor",
+        "nativelib.doctor.command",
+        "diagnose this environment (and, with --import, a live process)",
+    ),
+)
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise _UsageError(message, f"see '{self.prog} --help'")
+        raise UsageError(message, hint=f"see '{self.prog} --help'")
 
 
-def _error(message: str, hint: str | None = None, stream: TextIO | None = None) -> None:
-    out = stream or sys.stderr
-    out.write(f"error: {message}\n")
-    if hint:
-        out.write(f"hint: {hint}\n")
+def _verbosity(parser: argparse.ArgumentParser, suffix: str = "") -> None:
+    """``-v``/``-q``; on a sub-parser they count into their own destinations (an
+    argparse sub-parser would otherwise overwrite what was given before the command)."""
+    group = parser.add_argument_group("output")
+    group.add_argument(
+        "-v", "--verbose", action="count", default=0, dest=f"verbose{suffix}",
+        help="show retries, progress, cache hits and skipped files (-vv: debug)",
+    )  # fmt: skip
+    group.add_argument(
+        "-q", "--quiet", action="count", default=0, dest=f"quiet{suffix}",
+        help="show errors only",
+    )  # fmt: skip
 
 
-def inspect_json(results: Sequence[ScanResult]) -> dict[str, object]:
-    """The ``inspect --json`` document for scan results."""
-    files: list[dict[str, object]] = []
-    for r in results:
-        if r.info is None:
-            files.append(
-                {
-                    "path": r.path,
-                    "soname": None,
-                    "needed": [],
-                    "rpath": [],
-                    "runpath": [],
-                    "version_needs": {},
-                    "version_definitions": [],
-                    "error": r.error,
-                }
-            )
-            continue
-        info = r.info
-        files.append(
-            {
-                "path": info.path,
-                "soname": info.soname,
-                "needed": list(info.needed),
-                "rpath": list(info.rpath),
-                "runpath": list(info.runpath),
-                "version_needs": {k: list(v) for k, v in info.version_needs.items()},
-                "version_definitions": list(info.version_definitions),
-                "error": None,
-            }
-        )
-    return {"version": INSPECT_JSON_VERSION, "files": files}
+def _command_named(argv: Sequence[str]) -> Command | None:
+    """The command ``argv`` asks for: the first word that is not an option (the
+    top-level options take no values)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return next((c for c in COMMANDS if c.name == word), None)
+    return None
 
 
-def _describe(info: ElfInfo) -> list[str]:
-    from nativelib.abi import highest_needed, manylinux_tags  # noqa: PLC0415 (inspect only)
-
-    order = "little-endian" if info.byte_order == "little" else "big-endian"
-    lines = [
-        f"{info.path}",
-        f"  type:       ELF{info.elf_class} {order} {info.machine_name} {info.type_name}",
-    ]
-
-    def row(label: str, values: Sequence[str]) -> None:
-        lines.append(f"  {label + ':':<11} {' '.join(values) if values else '-'}")
-
-    lines.append(f"  {'soname:':<11} {info.soname or '-'}")
-    row("needed", info.needed)
-    if info.rpath:
-        row("rpath", [":".join(info.rpath)])
-    if info.runpath:
-        row("runpath", [":".join(info.runpath)])
-    if info.interpreter:
-        row("interp", [info.interpreter])
-    row("provides", info.version_definitions)
-    for req in info.version_requirements:
-        names = [v.name + (" (weak)" if v.weak else "") for v in req.versions]
-        lines.append(f"  {'needs:':<11} {req.file}: {' '.join(names)}")
-    glibc = highest_needed(info, "GLIBC")
-    if glibc is not None:
-        lines.append(f"  {'glibc:':<11} {glibc}")
-    try:
-        tags = manylinux_tags(info)
-    except NativeLibError:
-        tags = None
-    if tags is not None:
-        lines.append(
-            f"  {'manylinux:':<11} {tags[0] if tags else 'none (needs nodes beyond every policy)'}"
-        )
-    return lines
-
-
-def _cmd_inspect(args: argparse.Namespace) -> int:
-    missing = [p for p in args.paths if not os.path.lexists(p)]
-    if missing:
-        raise _UsageError(
-            f"no such file or directory: {missing[0]!r}"
-            + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""),
-            "PATH is a shared object, a directory to walk, or a .whl file",
-        )
-    from nativelib.scan import scan_paths, write_json  # noqa: PLC0415 (only inspect needs it)
-
-    results: list[ScanResult] = []
-    bad = 0
-    out = sys.stdout
-    for result in scan_paths(args.paths):
-        if result.error is not None:
-            bad += 1
-            sys.stderr.write(f"{result.path}: {result.error}\n")
-        if args.json:
-            results.append(result)
-        elif result.info is not None:
-            out.write("\n".join(_describe(result.info)) + "\n")
-        else:
-            out.write(f"{result.path}\n  error:      {result.error}\n")
-        if not args.json:
-            results.append(result)
-    if args.json:
-        write_json(results, out)  # the text of json.dump(inspect_json(results), indent=2)
-    total = len(results)
-    sys.stderr.write(
-        f"inspected {total} file{'s' if total != 1 else ''}"
-        + (f", {bad} could not be parsed" if bad else "")
-        + "\n"
-    )
-    return EXIT_FINDINGS if bad else EXIT_OK
-
-
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser(
+    argv: Sequence[str] = (),
+) -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    """The parser, with the sub-parser of the command named in ``argv`` configured (or
+    every one, with ``argv`` empty); and each configured command's run function."""
     parser = _Parser(
         prog="nativelib",
         description="Shared native runtime libraries for Python wheels.",
+        epilog="Exit status: 0 fine, 1 findings, 2 usage error or failure. "
+        "Errors are printed as 'error: ...' with a 'hint: ...' line when there is one.",
     )
     parser.add_argument("--version", action="version", version=f"nativelib {__version__}")
+    _verbosity(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    p = sub.add_parser(
-        "inspect",
-        help="show what ELF files provide and need",
-        description=(
-            "Show the soname, NEEDED entries, RPATH/RUNPATH and symbol version nodes "
-            "(needed and defined) of ELF files. PATH is a file, a directory (walked; "
-            "non-ELF files are skipped) or a .whl (read in place). Exit status: 0 all "
-            "parsed, 1 some files could not be parsed, 2 usage error."
-        ),
-    )
-    p.add_argument("paths", nargs="+", metavar="PATH")
-    p.add_argument("--json", action="store_true", help="machine-readable output (schema v1)")
-    p.set_defaults(func=_cmd_inspect)
-
-    b = sub.add_parser(
-        "build",
-        help="build runtime wheels from upstream packages",
-        description=(
-            "Build runtime wheels (nativelib-<name>) from the catalog's upstream sources "
-            "(conda, RPM, Debian, PyPI), or from the packages given with --from. The wheel "
-            "paths are printed on stdout. Exit status: 0 built, 2 failure."
-        ),
-    )
-    b.add_argument(
-        "runtimes", nargs="*", metavar="RUNTIME", help="short name (gomp) or distribution name"
-    )
-    b.add_argument("--all", action="store_true", help="build every runtime of the catalog")
-    b.add_argument("--source", metavar="NAME", help="which of the recipe's sources to use")
-    b.add_argument(
-        "--from",
-        dest="from_",
-        action="append",
-        default=[],
-        metavar="KIND:URL_OR_PATH",
-        help="an upstream package to build from instead of the catalog's source, e.g. "
-        "deb:./libgomp1_12.2.0-14_amd64.deb or wheel:https://host/x.whl#sha256=HEX "
-        "(repeatable; a URL needs its sha256; kinds: conda, rpm, deb, wheel)",
-    )
-    b.add_argument(
-        "-o",
-        "--output",
-        default="wheelhouse",
-        metavar="DIR",
-        help="where wheels go (default: wheelhouse)",
-    )
-    b.add_argument("--plan", action="store_true", help="print what would be built; write nothing")
-    b.set_defaults(func=_cmd_build)
-
-    for name, helptext, func in (
-        ("resolve", "pick the runtime wheels that satisfy what files need", _cmd_resolve),
-        ("requires", "the Requires-Dist lines a downstream wheel should declare", _cmd_requires),
-    ):
-        r = sub.add_parser(
-            name,
-            help=helptext,
-            description=(
-                f"{helptext[0].upper()}{helptext[1:]}. PATH_OR_REQ is a wheel, a directory, "
-                "an installed distribution or a requirement string (nativelib-cxx14>=12). "
-                "Candidates: the runtimes installed here, --find-links directories, "
-                "--index-url indexes. Exit status: 0 resolved, 1 no resolution (explained "
-                "on stderr), 2 usage error."
-            ),
-        )
-        r.add_argument("targets", nargs="+", metavar="PATH_OR_REQ")
-        r.add_argument("--index-url", action="append", metavar="URL", help="a simple-API index")
-        r.add_argument("--find-links", action="append", metavar="DIR", help="a directory of wheels")
-        if name == "resolve":
-            r.add_argument(
-                "--platform", metavar="TAG", help="target platform, e.g. manylinux_2_28_x86_64"
-            )
-            r.add_argument("--glibc", metavar="VERSION", help="target glibc, e.g. 2.28")
-            r.add_argument("--lowest", action="store_true", help="the oldest versions that satisfy")
-            r.add_argument("--pre", action="store_true", help="allow pre-releases")
-            r.add_argument("--json", action="store_true", help="machine-readable output")
-            r.add_argument(
-                "-o", "--output", metavar="FILE", help="write a requirements file with hashes"
-            )
-        r.set_defaults(func=func)
-
-    rp = sub.add_parser(
-        "repair",
-        help="replace vendored runtime copies in wheels with a dependency on runtime wheels",
-        description=(
-            "Find the runtime libraries a wheel vendors (auditwheel's pkg.libs/libgomp-<hash>"
-            ".so.1.0.0, or unrenamed copies such as torch/lib/libgomp.so.1), point the shared "
-            "objects that need them at the shared runtime (DT_NEEDED back to the canonical "
-            "soname, an $ORIGIN-relative RUNPATH to nativelib.prefix/lib), remove the copies "
-            "and add Requires-Dist on the runtime distributions. The input is never modified. "
-            "Exit status: 0 repaired (or nothing to repair), 2 error (nothing written)."
-        ),
-    )
-    rp.add_argument("wheels", nargs="+", metavar="WHEEL")
-    rp.add_argument(
-        "-w", "--wheel-dir", default="wheelhouse", metavar="OUTDIR",
-        help="where repaired wheels go (default: wheelhouse)",
-    )  # fmt: skip
-    rp.add_argument(
-        "--runtime", action="append", metavar="NAMES",
-        help="only these runtimes, e.g. gomp,gfortran5 (default: every runtime found)",
-    )  # fmt: skip
-    rp.add_argument("--plan", action="store_true", help="print every edit; write nothing")
-    rp.add_argument(
-        "--add-preload", action="store_true",
-        help="also add a hook module that calls nativelib.load() from the package's __init__.py "
-        "(for --user, --target and other layouts that RUNPATH cannot reach)",
-    )  # fmt: skip
-    rp.add_argument(
-        "--find-links", action="append", metavar="DIR", help="runtime wheels (for bounds)"
-    )
-    rp.add_argument(
-        "--index-url", action="append", metavar="URL", help="an index of runtime wheels"
-    )
-    rp.set_defaults(func=_cmd_repair)
-    d = sub.add_parser(
-        "doctor",
-        help="diagnose this environment (and, with --import, a live process)",
-        description=(
-            "Check the host (libc, platform tags, libstdc++, libgomp, NVIDIA driver), the "
-            "runtimes in the common prefix (RECORD hashes, manifests, files claimed twice) "
-            "and every ELF file of the environment's site directories (or of --path): "
-            "vendored runtime copies, needs nothing satisfies, sonames found nowhere, "
-            "OpenMP families, RPATH entries, CUDA majors the driver cannot run. Exit status: "
-            "0 no errors (warnings too, unless --strict), 1 errors found, 2 the doctor "
-            "could not run."
-        ),
-    )
-    d.add_argument(
-        "--path", action="append", metavar="DIR",
-        help="scan this directory (or wheel, or file) instead of the site directories "
-        "(repeatable)",
-    )  # fmt: skip
-    d.add_argument(
-        "--import", dest="imports", nargs="+", metavar="MODULE",
-        help="import these modules, in this order, in a child process, and report which "
-        "runtime copies it loaded",
-    )  # fmt: skip
-    d.add_argument(
-        "--import-timeout", type=float, default=120.0, metavar="SECONDS",
-        help="give up on the importing process after this long (default: 120)",
-    )  # fmt: skip
-    d.add_argument("--json", action="store_true", help="machine-readable output (schema v1)")
-    d.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
-    d.set_defaults(func=_cmd_doctor)
-    return parser
+    chosen = _command_named(argv)
+    runs: dict[str, Callable[[argparse.Namespace], int]] = {}
+    for command in COMMANDS:
+        p = sub.add_parser(command.name, help=command.summary, description=command.summary)
+        if chosen is None and argv:
+            continue
+        if chosen is not None and chosen is not command:
+            continue
+        configure, run = command.load()
+        configure(p)
+        _verbosity(p, "_after")
+        runs[command.name] = run
+    return parser, runs
 
 
-def _cmd_resolve(args: argparse.Namespace) -> int:
-    from nativelib.resolver.command import run_resolve  # noqa: PLC0415 (packaging, resolvelib)
+class _StderrHandler(logging.Handler):
+    """Writes to whatever ``sys.stderr`` is when a record comes (tests swap it)."""
 
-    return run_resolve(args)
-
-
-def _cmd_requires(args: argparse.Namespace) -> int:
-    from nativelib.resolver.command import run_requires  # noqa: PLC0415 (packaging, resolvelib)
-
-    return run_requires(args)
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:
+            self.handleError(record)
 
 
-def _cmd_doctor(args: argparse.Namespace) -> int:
-    from nativelib.doctor.command import run  # noqa: PLC0415 (kept off the other commands' path)
-
-    return run(args)
-
-
-def _cmd_repair(args: argparse.Namespace) -> int:
-    from nativelib.repair.command import run  # noqa: PLC0415 (packaging, resolvelib)
-
-    return run(args)
+class _Formatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.levelno >= logging.WARNING:
+            return f"{record.levelname.lower()}: {message}"
+        if record.levelno < logging.INFO:
+            return f"debug: {record.name}: {message}"
+        return message
 
 
-def _cmd_build(args: argparse.Namespace) -> int:
-    # Imported here: building needs the archive readers and downloads; inspect does not.
-    from nativelib.runtime_wheels.command import run  # noqa: PLC0415 (kept off inspect's path)
+def log_level(verbose: int, quiet: int) -> int:
+    """Default: warnings; ``-v``: info; ``-vv``: debug; ``-q``: errors only."""
+    if quiet:
+        return logging.ERROR
+    if verbose >= 2:
+        return logging.DEBUG
+    if verbose == 1:
+        return logging.INFO
+    return logging.WARNING
 
-    return run(args)
+
+@contextmanager
+def _logging(level: int) -> Iterator[None]:
+    """The ``nativelib`` loggers go to stderr at ``level`` while the command runs; the
+    previous configuration is put back afterwards (``main`` may run inside a program)."""
+    logger = logging.getLogger("nativelib")
+    handler = _StderrHandler()
+    handler.setFormatter(_Formatter())
+    saved = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _build_parser()
+    args_list = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = parser.parse_args(argv)
+        parser, runs = build_parser(args_list or ["--help"])
+        args = parser.parse_args(args_list)
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        code: int = args.func(args)
+        level = log_level(
+            args.verbose + getattr(args, "verbose_after", 0),
+            args.quiet + getattr(args, "quiet_after", 0),
+        )
+        with _logging(level):
+            code = runs[args.command](args)
         sys.stdout.flush()
         return code
-    except _UsageError as e:
-        _error(str(e), e.hint)
-        return EXIT_USAGE
     except SystemExit as e:  # --help / --version
         return e.code if isinstance(e.code, int) else EXIT_OK
     except BrokenPipeError:
@@ -360,8 +220,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         return EXIT_OK
     except NativeLibError as e:
-        _error(str(e))
+        report_error(e)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
+        report_error(NativeLibError("interrupted"))
+        return EXIT_INTERRUPTED

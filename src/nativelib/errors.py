@@ -8,10 +8,14 @@ messages. They pickle (errors cross process boundaries in the doctor and in test
 
 from __future__ import annotations
 
+import io
+import sys
+
 __all__ = [
     "BuildError",
     "CatalogError",
     "ElfError",
+    "HttpError",
     "ManifestError",
     "NativeLibError",
     "NotElfError",
@@ -22,24 +26,44 @@ __all__ = [
     "SourceError",
     "UnsafeArchiveError",
     "UnsafeRuntimePath",
+    "UsageError",
     "WheelError",
+    "report_error",
 ]
 
 
 class NativeLibError(Exception):
-    """Root of every error nativelib raises on purpose."""
+    """Root of every error nativelib raises on purpose.
+
+    ``message`` states the problem; ``hint``, when there is one, says what to do about it.
+    ``str(e)`` is the message, followed by ``"\nhint: <hint>"`` on a line of its own when
+    there is a hint, so a traceback raised inside someone else's import still shows it.
+    The command line prints them as ``error: <message>`` and ``hint: <hint>``.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\nhint: {self.hint}" if self.hint else self.message
+
+
+class UsageError(NativeLibError):
+    """The command line was used wrongly (a missing file, a bad option value)."""
 
 
 class _AboutError(NativeLibError):
     """An error about one named thing: ``subject`` (a path, a URL, a name) and ``reason``."""
 
-    def __init__(self, subject: str, reason: str) -> None:
-        super().__init__(f"{subject}: {reason}")
+    def __init__(self, subject: str, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{subject}: {reason}", hint=hint)
         self.subject = subject
         self.reason = reason
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.subject, self.reason))
+        return (type(self), (self.subject, self.reason), self.__dict__)
 
 
 class ElfError(_AboutError, ValueError):
@@ -74,6 +98,18 @@ class SourceError(_AboutError):
         return self.subject
 
 
+class HttpError(SourceError):
+    """A server answered with an HTTP status that is an error (and was not retried, or
+    outlived every retry); ``status`` is that number, e.g. 404, so callers branch on it."""
+
+    def __init__(self, url: str, reason: str, status: int, *, hint: str | None = None) -> None:
+        super().__init__(url, reason, hint=hint)
+        self.status = status
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (self.subject, self.reason, self.status), self.__dict__)
+
+
 class UnsafeArchiveError(SourceError):
     """An archive holds a member that must never be extracted.
 
@@ -93,7 +129,7 @@ class UnsafeArchiveError(SourceError):
         return self.subject
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.subject, self.member, self.reason))
+        return (type(self), (self.subject, self.member, self.reason), self.__dict__)
 
 
 class CatalogError(_AboutError):
@@ -146,7 +182,8 @@ class RuntimeConflict(NativeLibError):
         super().__init__(
             f"{soname}: the process already holds {loaded!r}, which lacks "
             f"{', '.join(missing)} (provided by {wanted!r}); loading that one as well would "
-            f"put two copies of {soname} in one process. hint: {hint}"
+            f"put two copies of {soname} in one process",
+            hint=hint,
         )
         self.soname = soname
         self.loaded = loaded
@@ -181,12 +218,12 @@ class ResolutionError(NativeLibError):
     ``explanation`` holds one sentence per problem, in plain words.
     """
 
-    def __init__(self, explanation: tuple[str, ...]) -> None:
-        super().__init__("; ".join(explanation) if explanation else "no resolution")
+    def __init__(self, explanation: tuple[str, ...], *, hint: str | None = None) -> None:
+        super().__init__("; ".join(explanation) if explanation else "no resolution", hint=hint)
         self.explanation = explanation
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (type(self), (self.explanation,))
+        return (type(self), (self.explanation,), self.__dict__)
 
 
 class RepairError(_AboutError):
@@ -195,3 +232,12 @@ class RepairError(_AboutError):
     ``subject`` names the wheel, or the member inside it (``x.whl!pkg/_ext.so``). Nothing
     is written when this is raised.
     """
+
+
+def report_error(error: NativeLibError, stream: io.TextIOBase | None = None) -> None:
+    """Write ``error: <message>`` and, when there is a hint, ``hint: <hint>`` on its own
+    line (to stderr by default): the one way every command reports an error."""
+    out = stream if stream is not None else sys.stderr
+    out.write(f"error: {error.message}\n")
+    if error.hint:
+        out.write(f"hint: {error.hint}\n")

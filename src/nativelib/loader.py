@@ -420,8 +420,8 @@ def _find(installed: Mapping[str, Installed], name: str) -> Installed:
         known = ", ".join(sorted(_short(n) for n in installed)) or "none"
         raise RuntimeNotFound(
             dist,
-            f"not installed in any site directory on sys.path (installed: {known}); "
-            f"hint: pip install {dist}",
+            f"not installed in any site directory on sys.path (installed: {known})",
+            hint=f"pip install {dist}",
         )
     return found
 
@@ -445,7 +445,7 @@ def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Ins
                 visit(installed[dep])
             elif not is_openmp_provider(dep):
                 raise RuntimeNotFound(
-                    dep, f"needed by {dist.name} but not installed; hint: pip install {dep}"
+                    dep, f"needed by {dist.name} but not installed", hint=f"pip install {dep}"
                 )
         out.append(dist)
 

@@ -487,6 +487,7 @@ def test_broken_chunked_body_is_retried(server: _Server, tmp_path: Path) -> None
 def test_transient_status_then_success(
     server: _Server, tmp_path: Path, code: int, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="nativelib")
     server.routes["/f.bin"] = seq(status(code), status(code), ok())
     assert fetch(server.url("/f.bin"), SHA, cache=tmp_path, policy=FAST).read_bytes() == BODY
     assert server.hits["/f.bin"] == 3
@@ -1183,6 +1184,7 @@ def test_dropped_request_on_a_new_connection_is_a_retried_failure(
     def drop(h: _Handler, n: int) -> None:
         h.close_connection = True
 
+    caplog.set_level(logging.INFO, logger="nativelib")
     server.routes["/b"] = seq(drop, _page())
     with HttpClient() as client:
         assert get_document(server.url("/b"), client=client, policy=FAST)[0] == b"page"
@@ -1507,3 +1509,30 @@ def test_no_requests_needed(server: _Server, tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["4", "text/html", str(len(BODY))]
+
+
+# -- the command line shows retries with -v -----------------------------------------------
+
+
+@pytest.mark.parametrize("verbose", [True, False])
+def test_cli_verbose_shows_a_retry(
+    server: _Server,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    verbose: bool,
+) -> None:
+    from nativelib.cli import main  # noqa: PLC0415
+
+    monkeypatch.setenv("NATIVELIB_CACHE_DIR", str(tmp_path / "cache"))
+    server.routes["/libgomp1.deb"] = seq(status(503), ok())
+    url = server.url("/libgomp1.deb")
+    argv = ["build", "gomp", "--from", f"deb:{url}#sha256={SHA}", "-w", str(tmp_path / "out")]
+    # The body is no .deb: the build fails after the download, which is what is looked at.
+    assert main(["-v", *argv] if verbose else argv) == 2
+    err = capsys.readouterr().err
+    assert server.hits["/libgomp1.deb"] == 2
+    retry = f"{url}: attempt 1 of 5 failed: HTTP 503"
+    assert (retry in err) is verbose
+    assert ("downloading " + url in err) is verbose
+    assert "error: nativelib-gomp: " in err

@@ -418,3 +418,24 @@ def test_two_builds_at_once_share_cache_and_output(debs: dict[str, Path], tmp_pa
     (wheel,) = out.iterdir()  # and nothing else: no temporary files left
     validate_wheel(wheel)
     assert [p.name for p in (tmp_path / "cache/downloads" / sha).iterdir()] == [deb.name]
+
+
+def test_cli_licence_hint_names_the_package_the_doc_dir_links_to(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Debian's libstdc++6/libgomp1 ship usr/share/doc/<pkg> as a symlink to gcc-12-base,
+    which holds the copyright: without that package the hint names it."""
+    host = Path(os.path.realpath("/usr/lib/x86_64-linux-gnu/libgomp.so.1"))
+    if not host.exists():
+        pytest.skip("no host libgomp")
+    gomp = make_deb(tmp_path, "libgomp1", "12.2.0-14", {
+        f"usr/lib/x86_64-linux-gnu/{host.name}": host,
+        "usr/lib/x86_64-linux-gnu/libgomp.so.1": host.name,
+        "usr/share/doc/libgomp1": "gcc-12-base",
+    })  # fmt: skip
+    assert main(["build", "gomp", "--from", f"deb:{gomp}", "-w", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: nativelib-gomp: no licence file matched [")
+    assert err[1].startswith("hint: libgomp1_12.2.0-14_amd64.deb keeps its licence in Debian's ")
+    assert "'gcc-12-base' package" in err[1] and "--from deb:gcc-12-base_" in err[1]
+    assert len(err) == 2

@@ -31,8 +31,11 @@ install resolves against an index without ``requests``). Calls given no ``client
 one, so consecutive downloads and index pages reuse their connections; pass your own for
 other certificates (``verify``), proxies or no ``.netrc``.
 
-Logs (retries, corrupt cache entries) go through :mod:`logging`; the progress line goes to
-stderr, on a TTY only unless :attr:`DownloadPolicy.progress` says otherwise.
+Logs go through :mod:`logging` (``nativelib.net.download``): retries at INFO, cache hits
+and redirects at DEBUG, corrupt cache entries at WARNING; ``nativelib -v`` shows INFO and
+``-vv`` DEBUG. The progress line goes to stderr, on a TTY only unless
+:attr:`DownloadPolicy.progress` says otherwise. An HTTP error status is raised as
+:class:`~nativelib.errors.HttpError`, whose ``status`` callers branch on.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ from pathlib import Path
 from typing import TextIO, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 
-from nativelib.errors import SourceError
+from nativelib.errors import HttpError, SourceError
 from nativelib.net.http import HttpClient, HttpResponse, default_client
 
 __all__ = [
@@ -159,8 +162,9 @@ def fetch(
     _make_dirs(url, root, entry)
     _remove_stale_partials(entry)
     if _cached(url, final, digest):
-        _log.debug("%s: cache hit %s", url, final)
+        _log.info("%s: cache hit %s", url, final)
         return final
+    _log.info("downloading %s", url)
     transport = client if client is not None else default_client()
     _with_retries(url, policy, lambda: _attempt(url, digest, final, transport, policy))
     return final
@@ -364,25 +368,28 @@ def _unlink_quietly(path: Path | str) -> None:
 
 
 class _Transient(Exception):
-    """A failure worth another attempt; ``reason`` goes into the final error."""
+    """A failure worth another attempt; ``reason`` goes into the final error, and
+    ``status`` is the HTTP status when the failure was one."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, status: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.status = status
 
 
 def _with_retries(url: str, policy: DownloadPolicy, once: Callable[[], _T]) -> _T:
     """``once()``, retried with exponential backoff while it fails transiently."""
     attempts = policy.retries + 1
     last = ""
+    status: int | None = None
     for attempt in range(1, attempts + 1):
         try:
             return once()
         except _Transient as e:
-            last = e.reason
+            last, status = e.reason, e.status
         if attempt < attempts:
             delay = policy.backoff * 2 ** (attempt - 1)
-            _log.warning(
+            _log.info(
                 "%s: attempt %d of %d failed: %s; retrying in %.2g s",
                 url,
                 attempt,
@@ -392,7 +399,11 @@ def _with_retries(url: str, policy: DownloadPolicy, once: Callable[[], _T]) -> _
             )
             time.sleep(delay)
     plural = "attempt" if attempts == 1 else "attempts"
-    raise SourceError(url, f"failed after {attempts} {plural}; last error: {last}")
+    reason = f"failed after {attempts} {plural}; last error: {last}"
+    hint = "the server or the network is failing: try again later, or use another index or mirror"
+    if status is not None:
+        raise HttpError(url, reason, status, hint=hint)
+    raise SourceError(url, reason, hint=hint)
 
 
 def _attempt(
@@ -464,9 +475,17 @@ def _open(
         where = "" if current == url else f" from {current!r}"
         reason = f"HTTP {status} {response.reason or ''}".rstrip() + where
         if _transient_status(status):
-            raise _Transient(reason)
-        raise SourceError(url, f"{reason} (not retried)")
+            raise _Transient(reason, status)
+        raise HttpError(url, f"{reason} (not retried)", status, hint=_status_hint(status))
     raise SourceError(url, f"more than {MAX_REDIRECTS} redirects; the last was to {current!r}")
+
+
+def _status_hint(status: int) -> str:
+    if status in (401, 403):
+        return "the server wants credentials: put them in ~/.netrc (or $NETRC) for its host"
+    if status in (404, 410):
+        return "the file is not (or no longer) there: check the URL, or the index it came from"
+    return "check the URL"
 
 
 def _transient_status(status: int) -> bool:

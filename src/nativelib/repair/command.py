@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nativelib.catalog import Catalog, load_catalog
-from nativelib.errors import NativeLibError, RepairError, ResolutionError
+from nativelib.errors import NativeLibError, RepairError, ResolutionError, report_error
 from nativelib.repair.core import Bounds, RepairPlan, apply_repair, plan_repair
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
 from nativelib.resolver import candidates
@@ -20,7 +20,7 @@ from nativelib.resolver.model import Requirement
 from nativelib.resolver.provider import lower_bounds
 from nativelib.wheelfile.read import read_wheel
 
-__all__ = ["repair_wheel", "resolver_bounds", "run"]
+__all__ = ["configure_parser", "repair_wheel", "resolver_bounds", "run"]
 
 
 def resolver_bounds(source: candidates.Source, arch: str) -> Bounds:
@@ -81,6 +81,38 @@ def _runtimes(values: Sequence[str], catalog: Catalog) -> set[str] | None:
     return out
 
 
+def configure_parser(parser: argparse.ArgumentParser) -> None:
+    parser.description = (
+        "Find the runtime libraries a wheel vendors (auditwheel's pkg.libs/libgomp-<hash>"
+        ".so.1.0.0, or unrenamed copies such as torch/lib/libgomp.so.1), point the shared "
+        "objects that need them at the shared runtime (DT_NEEDED back to the canonical "
+        "soname, an $ORIGIN-relative RUNPATH to nativelib.prefix/lib), remove the copies "
+        "and add Requires-Dist on the runtime distributions. The input is never modified. "
+        "Exit status: 0 repaired (or nothing to repair), 2 error (nothing written)."
+    )
+    parser.add_argument("wheels", nargs="+", metavar="WHEEL")
+    parser.add_argument(
+        "-w", "--wheel-dir", default="wheelhouse", metavar="OUTDIR",
+        help="where repaired wheels go (default: wheelhouse)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runtime", action="append", metavar="NAMES",
+        help="only these runtimes, e.g. gomp,gfortran5 (default: every runtime found)",
+    )  # fmt: skip
+    parser.add_argument("--plan", action="store_true", help="print every edit; write nothing")
+    parser.add_argument(
+        "--add-preload", action="store_true",
+        help="also add a hook module that calls nativelib.load() from the package's __init__.py "
+        "(for --user, --target and other layouts that RUNPATH cannot reach)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--find-links", action="append", metavar="DIR", help="runtime wheels (for bounds)"
+    )
+    parser.add_argument(
+        "--index-url", action="append", metavar="URL", help="an index of runtime wheels"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 every wheel repaired (or left alone), 2 an error (nothing written
     for that wheel)."""
@@ -97,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
                 add_preload=args.add_preload, plan_only=args.plan,
             )  # fmt: skip
         except NativeLibError as e:
-            print(f"error: {e}", file=sys.stderr)
+            report_error(e)
             status = 2
             continue
         name = Path(wheel).name

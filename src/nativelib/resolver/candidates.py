@@ -26,7 +26,7 @@ from packaging.utils import (
 )
 from packaging.version import Version
 
-from nativelib.errors import NativeLibError, SourceError
+from nativelib.errors import HttpError, NativeLibError, SourceError
 from nativelib.prefix import (
     MANIFEST_DIR,
     PREFIX_DIRNAME,
@@ -221,8 +221,8 @@ class IndexSource:
         page = urljoin(self.url.rstrip("/") + "/", f"{name}/")
         try:
             body, content_type = self._get(page)
-        except SourceError as e:
-            if "HTTP 404" in str(e):
+        except HttpError as e:
+            if e.status == 404:  # the index has no project of that name
                 return []
             raise
         found: list[Pending] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nativelib.errors import NativeLibError, ResolutionError
+from nativelib.errors import ResolutionError, UsageError, report_error
 from nativelib.resolver import candidates
 from nativelib.resolver.host import Host, detect_host
 from nativelib.resolver.needs import Needs, read_targets
@@ -18,9 +19,50 @@ from nativelib.resolver.provider import Resolution, lower_bounds, resolve
 if TYPE_CHECKING:
     from nativelib.catalog import Catalog
 
-__all__ = ["candidate_source", "run_requires", "run_resolve"]
+__all__ = [
+    "candidate_source",
+    "configure_requires_parser",
+    "configure_resolve_parser",
+    "run_requires",
+    "run_resolve",
+]
 
 JSON_VERSION = 1
+
+_log = logging.getLogger(__name__)
+
+
+def _configure_common(parser: argparse.ArgumentParser, summary: str) -> None:
+    parser.description = (
+        f"{summary[0].upper()}{summary[1:]}. PATH_OR_REQ is a wheel, a directory, "
+        "an installed distribution or a requirement string (nativelib-cxx14>=12). "
+        "Candidates: the runtimes installed here, --find-links directories, "
+        "--index-url indexes. Exit status: 0 resolved, 1 no resolution (explained "
+        "on stderr), 2 usage error."
+    )
+    parser.add_argument("targets", nargs="+", metavar="PATH_OR_REQ")
+    parser.add_argument("--index-url", action="append", metavar="URL", help="a simple-API index")
+    parser.add_argument(
+        "--find-links", action="append", metavar="DIR", help="a directory of wheels"
+    )
+
+
+def configure_resolve_parser(parser: argparse.ArgumentParser) -> None:
+    _configure_common(parser, "pick the runtime wheels that satisfy what files need")
+    parser.add_argument(
+        "--platform", metavar="TAG", help="target platform, e.g. manylinux_2_28_x86_64"
+    )
+    parser.add_argument("--glibc", metavar="VERSION", help="target glibc, e.g. 2.28")
+    parser.add_argument("--lowest", action="store_true", help="the oldest versions that satisfy")
+    parser.add_argument("--pre", action="store_true", help="allow pre-releases")
+    parser.add_argument("--json", action="store_true", help="machine-readable output (schema v1)")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", help="write a requirements file with hashes"
+    )
+
+
+def configure_requires_parser(parser: argparse.ArgumentParser) -> None:
+    _configure_common(parser, "the Requires-Dist lines a downstream wheel should declare")
 
 
 def candidate_source(
@@ -35,7 +77,10 @@ def candidate_source(
     sources = [candidates.installed()]
     for directory in find_links or ():
         if not Path(directory).is_dir():
-            raise NativeLibError(f"--find-links {directory!r}: not a directory")
+            raise UsageError(
+                f"--find-links {directory!r}: not a directory",
+                hint="--find-links names a directory of wheels (as pip's does)",
+            )
         sources.append(candidates.find_links(Path(directory)))
     for url in index_urls or ():
         sources.append(candidates.index(url, lowest=lowest))
@@ -52,11 +97,9 @@ def _catalog() -> Catalog:
 def _needs(args: argparse.Namespace, host: Host) -> Needs:
     needs = read_targets(args.targets, _catalog, host)
     for path, reason in needs.unreadable:
-        print(f"warning: {path}: {reason}", file=sys.stderr)
+        _log.warning("%s: %s", path, reason)
     for path, soname, copy in needs.vendored:
-        print(
-            f"note: {Path(path).name} uses the copy of {soname} vendored at {copy}", file=sys.stderr
-        )
+        _log.info("%s uses the copy of %s vendored at %s", Path(path).name, soname, copy)
     return needs
 
 
@@ -88,8 +131,13 @@ def run_resolve(args: argparse.Namespace) -> int:
     host = detect_host(glibc=args.glibc, platform_tag=args.platform)
     needs = _needs(args, host)
     if needs.host_problems:
-        for line in needs.host_problems:
-            print(f"error: {line}", file=sys.stderr)
+        report_error(
+            ResolutionError(
+                tuple(needs.host_problems),
+                hint="target a newer glibc (--glibc/--platform), or build these files "
+                "against an older one",
+            )
+        )
         return 1
     try:
         source = candidate_source(
@@ -103,13 +151,11 @@ def run_resolve(args: argparse.Namespace) -> int:
             lowest=args.lowest,
         )
     except ResolutionError as e:
-        for line in e.explanation:
-            print(f"error: {line}", file=sys.stderr)
-        print(
-            "hint: give --index-url or --find-links where newer runtime wheels are, or a "
-            "target (--glibc/--platform) they run on",
-            file=sys.stderr,
+        e.hint = e.hint or (
+            "give --index-url or --find-links where newer runtime wheels are, or a "
+            "target (--glibc/--platform) they run on"
         )
+        report_error(e)
         return 1
     report = _report(resolution, host, needs)
     if args.output:
@@ -144,8 +190,10 @@ def run_requires(args: argparse.Namespace) -> int:
         )
         lowest = lower_bounds(list(needs.requirements.values()), source, arch)
     except ResolutionError as e:
-        for line in e.explanation:
-            print(f"error: {line}", file=sys.stderr)
+        e.hint = (
+            e.hint or "give --index-url or --find-links where runtime wheels that provide it are"
+        )
+        report_error(e)
         return 1
     for name in sorted(needs.requirements):
         print(f"Requires-Dist: {name}>={lowest.chosen[name].version}")

@@ -20,7 +20,14 @@ from pathlib import Path
 
 from nativelib import __version__
 from nativelib.abi import load_policies, manylinux_tags
-from nativelib.archive import PackageInfo, extract, info_files, open_archive
+from nativelib.archive import (
+    MemberKind,
+    PackageInfo,
+    extract,
+    info_files,
+    iter_members,
+    open_archive,
+)
 from nativelib.catalog import Catalog, Recipe, Source
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
 from nativelib.errors import BuildError, ElfError
@@ -250,6 +257,35 @@ _DEFAULT_LICENSES = [
 ]
 
 
+def _licence_hint(unpacked: Sequence[_Unpacked]) -> str:
+    """What to do when no licence was found. A Debian package often ships its
+    ``usr/share/doc/<package>`` as a symlink to the directory of the package that holds
+    the copyright file (``libstdc++6`` -> ``gcc-12-base``): name that package."""
+    for u in unpacked:
+        for member, _stream in iter_members(open_archive(u.input.path, u.input.kind)):
+            parts = member.name.split("/")
+            target = member.linkname or ""
+            if (
+                member.kind is MemberKind.SYMLINK
+                and len(parts) == 4
+                and parts[:3] == ["usr", "share", "doc"]
+                and target
+                and "/" not in target.strip("/")
+                and target not in (".", "..")
+            ):
+                target = target.strip("/")
+                return (
+                    f"{u.input.path.name} keeps its licence in Debian's {target!r} package "
+                    f"(usr/share/doc/{parts[3]} is a symlink to {target}): add that package, "
+                    f"e.g. --from deb:{target}_<version>_<arch>.deb, or build from the "
+                    "catalog's source (--source)"
+                )
+    return (
+        "add the upstream package that holds the licence (another --from), or build from "
+        "the catalog's source (--source), whose recipe names its licence files"
+    )
+
+
 def _dependency_closure(recipe: Recipe, catalog: Catalog) -> list[Recipe]:
     return [r for r in catalog.in_dependency_order([recipe.name]) if r.name != recipe.name]
 
@@ -363,6 +399,7 @@ def _plan(
             name,
             f"no licence file matched {license_globs!r} in the upstream packages: a runtime "
             "wheel must carry its upstream licence",
+            hint=_licence_hint(unpacked),
         )
 
     pin = recipe.pin_depends_to_own_version
