@@ -1,4 +1,4 @@
-"""``nativelib.scan.write_json``: the ``inspect --json`` text, fast and exactly as
+"""``nativelib.inspection.write_json``: the ``inspect --json`` text, fast and exactly as
 ``json.dump(inspect_json(results), indent=2)`` writes it; the modules ``inspect`` imports."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from nativelib.elf import ElfInfo, VersionNeed, VersionRequirement
-from nativelib.inspection import inspect_json
-from nativelib.scan import ScanResult, scan_paths, write_json
+from nativelib.inspection import inspect_json, write_json
+from nativelib.scan import ScanResult, scan_paths
 
 HOST_LIBS = "/usr/lib/x86_64-linux-gnu"
 
