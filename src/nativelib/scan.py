@@ -3,6 +3,9 @@
 Standard library only. A wheel is read in place from its zip archive; nothing is
 extracted to disk. Non-ELF files met while walking a directory are skipped; a path
 named explicitly is always reported, as "not an ELF file" when it is not one.
+
+``nativelib inspect`` imports this module, so it keeps that path short: no
+``dataclasses`` (which pulls in ``inspect``), and ``zipfile`` only when a wheel is read.
 """
 
 from __future__ import annotations
@@ -10,27 +13,38 @@ from __future__ import annotations
 import os
 import re
 import stat
-import zipfile
-import zlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 
+from nativelib._frozen import Frozen, setfield
 from nativelib.elf import ELF_MAGIC, ElfInfo, has_elf_magic, parse_elf_stream, read_elf
 from nativelib.errors import ElfError
 
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+
 __all__ = ["ScanResult", "scan_paths", "scan_wheel"]
 
-#: Errors the zip and decompression layers raise on a corrupt archive or member.
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
+
+def _archive_errors() -> tuple[type[BaseException], ...]:
+    """Errors the zip and decompression layers raise on a corrupt archive or member."""
+    import zipfile  # noqa: PLC0415 (only a wheel needs it)
+    import zlib  # noqa: PLC0415
+
+    return (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
 
 
-@dataclass(frozen=True)
-class ScanResult:
+class ScanResult(Frozen):
     """One ELF file read (``info``), or one that could not be read (``error``)."""
 
+    __slots__ = ("path", "info", "error")
     path: str
     info: ElfInfo | None
     error: str | None
+
+    def __init__(self, path: str, info: ElfInfo | None, error: str | None) -> None:
+        setfield(self, "path", path)
+        setfield(self, "info", info)
+        setfield(self, "error", error)
 
     @property
     def ok(self) -> bool:
@@ -51,10 +65,13 @@ def _read(path: str) -> ScanResult:
 
 def scan_wheel(path: str) -> Iterator[ScanResult]:
     """Every ELF member of a wheel (a zip), read from the archive, in name order."""
+    import zipfile  # noqa: PLC0415 (kept off the import path of inspect and the doctor)
+
+    archive_errors = _archive_errors()
     shown = os.path.realpath(path)
     try:
         zf = zipfile.ZipFile(path)
-    except _ARCHIVE_ERRORS as e:
+    except archive_errors as e:
         yield ScanResult(shown, None, f"cannot read as a wheel (zip archive): {e}")
         return
     with zf:
@@ -72,7 +89,7 @@ def scan_wheel(path: str) -> Iterator[ScanResult]:
                     yield ScanResult(name, parse_elf_stream(f, member.file_size, name), None)
             except ElfError as e:
                 yield _from_error(e)
-            except _ARCHIVE_ERRORS as e:
+            except archive_errors as e:
                 yield ScanResult(name, None, f"cannot read member from the archive: {e}")
 
 
