@@ -26,7 +26,7 @@ from itertools import compress
 from operator import itemgetter
 
 from nativelib._frozen import Frozen, setfield
-from nativelib.errors import ElfError, NotElfError
+from nativelib.errors import ElfAccessError, ElfChangedError, ElfError, NotElfError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module runs at import time
 if TYPE_CHECKING:
@@ -725,7 +725,9 @@ def _run(size: int, fetch: Fetch, path: str) -> ElfInfo:
     except _Malformed as e:
         raise ElfError(path, e.reason) from None
     except _Changed:
-        raise ElfError(path, "the file changed (became shorter) while it was being read") from None
+        raise ElfChangedError(
+            path, "the file changed (became shorter) while it was being read"
+        ) from None
 
 
 # --------------------------------------------------------------------------- public API
@@ -755,20 +757,22 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     try:
         st = os.stat(given)
     except OSError as e:
-        raise ElfError(os.path.realpath(given), f"cannot read: {e.strerror or e}") from e
+        raise ElfAccessError(os.path.realpath(given), f"cannot read: {e.strerror or e}") from e
     if not stat.S_ISREG(st.st_mode):
-        raise ElfError(os.path.realpath(given), f"not a regular file: it is {_kind(st.st_mode)}")
+        raise ElfAccessError(
+            os.path.realpath(given), f"not a regular file: it is {_kind(st.st_mode)}"
+        )
     # O_NONBLOCK: a FIFO swapped in after stat must not block the open.
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(given, flags)
     except OSError as e:
-        raise ElfError(os.path.realpath(given), f"cannot open: {e.strerror or e}") from e
+        raise ElfAccessError(os.path.realpath(given), f"cannot open: {e.strerror or e}") from e
     try:
         real = _real_path(fd, given)
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):
-            raise ElfError(real, f"not a regular file: it is {_kind(fst.st_mode)}")
+            raise ElfAccessError(real, f"not a regular file: it is {_kind(fst.st_mode)}")
 
         def fetch(start: int, length: int) -> bytes:
             try:

@@ -14,6 +14,8 @@ import sys
 __all__ = [
     "BuildError",
     "CatalogError",
+    "ElfAccessError",
+    "ElfChangedError",
     "ElfError",
     "HttpError",
     "ManifestError",
@@ -85,6 +87,17 @@ class NotElfError(ElfError):
     A linker script such as ``libc.so``, a text file or an empty file. Kept distinct from
     a malformed ELF file, which is an :class:`ElfError` but not a ``NotElfError``.
     """
+
+
+class ElfAccessError(ElfError):
+    """The file could not be read at all: ``stat`` or ``open`` failed, or it is not a
+    regular file (a FIFO, device, socket or directory). Nothing of it was parsed, so this
+    says nothing about its contents, unlike :class:`NotElfError` or a malformed file."""
+
+
+class ElfChangedError(ElfError):
+    """The file changed (became shorter) while it was being read: a writer is at work, so
+    a second read may succeed."""
 
 
 class SourceError(_AboutError):

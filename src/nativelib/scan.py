@@ -16,7 +16,7 @@ import stat
 
 from nativelib._frozen import Frozen, setfield
 from nativelib.elf import ELF_MAGIC, ElfInfo, has_elf_magic, parse_elf_stream, read_elf
-from nativelib.errors import ElfError
+from nativelib.errors import ElfAccessError, ElfChangedError, ElfError, NotElfError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
@@ -33,18 +33,33 @@ def _archive_errors() -> tuple[type[BaseException], ...]:
     return (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, OSError)
 
 
-class ScanResult(Frozen):
-    """One ELF file read (``info``), or one that could not be read (``error``)."""
+#: What a :class:`ScanResult` is, for callers that branch on it (never on ``error``'s text).
+ELF = "elf"  # read: ``info`` is set
+UNREADABLE = "unreadable"  # could not be opened or is not a regular file (ElfAccessError)
+NOT_ELF = "not-elf"  # readable, but not an ELF object (NotElfError)
+MALFORMED = "malformed"  # an ELF object the reader rejects (any other ElfError)
+CHANGED = "changed"  # became shorter while it was being read (ElfChangedError)
+DIRECTORY = "directory"  # a directory that could not be listed
+ARCHIVE = "archive"  # a wheel, or a member of one, that the zip layer could not read
 
-    __slots__ = ("path", "info", "error")
+
+class ScanResult(Frozen):
+    """One ELF file read (``info``), or one that could not be read (``error``, a reason
+    for people, and ``kind``, one of the constants above, for code)."""
+
+    __slots__ = ("path", "info", "error", "kind")
     path: str
     info: ElfInfo | None
     error: str | None
+    kind: str
 
-    def __init__(self, path: str, info: ElfInfo | None, error: str | None) -> None:
+    def __init__(
+        self, path: str, info: ElfInfo | None, error: str | None, kind: str | None = None
+    ) -> None:
         setfield(self, "path", path)
         setfield(self, "info", info)
         setfield(self, "error", error)
+        setfield(self, "kind", kind or (ELF if info is not None else MALFORMED))
 
     @property
     def ok(self) -> bool:
@@ -52,7 +67,22 @@ class ScanResult(Frozen):
 
 
 def _from_error(e: ElfError) -> ScanResult:
-    return ScanResult(e.path, None, e.reason)
+    if isinstance(e, ElfAccessError):
+        kind = UNREADABLE
+    elif isinstance(e, NotElfError):
+        kind = NOT_ELF
+    elif isinstance(e, ElfChangedError):
+        kind = CHANGED
+    else:
+        kind = MALFORMED
+    return ScanResult(e.path, None, e.reason, kind)
+
+
+def _skipped(path: str, why: str) -> None:
+    """A file the walk passes over for a reason worth knowing (``-v`` shows it)."""
+    import logging  # noqa: PLC0415 (rare: kept off inspect's import path)
+
+    logging.getLogger(__name__).info("skipped %s: %s", path, why)
 
 
 def _read(path: str) -> ScanResult:
@@ -72,7 +102,7 @@ def scan_wheel(path: str) -> Iterator[ScanResult]:
     try:
         zf = zipfile.ZipFile(path)
     except archive_errors as e:
-        yield ScanResult(shown, None, f"cannot read as a wheel (zip archive): {e}")
+        yield ScanResult(shown, None, f"cannot read as a wheel (zip archive): {e}", ARCHIVE)
         return
     with zf:
         for member in sorted(zf.infolist(), key=lambda m: m.filename):
@@ -90,7 +120,7 @@ def scan_wheel(path: str) -> Iterator[ScanResult]:
             except ElfError as e:
                 yield _from_error(e)
             except archive_errors as e:
-                yield ScanResult(name, None, f"cannot read member from the archive: {e}")
+                yield ScanResult(name, None, f"cannot read member from the archive: {e}", ARCHIVE)
 
 
 def _is_wheel(path: str) -> bool:
@@ -127,7 +157,9 @@ def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
             with os.scandir(directory) as it:
                 entries = sorted(it, key=lambda e: e.name)
         except OSError as e:
-            yield ScanResult(directory, None, f"cannot read directory: {e.strerror or e}")
+            yield ScanResult(
+                directory, None, f"cannot read directory: {e.strerror or e}", DIRECTORY
+            )
             continue
         subdirs: list[str] = []
         for entry in entries:
@@ -140,13 +172,16 @@ def _walk(root: str, seen: set[str]) -> Iterator[ScanResult]:
                     continue
                 if entry.is_symlink():
                     if not entry.is_file():  # dangling, or not a regular file
+                        _skipped(entry.path, "a symlink to no regular file")
                         continue
                     real = os.path.realpath(entry.path)
                 elif entry.is_file(follow_symlinks=False):
                     real = entry.path
                 else:
-                    continue  # FIFO, socket, device: never opened
-            except OSError:
+                    _skipped(entry.path, "not a regular file")  # FIFO, socket, device
+                    continue
+            except OSError as e:
+                _skipped(entry.path, e.strerror or str(e))
                 continue
             if real in seen:
                 continue

@@ -24,6 +24,7 @@ import posixpath
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from nativelib import scan
 from nativelib.abi import load_policies, parse_version_node
 from nativelib.catalog import Catalog
 from nativelib.doctor import versions
@@ -85,10 +86,6 @@ class Scanned:
             self.by_name.setdefault(name, []).append(info.path)
 
 
-def _unreadable(reason: str) -> bool:
-    return reason.startswith(("cannot read", "cannot open", "not a regular file"))
-
-
 def _classify(
     result: ScanResult, reader: Callable[[str], ElfInfo], named: frozenset[str]
 ) -> tuple[ElfInfo | None, Finding]:
@@ -97,7 +94,7 @@ def _classify(
     that start with the ELF magic, so "not an ELF file" is a change, unless the file was
     ``named`` by the user."""
     path, reason = result.path, result.error or "unreadable"
-    if reason.startswith("cannot read directory"):
+    if result.kind == scan.DIRECTORY:
         return None, finding(
             "scan-unreadable",
             f"{path}: {reason}; the files under it were not checked",
@@ -114,7 +111,7 @@ def _classify(
     try:
         again = reader(path)
     except NotElfError as e:
-        if reason.startswith("not an ELF file") and path in named:
+        if result.kind == scan.NOT_ELF and path in named:
             return None, finding("elf-malformed", f"{path}: {reason}", (path,), None)
         return None, finding(
             "scan-changed",
@@ -123,14 +120,14 @@ def _classify(
             None,
         )
     except ElfError as e:
-        if e.reason != reason or "changed" in reason:
+        if e.reason != reason or result.kind == scan.CHANGED:
             return None, finding(
                 "scan-changed",
                 f"{path}: changed while it was being read ({reason}; then: {e.reason})",
                 (path,),
                 "run the doctor again once pip (or whatever writes there) has finished",
             )
-        if _unreadable(reason):
+        if result.kind == scan.UNREADABLE:
             return None, finding(
                 "scan-unreadable",
                 f"{path}: {reason}",
