@@ -25,15 +25,15 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import archive_corpus as corpus
 import pytest
 import zstandard
-from archive_corpus import Case, Entry
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import archive_corpus as corpus
 import nativelib.archive.members as archive_members
 import nativelib.archive.tar as archive_tar
+from archive_corpus import Case, Entry
 from nativelib.archive import (
     DEFAULT_LIMITS,
     CheckState,

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from archive_corpus import Entry, conda_bytes, tar_bytes, tar_bz2_bytes
 
+from archive_corpus import Entry, conda_bytes, tar_bytes, tar_bz2_bytes
 from nativelib.catalog import load_catalog
 from nativelib.errors import SourceError
 from nativelib.net.download import DownloadPolicy, fetch, get_document
