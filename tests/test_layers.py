@@ -50,6 +50,7 @@ GROUPS: dict[str, str] = {
     "nativelib.scan": "base",
     "nativelib.digest": "base",
     "nativelib._openmp": "base",
+    "nativelib.lazy": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
@@ -108,6 +109,7 @@ STDLIB_ONLY = {
     "nativelib._index",
     "nativelib.digest",
     "nativelib._openmp",
+    "nativelib.lazy",
     "nativelib.elf",
     "nativelib.prefix",
     "nativelib.loader",

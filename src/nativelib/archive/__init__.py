@@ -40,7 +40,7 @@ directory is removed and the destination is left as it was.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from nativelib.archive.members import (
     DEFAULT_LIMITS,
@@ -55,6 +55,7 @@ from nativelib.archive.members import (
     iter_members,
     name_problem,
 )
+from nativelib.lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from nativelib.archive.conda import CondaArchive, CondaTarBz2Archive, info_files
@@ -78,15 +79,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib  # noqa: PLC0415
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -30,6 +30,8 @@ repair's reader and the doctor use too) and METADATA (with
 
 from __future__ import annotations
 
+from nativelib.lazy import lazy_getattr
+
 # Imported on first use (PEP 562), so that the doctor can import
 # nativelib.wheelfile.record without packaging, which plan and validate need.
 TYPE_CHECKING = False
@@ -69,12 +71,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> object:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib  # noqa: PLC0415
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_getattr(__name__, _LAZY)

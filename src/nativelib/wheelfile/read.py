@@ -23,6 +23,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativelib.archive.members import name_problem
 from nativelib.errors import RepairError, WheelError
+from nativelib.wheelfile.opening import open_zip
 from nativelib.wheelfile.record import check_listing, parse_record, verify_members
 
 __all__ = ["Member", "WheelContents", "read_wheel", "verify_record"]
@@ -66,12 +67,7 @@ def _open(path: Path) -> tuple[zipfile.ZipFile, str, str, str | None, frozenset[
         raise RepairError(where, f"not a wheel file name: {e}") from e
     parts = path.name[: -len(".whl")].split("-")
     build = parts[2] if len(parts) == 6 else None
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise RepairError(where, f"not a zip file: {e}") from e
-    except OSError as e:
-        raise RepairError(where, f"cannot open: {e.strerror or e}") from e
+    zf = open_zip(path, where, RepairError)
     return zf, parts[0], parts[1], build, tags
 
 

@@ -13,6 +13,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from nativelib.errors import WheelError
+from nativelib.wheelfile.opening import open_zip
 from nativelib.wheelfile.plan import _WHEEL_VERSION_RE, _arcname_problem
 from nativelib.wheelfile.record import check_listing, parse_record, verify_members
 
@@ -41,12 +42,7 @@ def _check_wheel(path: Path, filename: str) -> None:
         name, version, _build, _tags = parse_wheel_filename(filename)
     except InvalidWheelFilename as e:
         raise WheelError(where, f"invalid wheel file name: {e}") from e
-    try:
-        zf = zipfile.ZipFile(path)
-    except zipfile.BadZipFile as e:
-        raise WheelError(where, f"not a zip file: {e}") from e
-    except OSError as e:
-        raise WheelError(where, f"cannot open: {e.strerror or e}") from e
+    zf = open_zip(path, where, WheelError)
     with zf:
         try:
             dist_info = _check_structure(zf, where, name, version)
