@@ -8,10 +8,10 @@ import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO
 
-from nativelib.archive.deb import _FileArchive
 from nativelib.archive.members import (
     Archive,
     CheckState,
+    FileArchive,
     Limits,
     Member,
     MemberKind,
@@ -93,7 +93,7 @@ def _conda_info(members: Iterator[tuple[Member, IO[bytes] | None]]) -> PackageIn
     )
 
 
-class CondaArchive(_FileArchive):
+class CondaArchive(FileArchive):
     """A ``.conda`` package: a zip holding ``info-*.tar.zst`` and ``pkg-*.tar.zst``.
 
     The payload is the ``pkg`` component. The outer zip's names pass the same name
@@ -132,7 +132,7 @@ class CondaArchive(_FileArchive):
             yield from self._tar(zf, "info")
 
 
-class CondaTarBz2Archive(_FileArchive):
+class CondaTarBz2Archive(FileArchive):
     """A conda ``.tar.bz2`` package; the payload is everything but ``info/``.
 
     The ``info/`` members are not yielded, but every member, ``info/`` included, is

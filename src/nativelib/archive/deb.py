@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from nativelib.archive.members import Member, MemberKind, PackageInfo
+from nativelib.archive.members import FileArchive, Member, MemberKind, PackageInfo
 from nativelib.archive.streams import (
     _CHUNK,
     _Corrupt,
@@ -152,18 +152,7 @@ def _parse_control(text: str) -> dict[str, str]:
     return {}
 
 
-class _FileArchive:
-    """What every kind shares: the package's path (what errors name)."""
-
-    def __init__(self, path: str):
-        self._path = path
-
-    @property
-    def path(self) -> str:
-        return self._path
-
-
-class DebArchive(_FileArchive):
+class DebArchive(FileArchive):
     """A Debian binary package; the payload is ``data.tar.*``."""
 
     def info(self) -> PackageInfo:

@@ -112,6 +112,17 @@ class Archive(Protocol):
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]: ...
 
 
+class FileArchive:
+    """What every kind shares: the package's path (what errors name)."""
+
+    def __init__(self, path: str):
+        self._path = path
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one archive may hold; sizes count the bytes actually read."""

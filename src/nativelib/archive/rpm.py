@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from nativelib.archive.deb import _FileArchive
-from nativelib.archive.members import _MAX_PATH, Member, MemberKind, PackageInfo
+from nativelib.archive.members import _MAX_PATH, FileArchive, Member, MemberKind, PackageInfo
 from nativelib.archive.streams import (
     _CHUNK,
     _MAX_LINK_DATA,
@@ -199,7 +198,7 @@ def _cpio_members(src: _Source, archive: str) -> Iterator[tuple[Member, IO[bytes
     _drain_zeros(src, "cpio archive")
 
 
-class RpmArchive(_FileArchive):
+class RpmArchive(FileArchive):
     """An RPM package; the payload is the (compressed) cpio archive."""
 
     def info(self) -> PackageInfo:

@@ -9,8 +9,7 @@ from collections.abc import Iterator
 from email.parser import BytesHeaderParser
 from typing import IO
 
-from nativelib.archive.deb import _FileArchive
-from nativelib.archive.members import Member, MemberKind, PackageInfo
+from nativelib.archive.members import FileArchive, Member, MemberKind, PackageInfo
 from nativelib.archive.rpm import _CPIO_KINDS
 from nativelib.archive.streams import (
     _CHUNK,
@@ -81,7 +80,7 @@ def _zip_read_small(zf: zipfile.ZipFile, name: str, limit: int = 1 << 20) -> byt
     return zf.read(info)
 
 
-class WheelArchive(_FileArchive):
+class WheelArchive(FileArchive):
     """A wheel (zip); the payload is every member."""
 
     def info(self) -> PackageInfo:
