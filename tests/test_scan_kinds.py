@@ -4,6 +4,7 @@ reading the reason's text; and ``-v`` naming the files a walk passes over."""
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from nativelib import scan
 from nativelib.cli import main
 from nativelib.elf import read_elf
-from nativelib.errors import ElfAccessError, ElfChangedError, ElfError, NotElfError
+from nativelib.errors import ElfError, NotElfError
 
 
 def _one(path: Path) -> scan.ScanResult:
@@ -37,19 +38,20 @@ def test_kinds_of_named_files(elf_fixtures, tmp_path: Path) -> None:  # type: ig
     assert _one(tmp_path / "missing.so").kind == scan.UNREADABLE
 
 
-def test_reader_errors_carry_their_class(tmp_path: Path) -> None:
-    """The classes the scan maps from: each is still an ElfError (callers catching that
-    see no change)."""
+def test_reader_errors_carry_what_went_wrong(tmp_path: Path) -> None:
+    """The structured fields the scan maps from (never the reason's text)."""
     fifo = tmp_path / "f"
     os.mkfifo(fifo)
-    with pytest.raises(ElfAccessError):
-        read_elf(fifo)
-    with pytest.raises(ElfAccessError):
-        read_elf(tmp_path / "missing")
+    for path in (fifo, tmp_path / "missing"):
+        with pytest.raises(ElfError) as e:
+            read_elf(path)
+        assert type(e.value) is ElfError and e.value.unreadable and not e.value.changed
     (tmp_path / "t").write_text("text")
-    with pytest.raises(NotElfError):
+    with pytest.raises(NotElfError) as not_elf:
         read_elf(tmp_path / "t")
-    assert issubclass(ElfAccessError, ElfError) and issubclass(ElfChangedError, ElfError)
+    assert not not_elf.value.unreadable
+    again = pickle.loads(pickle.dumps(ElfError("x", "y", unreadable=True)))
+    assert again.unreadable and again.reason == "y"
 
 
 def test_unlistable_directory_and_broken_wheel(

@@ -26,7 +26,7 @@ from itertools import compress
 from operator import itemgetter
 
 from nativelib._frozen import Frozen, setfield
-from nativelib.errors import ElfAccessError, ElfChangedError, ElfError, NotElfError
+from nativelib.errors import ElfError, NotElfError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module runs at import time
 if TYPE_CHECKING:
@@ -725,8 +725,8 @@ def _run(size: int, fetch: Fetch, path: str) -> ElfInfo:
     except _Malformed as e:
         raise ElfError(path, e.reason) from None
     except _Changed:
-        raise ElfChangedError(
-            path, "the file changed (became shorter) while it was being read"
+        raise ElfError(
+            path, "the file changed (became shorter) while it was being read", changed=True
         ) from None
 
 
@@ -757,22 +757,28 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     try:
         st = os.stat(given)
     except OSError as e:
-        raise ElfAccessError(os.path.realpath(given), f"cannot read: {e.strerror or e}") from e
+        raise ElfError(
+            os.path.realpath(given), f"cannot read: {e.strerror or e}", unreadable=True
+        ) from e
     if not stat.S_ISREG(st.st_mode):
-        raise ElfAccessError(
-            os.path.realpath(given), f"not a regular file: it is {_kind(st.st_mode)}"
+        raise ElfError(
+            os.path.realpath(given),
+            f"not a regular file: it is {_kind(st.st_mode)}",
+            unreadable=True,
         )
     # O_NONBLOCK: a FIFO swapped in after stat must not block the open.
     flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         fd = os.open(given, flags)
     except OSError as e:
-        raise ElfAccessError(os.path.realpath(given), f"cannot open: {e.strerror or e}") from e
+        raise ElfError(
+            os.path.realpath(given), f"cannot open: {e.strerror or e}", unreadable=True
+        ) from e
     try:
         real = _real_path(fd, given)
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):
-            raise ElfAccessError(real, f"not a regular file: it is {_kind(fst.st_mode)}")
+            raise ElfError(real, f"not a regular file: it is {_kind(fst.st_mode)}", unreadable=True)
 
         def fetch(start: int, length: int) -> bytes:
             try:

@@ -14,8 +14,6 @@ import sys
 __all__ = [
     "BuildError",
     "CatalogError",
-    "ElfAccessError",
-    "ElfChangedError",
     "ElfError",
     "HttpError",
     "ManifestError",
@@ -76,6 +74,21 @@ class ElfError(_AboutError, ValueError):
     ends past the end of the file (100 bytes)"``.
     """
 
+    def __init__(
+        self,
+        path: str,
+        reason: str,
+        *,
+        hint: str | None = None,
+        unreadable: bool = False,
+        changed: bool = False,
+    ) -> None:
+        super().__init__(path, reason, hint=hint)
+        #: ``stat`` or ``open`` failed, or it is not a regular file: nothing was parsed.
+        self.unreadable = unreadable
+        #: The file became shorter while it was being read: a second read may succeed.
+        self.changed = changed
+
     @property
     def path(self) -> str:
         return self.subject
@@ -87,17 +100,6 @@ class NotElfError(ElfError):
     A linker script such as ``libc.so``, a text file or an empty file. Kept distinct from
     a malformed ELF file, which is an :class:`ElfError` but not a ``NotElfError``.
     """
-
-
-class ElfAccessError(ElfError):
-    """The file could not be read at all: ``stat`` or ``open`` failed, or it is not a
-    regular file (a FIFO, device, socket or directory). Nothing of it was parsed, so this
-    says nothing about its contents, unlike :class:`NotElfError` or a malformed file."""
-
-
-class ElfChangedError(ElfError):
-    """The file changed (became shorter) while it was being read: a writer is at work, so
-    a second read may succeed."""
 
 
 class SourceError(_AboutError):

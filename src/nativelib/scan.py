@@ -16,7 +16,7 @@ import stat
 
 from nativelib._frozen import Frozen, setfield
 from nativelib.elf import ELF_MAGIC, ElfInfo, has_elf_magic, parse_elf_stream, read_elf
-from nativelib.errors import ElfAccessError, ElfChangedError, ElfError, NotElfError
+from nativelib.errors import ElfError, NotElfError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
@@ -35,10 +35,10 @@ def _archive_errors() -> tuple[type[BaseException], ...]:
 
 #: What a :class:`ScanResult` is, for callers that branch on it (never on ``error``'s text).
 ELF = "elf"  # read: ``info`` is set
-UNREADABLE = "unreadable"  # could not be opened or is not a regular file (ElfAccessError)
+UNREADABLE = "unreadable"  # could not be opened, or not a regular file (ElfError.unreadable)
 NOT_ELF = "not-elf"  # readable, but not an ELF object (NotElfError)
 MALFORMED = "malformed"  # an ELF object the reader rejects (any other ElfError)
-CHANGED = "changed"  # became shorter while it was being read (ElfChangedError)
+CHANGED = "changed"  # became shorter while it was being read (ElfError.changed)
 DIRECTORY = "directory"  # a directory that could not be listed
 ARCHIVE = "archive"  # a wheel, or a member of one, that the zip layer could not read
 
@@ -67,11 +67,11 @@ class ScanResult(Frozen):
 
 
 def _from_error(e: ElfError) -> ScanResult:
-    if isinstance(e, ElfAccessError):
+    if e.unreadable:
         kind = UNREADABLE
     elif isinstance(e, NotElfError):
         kind = NOT_ELF
-    elif isinstance(e, ElfChangedError):
+    elif e.changed:
         kind = CHANGED
     else:
         kind = MALFORMED
