@@ -90,3 +90,25 @@ def test_verbosity_before_or_after_the_command() -> None:
     assert log_level(after.verbose + after.verbose_after, 0) == logging.DEBUG
     assert log_level(0, quiet.quiet + quiet.quiet_after) == logging.ERROR
     assert log_level(0, 0) == logging.WARNING
+
+
+def test_build_without_its_extra_names_the_extra(tmp_path: Path) -> None:
+    """A base install (no ``build`` extra: zstandard absent) gets an error and the pip
+    command, not a traceback. zstandard is hidden in a child process (None in
+    sys.modules makes its import fail as if it were not installed)."""
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    code = (
+        "import sys; sys.modules['zstandard'] = None\n"
+        "from nativelib.cli import main\n"
+        f"sys.exit(main(['build', 'gomp', '-w', {str(tmp_path)!r}]))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr
+    assert run.stderr.splitlines() == [
+        "error: nativelib build needs the Python module 'zstandard', which is not installed",
+        "hint: install the 'build' extra: pip install 'pynativelib[build]'",
+    ]
+    assert list(tmp_path.iterdir()) == []

@@ -43,12 +43,13 @@ class Command(Frozen):
     the way to every command.)
     """
 
-    __slots__ = ("name", "module", "summary", "configure", "run")
+    __slots__ = ("name", "module", "summary", "configure", "run", "extra")
     name: str
     module: str
     summary: str
     configure: str
     run: str
+    extra: str | None  # the pynativelib extra that brings what the command imports
 
     def __init__(
         self,
@@ -57,12 +58,14 @@ class Command(Frozen):
         summary: str,
         configure: str = "configure_parser",
         run: str = "run",
+        extra: str | None = None,
     ) -> None:
         setfield(self, "name", name)
         setfield(self, "module", module)
         setfield(self, "summary", summary)
         setfield(self, "configure", configure)
         setfield(self, "run", run)
+        setfield(self, "extra", extra)
 
     def load(
         self,
@@ -76,7 +79,10 @@ class Command(Frozen):
 COMMANDS: tuple[Command, ...] = (
     Command("inspect", "nativelib.inspection", "show what ELF files provide and need"),
     Command(
-        "build", "nativelib.runtime_wheels.command", "build runtime wheels from upstream packages"
+        "build",
+        "nativelib.runtime_wheels.command",
+        "build runtime wheels from upstream packages",
+        extra="build",
     ),
     Command(
         "resolve",
@@ -133,6 +139,18 @@ def _command_named(argv: Sequence[str]) -> Command | None:
         if not word.startswith("-"):
             return next((c for c in COMMANDS if c.name == word), None)
     return None
+
+
+def _missing_dependency(command: Command | None, module: str) -> UsageError:
+    """The error for a command whose third-party dependency is not installed."""
+    what = f"nativelib {command.name}" if command is not None else "nativelib"
+    if command is not None and command.extra is not None:
+        hint = f"install the {command.extra!r} extra: pip install 'pynativelib[{command.extra}]'"
+    else:
+        hint = "reinstall pynativelib: pip install --force-reinstall pynativelib"
+    return UsageError(
+        f"{what} needs the Python module {module!r}, which is not installed", hint=hint
+    )
 
 
 def build_parser(
@@ -239,6 +257,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
     except NativeLibError as e:
         report_error(e)
+        return EXIT_USAGE
+    except ModuleNotFoundError as e:
+        if not e.name or e.name.partition(".")[0] == "nativelib":
+            raise  # our own module missing: a broken install, not the user's input
+        report_error(_missing_dependency(_command_named(args_list), e.name))
         return EXIT_USAGE
     except KeyboardInterrupt:
         report_error(NativeLibError("interrupted"))
