@@ -10,14 +10,17 @@ JSON, next to it; nothing else here is imported at import time.
 from __future__ import annotations
 
 from nativelib._frozen import Frozen, setfield
-from nativelib.errors import ManifestError
+from nativelib.errors import FileReadError, ManifestError
+from nativelib.files import read_regular_file
 
 __all__ = [
     "LOADER_INDEX_MAGIC",
+    "MAX_INDEX_BYTES",
     "IndexedLibrary",
     "LoaderIndex",
     "index_filename",
     "parse_loader_index",
+    "read_loader_index",
 ]
 
 PREFIX_DIRNAME = "nativelib.prefix"
@@ -31,6 +34,9 @@ LOADER_INDEX_MAGIC = "nativelib-loader-index\t1"
 #: One line per library, in load order:
 #: ``library <TAB> soname <TAB> preload|- <TAB> implicit needs <TAB> version definitions``
 #: (lists space-separated).
+
+#: The most a ``.load`` index may hold (the largest real one, MKL's, is a few KiB).
+MAX_INDEX_BYTES = 1 << 20
 
 
 class IndexedLibrary(Frozen):
@@ -111,3 +117,16 @@ def parse_loader_index(text: str, where: str) -> LoaderIndex:
     if not name or not version:
         raise ManifestError(where, "the index has no name or no version")
     return LoaderIndex(name, version, tuple(deps), tuple(libraries))
+
+
+def read_loader_index(path: str) -> LoaderIndex:
+    """The ``.load`` index at ``path``: a regular file (no FIFO, device or symlink; pip
+    installs regular files) of at most :data:`MAX_INDEX_BYTES`, else
+    :class:`~nativelib.errors.ManifestError` naming the problem."""
+    try:
+        text = read_regular_file(path, MAX_INDEX_BYTES).decode("utf-8")
+    except FileReadError as e:
+        raise ManifestError(path, e.reason) from e
+    except UnicodeDecodeError as e:
+        raise ManifestError(path, f"not UTF-8: {e}") from e
+    return parse_loader_index(text, path)

@@ -15,6 +15,7 @@ __all__ = [
     "BuildError",
     "CatalogError",
     "ElfError",
+    "FileReadError",
     "HttpError",
     "ManifestError",
     "NativeLibError",
@@ -100,6 +101,16 @@ class NotElfError(ElfError):
     A linker script such as ``libc.so``, a text file or an empty file. Kept distinct from
     a malformed ELF file, which is an :class:`ElfError` but not a ``NotElfError``.
     """
+
+
+class FileReadError(_AboutError):
+    """A file that must be a regular file of bounded size is not (a FIFO, a device, a
+    symlink where none belongs, too large), or cannot be read; ``path`` names it.
+    Raised by :mod:`nativelib.files`."""
+
+    @property
+    def path(self) -> str:
+        return self.subject
 
 
 class SourceError(_AboutError):

@@ -37,7 +37,7 @@ from nativelib._index import (
     MANIFEST_DIR,
     PREFIX_DIRNAME,
     LoaderIndex,
-    parse_loader_index,
+    read_loader_index,
 )
 from nativelib._openmp import FAMILIES as _OPENMP_FAMILIES
 from nativelib.errors import (
@@ -282,9 +282,8 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
         for name in names:
             where = os.path.join(folder, name)
             try:
-                with open(where, encoding="utf-8") as f:
-                    index = parse_loader_index(f.read(), where)
-            except (OSError, UnicodeDecodeError, ManifestError) as e:
+                index = read_loader_index(where)
+            except ManifestError as e:
                 _warn(f"nativelib: skipping {where}: {e}")
                 continue
             if index.name not in found:

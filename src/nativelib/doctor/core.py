@@ -154,6 +154,8 @@ def _diagnose(
     env_roots = [sys.prefix, *sites, *opts.paths]
     checks = Checks(scanned, elf, host, runtimes, catalog, env_roots, owner)
     findings: list[Finding] = [*scanned.findings, *runtime_findings]
+    for d in dists.values():
+        findings += d.findings()
     findings += checks.vendored()
     findings += checks.openmp()
     findings += checks.needs()

@@ -6,29 +6,45 @@ with the manifest, and a file in the prefix claimed by two distributions is name
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from nativelib.doctor.hostfacts import ElfCache
 from nativelib.doctor.model import Finding, RuntimeFile, RuntimeReport, finding
-from nativelib.errors import ManifestError, UnsafeRuntimePath, WheelError
+from nativelib.errors import FileReadError, ManifestError, UnsafeRuntimePath, WheelError
+from nativelib.files import file_kind, open_regular_file, read_regular_file
 from nativelib.loader import check_prefix, is_openmp_provider
 from nativelib.prefix import (
     LIB_DIR,
     MANIFEST_DIR,
+    MAX_INDEX_BYTES,
     PREFIX_DIRNAME,
     Manifest,
     index_filename,
     loader_index,
     parse_manifest,
     record_digest,
-    sha256_file,
 )
-from nativelib.wheelfile.record import RecordRow, digest_file, parse_record
+from nativelib.wheelfile.record import RecordRow, parse_record
 
-__all__ = ["InstalledRuntime", "SiteDistributions", "check_runtimes", "normalize"]
+__all__ = [
+    "InstalledRuntime",
+    "SiteDistributions",
+    "check_runtimes",
+    "environment_prefix",
+    "normalize",
+]
+
+#: Bounds on what the doctor reads of a file pip installed (the largest real RECORDs,
+#: of packages with tens of thousands of files, are a few MiB).
+MAX_RECORD_BYTES = 64 << 20
+MAX_MANIFEST_BYTES = 16 << 20
+#: METADATA: only its headers are read, from at most this much of the file.
+METADATA_HEAD_BYTES = 1 << 20
 
 
 def normalize(name: str) -> str:
@@ -36,12 +52,53 @@ def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _file_digest(path: str) -> str | None:
-    """The RECORD form of a file's sha256 (urlsafe base64, no padding), None if unreadable."""
+def _file_digest(path: str, algorithm: str = "sha256") -> str | FileReadError:
+    """The RECORD form of a file's digest (urlsafe base64, no padding), or why it cannot
+    be read: only a regular file is read (a FIFO or a device is refused, never read), and
+    never through a symlink (pip installs regular files)."""
+    digest = hashlib.new(algorithm)
     try:
-        return record_digest(bytes.fromhex(sha256_file(path)))
-    except OSError:
-        return None
+        with open_regular_file(path) as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    except FileReadError as e:
+        return e
+    except OSError as e:
+        return FileReadError(path, f"cannot read: {e.strerror or e}")
+    return record_digest(digest.digest())
+
+
+def environment_prefix(site: str) -> str | None:
+    """The prefix pip installs a site directory's scripts and data under (RECORD paths
+    such as ``../../../bin/tool``): the directory above ``lib/pythonX.Y/site-packages``
+    (a venv, ``--user``, ``--prefix``, ``/usr/lib/python3/dist-packages``); None for any
+    other layout (``--target``), or when that would be ``/``."""
+    parts = os.path.normpath(site).split(os.sep)
+    if (
+        len(parts) > 4
+        and parts[-1] in ("site-packages", "dist-packages")
+        and parts[-2].startswith("python")
+        and parts[-3] in ("lib", "lib64")
+    ):
+        return os.sep.join(parts[:-3])
+    return None
+
+
+def _inside(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def _headers(head: bytes) -> dict[str, str]:
+    """The ``Name`` and ``Version`` headers of the start of a METADATA file."""
+    out = {}
+    for raw in head.split(b"\n"):
+        line = raw.decode("utf-8")
+        if not line.strip():
+            break
+        key, _, value = line.partition(":")
+        if key in ("Name", "Version"):
+            out[key] = value.strip()
+    return out
 
 
 class SiteDistributions:
@@ -57,18 +114,26 @@ class SiteDistributions:
             names = []
         self.dist_infos = sorted(n for n in names if n.endswith(".dist-info"))
         self._records: dict[str, dict[str, RecordRow] | WheelError | None] = {}
+        #: RECORD or METADATA files there that are not regular files, or cannot be read.
+        self.unreadable: dict[str, str] = {}
         self._owners: dict[str, str] | None = None
         self._labels: dict[str, str] = {}
 
     def record(self, dist_info: str) -> dict[str, RecordRow] | None:
-        """Its RECORD rows by path; None if there is no readable RECORD, and
-        :class:`~nativelib.errors.WheelError` if it is malformed."""
+        """Its RECORD rows by path; None if there is no RECORD, and
+        :class:`~nativelib.errors.WheelError` if it is malformed or cannot be read (a
+        FIFO, a device, a symlink, over :data:`MAX_RECORD_BYTES`)."""
         if dist_info not in self._records:
             where = os.path.join(self.site, dist_info, "RECORD")
             try:
-                with open(where, encoding="utf-8") as f:
-                    text = f.read()
-            except (OSError, UnicodeDecodeError):
+                text = read_regular_file(where, MAX_RECORD_BYTES).decode("utf-8")
+            except FileReadError as e:
+                if os.path.lexists(where):
+                    self.unreadable[where] = e.reason
+                    self._records[dist_info] = WheelError(where, e.reason)
+                else:
+                    self._records[dist_info] = None
+            except UnicodeDecodeError:
                 self._records[dist_info] = None
             else:
                 try:
@@ -79,6 +144,28 @@ class SiteDistributions:
         if isinstance(found, WheelError):
             raise found
         return found
+
+    def findings(self) -> list[Finding]:
+        """A RECORD or METADATA that is not a regular file, or cannot be read (every
+        RECORD is read here, once; METADATA is looked at with ``lstat``, not opened)."""
+        self._usable()
+        for dist_info in self.dist_infos:
+            where = os.path.join(self.site, dist_info, "METADATA")
+            try:
+                mode = os.lstat(where).st_mode
+            except OSError:
+                continue
+            if not stat.S_ISREG(mode) and where not in self.unreadable:
+                self.unreadable[where] = f"not a regular file: it is {file_kind(mode)}"
+        return [
+            finding(
+                "dist-info-unreadable",
+                f"{where} cannot be read ({reason}): the doctor skipped it",
+                (where,),
+                f"remove {os.path.dirname(where)} and reinstall that distribution",
+            )
+            for where, reason in sorted(self.unreadable.items())
+        ]
 
     def _usable(self) -> dict[str, dict[str, RecordRow]]:
         """The RECORDs that can be read, by dist-info (malformed ones left out)."""
@@ -107,18 +194,18 @@ class SiteDistributions:
         if dist_info not in self._labels:
             stem = dist_info[: -len(".dist-info")]
             name, _, version = stem.partition("-")
+            where = os.path.join(self.site, dist_info, "METADATA")
             try:
-                with open(os.path.join(self.site, dist_info, "METADATA"), encoding="utf-8") as f:
-                    for line in f:
-                        if not line.strip():
-                            break
-                        key, _, value = line.partition(":")
-                        if key == "Name":
-                            name = value.strip()
-                        elif key == "Version":
-                            version = value.strip()
+                with open_regular_file(where) as f:
+                    headers = _headers(f.read(METADATA_HEAD_BYTES))
+            except FileReadError as e:
+                if os.path.lexists(where):
+                    self.unreadable[where] = e.reason
             except (OSError, UnicodeDecodeError):
                 pass
+            else:
+                name = headers.get("Name", name)
+                version = headers.get("Version", version)
             self._labels[dist_info] = f"{name} {version}".strip()
         return self._labels[dist_info]
 
@@ -167,12 +254,34 @@ class _SiteCheck:
         self.elf = elf
         self.prefix = os.path.join(site, PREFIX_DIRNAME)
         self.findings: list[Finding] = []
+        # Where a RECORD path may lead: the site directory, and the prefix pip puts
+        # scripts and data under; lexically, then for real (a symlinked directory).
+        roots = [os.path.normpath(site)]
+        env_prefix = environment_prefix(site)
+        if env_prefix is not None:
+            roots.append(env_prefix)
+        self.roots = tuple(roots)
+        self.real_roots = tuple(os.path.realpath(r) for r in roots)
+
+    def outside(self, rel: str) -> bool:
+        """Whether a RECORD path leads out of the site directory and its prefix: absolute,
+        too many ``..``, or through a symlinked directory that leads elsewhere."""
+        if os.path.isabs(rel):
+            return True
+        path = os.path.normpath(os.path.join(self.site, rel))
+        if not any(_inside(path, root) for root in self.roots):
+            return True
+        real_dir = os.path.realpath(os.path.dirname(path))
+        return not any(_inside(real_dir, root) for root in self.real_roots)
 
     def add(self, code: str, message: str, files: Sequence[str], hint: str | None) -> None:
         self.findings.append(finding(code, message, tuple(files), hint))
 
     def verify_record(
-        self, manifest: Manifest, dist_info: str | None, digests: dict[str, str | None]
+        self,
+        manifest: Manifest,
+        dist_info: str | None,
+        digests: dict[str, str | FileReadError],
     ) -> tuple[str, dict[str, str]]:
         """Hash every file the RECORD lists; returns the RECORD state and each file's
         status (by path)."""
@@ -182,7 +291,8 @@ class _SiteCheck:
             rows = self.dists.record(dist_info) if dist_info is not None else None
             problem = f"no {record} in {self.site}"
         except WheelError as e:
-            rows, problem = None, f"its RECORD is malformed ({e.reason})"
+            what = "cannot be read" if e.subject in self.dists.unreadable else "is malformed"
+            rows, problem = None, f"its RECORD {what} ({e.reason})"
         if rows is None:
             self.add(
                 "runtime-record-missing",
@@ -194,6 +304,17 @@ class _SiteCheck:
         status: dict[str, str] = {}
         for rel, row in rows.items():
             path = os.path.normpath(os.path.join(self.site, rel))
+            if self.outside(rel):
+                status[path] = "outside"  # never opened, nor even looked at
+                self.add(
+                    "runtime-record-outside",
+                    f"{name} {version}: its RECORD lists {rel!r}, outside its site directory "
+                    f"{self.site} (and its environment): not verified; pip uninstall would "
+                    "delete that file",
+                    [os.path.join(self.site, dist_info or "", "RECORD")],
+                    _reinstall(name, version),
+                )
+                continue
             if row.algorithm is None or row.digest is None:
                 continue
             if not os.path.lexists(path):
@@ -205,30 +326,30 @@ class _SiteCheck:
                     _reinstall(name, version),
                 )
                 continue
+            digest = _file_digest(path, row.algorithm)
             if row.algorithm == "sha256":
-                digest = digests[path] = _file_digest(path)
-            else:
-                try:
-                    digest = digest_file(path, row.algorithm)
-                except OSError:
-                    digest = None
+                digests[path] = digest
             if digest == row.digest:
                 status[path] = "ok"
                 continue
             status[path] = "modified"
-            self.add(
-                "runtime-file-modified",
-                f"{name} {version}: {rel} does not match its RECORD ({row.algorithm} "
-                f"{digest or '?'} instead of {row.digest}): the file was changed after pip "
-                "installed it",
-                [path],
-                _reinstall(name, version),
-            )
+            if isinstance(digest, FileReadError):
+                message = (
+                    f"{name} {version}: {rel} cannot be verified against its RECORD: "
+                    f"{digest.reason}"
+                )
+            else:
+                message = (
+                    f"{name} {version}: {rel} does not match its RECORD ({row.algorithm} "
+                    f"{digest} instead of {row.digest}): the file was changed after pip "
+                    "installed it"
+                )
+            self.add("runtime-file-modified", message, [path], _reinstall(name, version))
         state = "verified" if all(s == "ok" for s in status.values()) else "mismatch"
         return state, status
 
     def compare_manifest(
-        self, manifest: Manifest, status: dict[str, str], digests: dict[str, str | None]
+        self, manifest: Manifest, status: dict[str, str], digests: dict[str, str | FileReadError]
     ) -> list[RuntimeFile]:
         name, version = manifest.name, manifest.version
         files = []
@@ -256,14 +377,18 @@ class _SiteCheck:
             if path not in digests:
                 digests[path] = _file_digest(path)
             expected = record_digest(bytes.fromhex(lib.sha256))
-            if digests[path] != expected:
+            digest = digests[path]
+            if isinstance(digest, FileReadError):
+                problems.append(f"it cannot be read: {digest.reason}")
+            elif digest != expected:
                 problems.append(f"its sha256 is not the manifest's {lib.sha256}")
             if size is not None and size != lib.size:
                 problems.append(f"it has {size} bytes, the manifest says {lib.size}")
-            info = self.elf.get(path)
-            if info is None:
+            # Not read again as ELF when it could not be read at all (said above).
+            info = None if isinstance(digest, FileReadError) else self.elf.get(path)
+            if info is None and not isinstance(digest, FileReadError):
                 problems.append("it cannot be read as ELF")
-            else:
+            elif info is not None:
                 if info.soname != lib.soname:
                     problems.append(f"its soname is {info.soname!r}")
                 if set(info.version_definitions) != set(lib.version_definitions):
@@ -280,14 +405,19 @@ class _SiteCheck:
 
     def check_index(self, manifest: Manifest) -> None:
         where = os.path.join(self.prefix, index_filename(manifest.name))
+        what = "is missing"
         try:
-            with open(where, encoding="utf-8") as f:
-                text: str | None = f.read()
-        except (OSError, UnicodeDecodeError):
+            text: str | None = read_regular_file(where, MAX_INDEX_BYTES).decode("utf-8")
+        except FileReadError as e:
+            text = None
+            if os.path.lexists(where):
+                what = f"cannot be read ({e.reason})"
+        except UnicodeDecodeError:
             text = None
         if text == loader_index(manifest):
             return
-        what = "is missing" if text is None else "does not match the manifest"
+        if text is not None:
+            what = "does not match the manifest"
         effect = "does not see this runtime" if text is None else "may load the wrong files"
         self.add(
             "runtime-index-mismatch",
@@ -367,9 +497,8 @@ def check_runtimes(
         for name in names:
             where = os.path.join(folder, name)
             try:
-                with open(where, "rb") as f:
-                    manifest = parse_manifest(f.read(), where)
-            except (OSError, ManifestError) as e:
+                manifest = parse_manifest(read_regular_file(where, MAX_MANIFEST_BYTES), where)
+            except (FileReadError, ManifestError) as e:
                 check.add(
                     "runtime-manifest-invalid",
                     str(e),
@@ -378,7 +507,7 @@ def check_runtimes(
                 )
                 continue
             manifests.append(manifest)
-            digests: dict[str, str | None] = {}
+            digests: dict[str, str | FileReadError] = {}
             dist_info = check.dists.find(manifest.name, manifest.version)
             record, status = check.verify_record(manifest, dist_info, digests)
             files = check.compare_manifest(manifest, status, digests)

@@ -55,6 +55,9 @@ CODES: dict[str, Code] = {
         "error", "a runtime's file differs from the sha256 its RECORD gives (pip never checks)"
     ),
     "runtime-file-missing": Code("error", "a file a runtime's RECORD or manifest lists is absent"),
+    "runtime-record-outside": Code(
+        "error", "a runtime's RECORD lists a path outside its site directory and environment"
+    ),
     "runtime-manifest-mismatch": Code(
         "error", "a runtime's manifest does not describe the library file it ships"
     ),
@@ -67,6 +70,10 @@ CODES: dict[str, Code] = {
     ),
     "runtime-shadowed": Code(
         "info", "a runtime is installed in two site directories; the first on sys.path wins"
+    ),
+    # The distributions of each site directory.
+    "dist-info-unreadable": Code(
+        "warning", "a distribution's RECORD or METADATA is not a regular file, or unreadable"
     ),
     # The ELF files of the environment.
     "vendored-runtime": Code(

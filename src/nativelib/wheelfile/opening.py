@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import zipfile
 
+from nativelib.errors import FileReadError
+from nativelib.files import open_regular_file
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -18,7 +21,12 @@ __all__ = ["open_zip"]
 def open_zip(
     path: Path, where: str, error: Callable[[str, str], NativeLibError]
 ) -> zipfile.ZipFile:
-    """The wheel at ``path`` as a zip archive; ``error(where, reason)`` when it is none."""
+    """The wheel at ``path`` as a zip archive; ``error(where, reason)`` when it is none
+    (a FIFO or a device is refused before zipfile opens it: it would block, or never end)."""
+    try:
+        open_regular_file(path, follow_symlinks=True).close()
+    except FileReadError as e:
+        raise error(where, e.reason) from e
     try:
         return zipfile.ZipFile(path)
     except zipfile.BadZipFile as e:
