@@ -51,6 +51,7 @@ GROUPS: dict[str, str] = {
     "nativelib.digest": "base",
     "nativelib._openmp": "base",
     "nativelib.lazy": "base",
+    "nativelib.leftovers": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
