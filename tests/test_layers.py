@@ -52,6 +52,7 @@ GROUPS: dict[str, str] = {
     "nativelib._openmp": "base",
     "nativelib.lazy": "base",
     "nativelib.files": "base",
+    "nativelib.leftovers": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",

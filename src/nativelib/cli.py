@@ -263,6 +263,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # our own module missing: a broken install, not the user's input
         report_error(_missing_dependency(_command_named(args_list), e.name))
         return EXIT_USAGE
+    except MemoryError:
+        # Every reader is bounded, so this is a bug; still an error line, not a traceback.
+        report_error(
+            NativeLibError("out of memory", hint="please report this with the command that ran out")
+        )
+        return EXIT_USAGE
     except KeyboardInterrupt:
         report_error(NativeLibError("interrupted"))
         return EXIT_INTERRUPTED

@@ -32,6 +32,7 @@ from nativelib._index import (
     index_filename,
     parse_loader_index,
 )
+from nativelib.digest import is_sha256
 from nativelib.errors import ManifestError
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module does not import typing
@@ -336,6 +337,8 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         raw = json.loads(text)
     except ValueError as e:
         raise r.fail(f"invalid JSON: {e}") from e
+    except RecursionError:
+        raise r.fail("invalid JSON: nested too deeply") from None
     doc = r.obj(raw, "manifest")
     if doc.get("manifest_version") != MANIFEST_VERSION:
         raise r.fail(f"unsupported manifest_version {doc.get('manifest_version')!r}")
@@ -346,6 +349,8 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         size = lib.get("size")
         if not isinstance(size, int) or isinstance(size, bool) or size < 0:
             raise r.fail(f"{what}.size must be a non-negative integer")
+        if not is_sha256(lib.get("sha256")):
+            raise r.fail(f"{what}.sha256 {lib.get('sha256')!r} is not 64 lowercase hex digits")
         needs = r.obj(lib.get("version_needs", {}), f"{what}.version_needs")
         for k, v in needs.items():
             if not isinstance(v, list) or not all(isinstance(n, str) for n in v):

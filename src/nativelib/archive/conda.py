@@ -54,6 +54,8 @@ def _conda_info(members: Iterator[tuple[Member, IO[bytes] | None]]) -> PackageIn
         paths_doc = json.loads(found.get("info/paths.json", b'{"paths": []}'))
     except ValueError as e:
         raise _Corrupt(f"bad JSON in info/: {e}") from None
+    except RecursionError:
+        raise _Corrupt("bad JSON in info/: nested too deeply") from None
     if not isinstance(index, dict) or not isinstance(paths_doc, dict):
         raise _Corrupt("info/index.json or info/paths.json is not a JSON object")
     name, version = index.get("name"), index.get("version")

@@ -15,7 +15,8 @@ Guarantees:
   path, and two concurrent fetches of one file both succeed (the later rename replaces
   the earlier identical file). ``kill -9`` at any moment leaves at most a ``.partial``
   file; those older than :data:`STALE_PARTIAL_SECONDS` are removed by the next fetch into
-  the same directory. No lock is taken.
+  the same directory (the rule of :mod:`nativelib.leftovers`, shared with the wheel
+  writer's temporary files and the build and repair trees). No lock is taken.
 - Transient failures (connection errors, timeouts, HTTP 5xx, 408, 429, a body shorter
   than its ``Content-Length``, a broken chunked body) are retried with exponential
   backoff; other HTTP errors, a certificate that does not verify and a complete body with
@@ -60,6 +61,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 from nativelib.archive.members import name_problem
 from nativelib.digest import is_sha256
 from nativelib.errors import HttpError, SourceError
+from nativelib.leftovers import STALE_SECONDS, remove_stale
 from nativelib.net.http import HttpClient, HttpResponse, default_client
 
 __all__ = [
@@ -76,7 +78,7 @@ __all__ = [
 MAX_REDIRECTS = 10
 #: A ``.partial`` file not modified for this long belongs to a download that died; a live
 #: download writes at least every ``DownloadPolicy.timeout`` seconds or fails.
-STALE_PARTIAL_SECONDS = 3600.0
+STALE_PARTIAL_SECONDS = STALE_SECONDS
 #: Suffix of the temporary files that bodies are streamed into.
 PARTIAL_SUFFIX = ".partial"
 
@@ -301,27 +303,9 @@ def _make_dirs(url: str, root: Path, entry: Path) -> None:
 
 
 def _remove_stale_partials(entry: Path) -> None:
-    """Remove ``.partial`` files in ``entry`` left by downloads that died."""
-    cutoff = time.time() - STALE_PARTIAL_SECONDS
-    try:
-        with os.scandir(entry) as it:
-            stale = [
-                e.path
-                for e in it
-                if e.name.endswith(PARTIAL_SUFFIX)
-                and e.is_file(follow_symlinks=False)
-                and e.stat(follow_symlinks=False).st_mtime < cutoff
-            ]
-    except OSError:
-        return
-    for path in stale:
-        try:
-            os.unlink(path)
-            _log.info("removed stale partial download %s", path)
-        except FileNotFoundError:
-            pass  # another fetch removed it first
-        except OSError as e:
-            _log.warning("cannot remove stale partial download %s: %s", path, e)
+    """Remove ``.partial`` files in ``entry`` left by downloads that died (the one rule of
+    :mod:`nativelib.leftovers`; these names carry no owner pid, so their age decides)."""
+    remove_stale(entry, ".+" + re.escape(PARTIAL_SUFFIX), STALE_PARTIAL_SECONDS)
 
 
 def _cached(url: str, final: Path, digest: str) -> bool:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from nativelib.catalog import Catalog, load_catalog
-from nativelib.errors import NativeLibError, RepairError, ResolutionError, report_error
+from nativelib.errors import (
+    NativeLibError,
+    RepairError,
+    ResolutionError,
+    WheelError,
+    report_error,
+)
+from nativelib.leftovers import temporary_tree
 from nativelib.repair.core import Bounds, RepairPlan, apply_repair, plan_repair
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
 from nativelib.resolver import candidates
@@ -18,6 +23,7 @@ from nativelib.resolver.candidates import candidate_source
 from nativelib.resolver.host import detect_host
 from nativelib.resolver.model import Requirement
 from nativelib.resolver.provider import lower_bounds
+from nativelib.wheelfile import copy_wheel, validate_layout
 from nativelib.wheelfile.read import read_wheel
 
 __all__ = ["configure_parser", "repair_wheel", "resolver_bounds", "run"]
@@ -58,7 +64,11 @@ def repair_wheel(
 ) -> tuple[RepairPlan, Path | None]:
     """Plan the repair of ``wheel`` and (unless ``plan_only``) write the result into
     ``out_dir``; returns the plan and the written wheel (None when nothing was written)."""
-    with tempfile.TemporaryDirectory(prefix="nativelib-repair-") as tmp:
+    try:
+        validate_layout(Path(wheel))
+    except WheelError as e:
+        raise RepairError(e.path, e.reason) from e
+    with temporary_tree("repair") as tmp:
         contents = read_wheel(Path(wheel), Path(tmp))
         plan = plan_repair(
             contents, catalog, runtimes=runtimes, bounds=bounds, add_preload=add_preload
@@ -69,6 +79,18 @@ def repair_wheel(
             binary, _version = find_patchelf()
             editor = patchelf_editor(binary)
         return plan, apply_repair(plan, Path(out_dir), editor)
+
+
+def _copy_unchanged(wheel: Path, out_dir: Path) -> Path:
+    """``wheel`` copied into ``out_dir`` (nothing to do when it is there already), through
+    the writer's temporary file, validated and renamed into place."""
+    target = out_dir / wheel.name
+    if target.resolve() == wheel.resolve():
+        return target
+    try:
+        return copy_wheel(wheel, out_dir)
+    except WheelError as e:
+        raise RepairError(e.path, e.reason) from e
 
 
 def _runtimes(values: Sequence[str], catalog: Catalog) -> set[str] | None:
@@ -128,19 +150,15 @@ def run(args: argparse.Namespace) -> int:
                 Path(wheel), out_dir, catalog=catalog, bounds=bounds, runtimes=runtimes,
                 add_preload=args.add_preload, plan_only=args.plan,
             )  # fmt: skip
+            name = Path(wheel).name
+            if not plan.changes_anything:
+                print(f"{name}: vendors no runtime library; unchanged", file=sys.stderr)
+                if not args.plan:
+                    print(_copy_unchanged(Path(wheel), out_dir))
+                continue
         except NativeLibError as e:
             report_error(e)
             status = 2
-            continue
-        name = Path(wheel).name
-        if not plan.changes_anything:
-            print(f"{name}: vendors no runtime library; unchanged", file=sys.stderr)
-            if not args.plan:
-                target = out_dir / name
-                if target.resolve() != Path(wheel).resolve():
-                    out_dir.mkdir(parents=True, exist_ok=True)
-                    shutil.copyfile(wheel, target)
-                print(target)
             continue
         if args.plan:
             print(f"{name} -> {out_dir / plan.filename}")

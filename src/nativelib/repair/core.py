@@ -33,7 +33,7 @@ from nativelib.resolver.model import Need, Requirement
 from nativelib.resolver.needs import Needs
 from nativelib.vendored import RuntimeCopy, identify
 from nativelib.wheelfile import WheelFile, write_members
-from nativelib.wheelfile.read import WheelContents, verify_record
+from nativelib.wheelfile.read import Member, WheelContents
 
 __all__ = ["PRELOAD_MODULE", "RepairPlan", "apply_repair", "plan_repair"]
 
@@ -236,12 +236,18 @@ def _preload_text(distributions: Iterable[str]) -> str:
     )
 
 
+def _text(wheel: WheelContents, member: Member) -> str:
+    try:
+        return member.path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise RepairError(str(wheel.source), f"{member.arcname} is not UTF-8: {e}") from e
+
+
 def _metadata(wheel: WheelContents, requires: Sequence[str]) -> bytes:
     member = wheel.member(f"{wheel.dist_info}/METADATA")
     if member is None:
         raise RepairError(str(wheel.source), f"{wheel.dist_info}/METADATA is missing")
-    raw = member.path.read_bytes()
-    text = raw.decode("utf-8")
+    text = _text(wheel, member)
     head, sep, body = text.partition("\n\n")
     lines = head.split("\n")
     names = {canonicalize_name(PkgRequirement(r).name) for r in requires}
@@ -272,7 +278,7 @@ def _wheel_file(wheel: WheelContents, platforms: tuple[str, ...]) -> bytes:
     member = wheel.member(f"{wheel.dist_info}/WHEEL")
     if member is None:
         raise RepairError(str(wheel.source), f"{wheel.dist_info}/WHEEL is missing")
-    lines = member.path.read_text("utf-8").splitlines()
+    lines = _text(wheel, member).splitlines()
     out = [ln for ln in lines if not ln.lower().startswith("tag:")]
     while out and out[-1] == "":
         out.pop()
@@ -469,15 +475,7 @@ def apply_repair(plan: RepairPlan, out_dir: Path, editor: Editor) -> Path:
     for pkg, text in sorted(plan.preload_hooks.items()):
         files.append(WheelFile(f"{pkg}/{PRELOAD_MODULE}.py", data=text.encode()))
 
-    def check(tmp: Path) -> None:
-        try:
-            verify_record(tmp)
-        except RepairError as e:
-            raise WheelError(str(tmp), e.reason) from e
-
     try:
-        return write_members(
-            out_dir, plan.filename, files, record=f"{wheel.dist_info}/RECORD", check=check
-        )
+        return write_members(out_dir, plan.filename, files, record=f"{wheel.dist_info}/RECORD")
     except WheelError as e:
         raise RepairError(e.path, e.reason) from e

@@ -30,7 +30,7 @@ from nativelib.archive import (
 )
 from nativelib.catalog import Catalog, Recipe, Source
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
-from nativelib.errors import BuildError, ElfError
+from nativelib.errors import BuildError, ElfError, SourceError
 from nativelib.prefix import (
     INCLUDE_DIR,
     LIB_DIR,
@@ -151,7 +151,10 @@ class _Unpacked:
 def _unpack(inp: Input, dest: Path, patterns: list[str]) -> _Unpacked:
     archive = open_archive(inp.path, inp.kind)
     info = archive.info()
-    members = extract(archive, dest, select=lambda m: _matches(m.name, patterns))
+    try:
+        members = extract(archive, dest, select=lambda m: _matches(m.name, patterns))
+    except OSError as e:  # the disk full, the work directory unwritable
+        raise SourceError(str(inp.path), f"cannot extract into {str(dest)!r}: {e}") from e
     names = [m.name for m in members if m.kind.name in ("FILE", "SYMLINK", "HARDLINK")]
     metadata = info_files(archive, lambda name: _matches(name, patterns))
     return _Unpacked(inp, info, dest, names, metadata)

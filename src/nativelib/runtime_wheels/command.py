@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from nativelib.catalog import Catalog, Recipe, load_catalog
 from nativelib.errors import NativeLibError
+from nativelib.leftovers import temporary_tree
 from nativelib.net.download import fetch, get_document
 from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build, sha256_file
 from nativelib.sources import get_kind, kind_names, resolve
@@ -108,7 +108,7 @@ def _build_one(catalog: Catalog, recipe: Recipe, args: argparse.Namespace, out: 
     else:
         inputs = _inputs_from_catalog(recipe, args.source)
         source = recipe.source(args.source)
-    with tempfile.TemporaryDirectory(prefix="nativelib-build-") as work:
+    with temporary_tree("build") as work:
         plan = plan_build(
             recipe, inputs, catalog=catalog, workdir=Path(work) / "unpacked", source=source
         )

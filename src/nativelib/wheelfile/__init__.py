@@ -43,8 +43,8 @@ if TYPE_CHECKING:
         WheelFile,
         WheelPlan,
     )
-    from nativelib.wheelfile.validate import validate_wheel
-    from nativelib.wheelfile.write import write_members, write_wheel, zip_date_time
+    from nativelib.wheelfile.validate import validate_layout, validate_wheel
+    from nativelib.wheelfile.write import copy_wheel, write_members, write_wheel, zip_date_time
 
 _LAZY = {
     "COMPRESSLEVEL": "plan",
@@ -52,6 +52,8 @@ _LAZY = {
     "DateTime": "plan",
     "WheelFile": "plan",
     "WheelPlan": "plan",
+    "copy_wheel": "write",
+    "validate_layout": "validate",
     "validate_wheel": "validate",
     "write_members": "write",
     "write_wheel": "write",
@@ -64,6 +66,8 @@ __all__ = [
     "DateTime",
     "WheelFile",
     "WheelPlan",
+    "copy_wheel",
+    "validate_layout",
     "validate_wheel",
     "write_members",
     "write_wheel",

@@ -68,7 +68,13 @@ def parse_record(text: str, where: str) -> dict[str, RecordRow]:
     first malformed row (``where`` names the wheel or the file)."""
     rows: dict[str, RecordRow] = {}
     reader = csv.reader(text.splitlines())
-    for row in reader:
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as e:  # a field over csv's limit (128 KiB), a NUL byte, ...
+            raise WheelError(where, f"RECORD line {reader.line_num}: cannot parse: {e}") from e
         n = reader.line_num
         if len(row) != 3:
             raise WheelError(where, f"RECORD line {n}: expected 3 fields, found {len(row)}")

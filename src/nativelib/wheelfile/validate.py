@@ -35,7 +35,16 @@ def validate_wheel(path: Path) -> None:
     _check_wheel(path, path.name)
 
 
-def _check_wheel(path: Path, filename: str) -> None:
+def validate_layout(path: Path) -> None:
+    """The checks of :func:`validate_wheel` but RECORD's (for a reader that verifies RECORD
+    itself, with the same rules, as it extracts: repair's): the file name, the zip
+    structure, the one ``.dist-info`` directory matching the file name, WHEEL and
+    METADATA."""
+    path = Path(path)
+    _check_wheel(path, path.name, record=False)
+
+
+def _check_wheel(path: Path, filename: str, *, record: bool = True) -> None:
     """validate_wheel for the file at ``path`` as if it were named ``filename``."""
     where = str(path.parent / filename)
     try:
@@ -46,7 +55,8 @@ def _check_wheel(path: Path, filename: str) -> None:
     with zf:
         try:
             dist_info = _check_structure(zf, where, name, version)
-            _check_record(zf, where, dist_info)
+            if record:
+                _check_record(zf, where, dist_info)
             _check_metadata(zf, where, dist_info, name, version)
         except (zipfile.BadZipFile, zlib.error, EOFError) as e:
             raise WheelError(where, f"corrupt zip data: {e}") from e

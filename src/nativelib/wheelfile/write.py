@@ -10,7 +10,7 @@ import csv
 import hashlib
 import io
 import os
-import secrets
+import shutil
 import struct
 import time
 import zipfile
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import IO
 
 from nativelib.errors import WheelError
+from nativelib.leftovers import owner_tag, remove_stale
 from nativelib.prefix import record_digest
 from nativelib.wheelfile.plan import (
     _CHUNK,
@@ -271,12 +272,21 @@ def _entries(plan: WheelPlan) -> list[_Entry]:
     return entries
 
 
+#: The temporary files of this writer: ``.<wheel file name>.<owner tag>.tmp`` (older
+#: versions used 16 random hex digits in place of the owner tag).
+_TEMP_PATTERN = r"\..+\.whl\.[0-9a-f-]+\.tmp"
+
+
 def _create_temp(out_dir: Path, filename: str) -> tuple[int, Path]:
-    """Create ``.<filename>.<random>.tmp`` in ``out_dir`` (mode 0666 less the umask)."""
+    """Create ``.<filename>.<owner tag>.tmp`` in ``out_dir`` (mode 0666 less the umask),
+    after removing the temporary files that writers killed earlier left there."""
+    remove_stale(out_dir, _TEMP_PATTERN)
     for _ in range(100):
-        path = out_dir / f".{filename}.{secrets.token_hex(8)}.tmp"
+        path = out_dir / f".{filename}.{owner_tag()}.tmp"
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+            fd = os.open(
+                path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666
+            )
         except FileExistsError:  # pragma: no cover - 64 random bits
             continue
         return fd, path
@@ -318,9 +328,10 @@ def write_members(
 ) -> Path:
     """Write a wheel from ready-made members (its METADATA and WHEEL among them) as
     ``out_dir/filename``; RECORD (the member named ``record``) is generated. Same
-    guarantees as :func:`write_wheel` (deterministic, written to a temporary file and
-    renamed into place, removed on any error); ``check(temporary_path)`` validates the
-    result before the rename.
+    guarantees as :func:`write_wheel` (deterministic, written to a temporary file,
+    validated and renamed into place, removed on any error); ``check(temporary_path)``
+    validates the result before the rename, by default with the checks of
+    :func:`validate_wheel`.
     """
     out_dir = Path(out_dir)
     final = out_dir / filename
@@ -329,7 +340,10 @@ def write_members(
     except WheelError as e:
         raise WheelError(str(final), f"{e.path}: {e.reason}") from e
     entries = [_Entry(f.arcname, f, f.data, f.size()) for f in files]
-    return _write_archive(out_dir, filename, entries, record, date_time, check or (lambda _p: None))
+    return _write_archive(
+        out_dir, filename, entries, record, date_time,
+        check or (lambda tmp: _check_wheel(tmp, filename)),
+    )  # fmt: skip
 
 
 def _write_archive(
@@ -340,6 +354,42 @@ def _write_archive(
     date_time: DateTime,
     check: Callable[[Path], None],
 ) -> Path:
+    def fill(fh: IO[bytes]) -> None:
+        if _fits_raw(entries):
+            _write_raw(fh, entries, record, date_time)
+        else:
+            with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
+                rows = [_write_entry(zf, entry, date_time) for entry in entries]
+                rows.append((record, "", ""))
+                data = _record_bytes(rows)
+                _write_entry(zf, _Entry(record, None, data, len(data)), date_time)
+
+    return _publish(out_dir, filename, fill, check)
+
+
+def copy_wheel(source: Path, out_dir: Path, *, check: Callable[[Path], None] | None = None) -> Path:
+    """Copy the wheel ``source`` unchanged to ``out_dir/source.name`` the way every wheel
+    is written: into a temporary file, validated (``check``, by default the checks of
+    :func:`validate_wheel`), then renamed into place. Whatever is at the final name (a
+    symlink, a hard link to the source) is replaced, never written through."""
+    source = Path(source)
+    filename = source.name
+
+    def fill(fh: IO[bytes]) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, fh, _CHUNK)
+
+    return _publish(
+        Path(out_dir), filename, fill, check or (lambda tmp: _check_wheel(tmp, filename))
+    )
+
+
+def _publish(
+    out_dir: Path, filename: str, fill: Callable[[IO[bytes]], None], check: Callable[[Path], None]
+) -> Path:
+    """The one way a wheel reaches ``out_dir/filename``: ``fill`` writes it into a new
+    temporary file there, which is synced, checked with ``check(temporary path)`` and
+    renamed into place; on any error (or signal) the temporary file is removed."""
     final = out_dir / filename
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -350,14 +400,7 @@ def _write_archive(
         ) from e
     try:
         with os.fdopen(fd, "w+b") as fh:
-            if _fits_raw(entries):
-                _write_raw(fh, entries, record, date_time)
-            else:
-                with zipfile.ZipFile(fh, "w", allowZip64=True) as zf:
-                    rows = [_write_entry(zf, entry, date_time) for entry in entries]
-                    rows.append((record, "", ""))
-                    data = _record_bytes(rows)
-                    _write_entry(zf, _Entry(record, None, data, len(data)), date_time)
+            fill(fh)
             fh.flush()
             os.fsync(fh.fileno())
         try:
