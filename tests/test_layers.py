@@ -51,6 +51,7 @@ GROUPS: dict[str, str] = {
     "nativelib.digest": "base",
     "nativelib._openmp": "base",
     "nativelib.lazy": "base",
+    "nativelib.safezip": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
@@ -110,6 +111,7 @@ STDLIB_ONLY = {
     "nativelib.digest",
     "nativelib._openmp",
     "nativelib.lazy",
+    "nativelib.safezip",
     "nativelib.elf",
     "nativelib.prefix",
     "nativelib.loader",

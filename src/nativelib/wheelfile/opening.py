@@ -1,9 +1,12 @@
 """Opening a wheel's zip archive, for the validator and for repair's reader, each of which
-reports with its own error class."""
+reports with its own error class. The archive is a :class:`~nativelib.safezip.SafeZipFile`:
+members stored or deflated only, read with bounded memory."""
 
 from __future__ import annotations
 
 import zipfile
+
+from nativelib.safezip import SafeZipFile, ZipMemberError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,9 +21,12 @@ __all__ = ["open_zip"]
 def open_zip(
     path: Path, where: str, error: Callable[[str, str], NativeLibError]
 ) -> zipfile.ZipFile:
-    """The wheel at ``path`` as a zip archive; ``error(where, reason)`` when it is none."""
+    """The wheel at ``path`` as a zip archive; ``error(where, reason)`` when it is none, or
+    when a member may not be read (compressed other than stored or deflated, encrypted)."""
     try:
-        return zipfile.ZipFile(path)
+        return SafeZipFile(path)
+    except ZipMemberError as e:
+        raise error(where, str(e)) from e
     except zipfile.BadZipFile as e:
         raise error(where, f"not a zip file: {e}") from e
     except OSError as e:
