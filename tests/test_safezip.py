@@ -24,12 +24,16 @@ from pathlib import Path
 
 import pytest
 
+import archive_corpus as corpus
+from nativelib.archive import extract
+from nativelib.errors import SourceError, WheelError
 from nativelib.safezip import (
     CONDA_METHODS,
     MAX_READ,
     SafeZipFile,
     ZipMemberError,
 )
+from nativelib.wheelfile import validate_wheel
 
 GIB = 1 << 30
 DIST = "bomb-1.0.dist-info"
@@ -318,3 +322,30 @@ def test_reader_refusals(tmp_path: Path) -> None:
     big = _one(tmp_path, ("a", zipfile.ZIP_DEFLATED, deflated, MAX_READ + 1, 0))
     with SafeZipFile(big) as zf, pytest.raises(ZipMemberError, match="read whole"):
         zf.read("a")
+
+
+# ------------------------------------------------------------------ the other readers
+
+
+def test_validator_refuses(tmp_path: Path) -> None:
+    wheel = lzma_wheel(tmp_path / WHEEL_NAME)
+    with pytest.raises(WheelError, match=f"member '{MEMBER}' is compressed with lzma") as e:
+        validate_wheel(wheel)
+    assert e.value.path == str(wheel)
+
+
+@pytest.mark.parametrize("stored", [True, False])
+def test_conda_outer_zip_is_stored(tmp_path: Path, stored: bool) -> None:
+    """conda-package-handling and conda-package-streaming write the outer zip stored."""
+    info = corpus.compress(corpus.tar_bytes(corpus.conda_info_entries()), "zstd")
+    pkg = corpus.compress(corpus.tar_bytes([]), "zstd")
+    outer = [("info-a-1-0.tar.zst", info), ("pkg-a-1-0.tar.zst", pkg)]
+    path = tmp_path / "a-1-0.conda"
+    path.write_bytes(corpus.zip_bytes([], extra=outer, stored=stored))
+    if stored:
+        extract(path, tmp_path / "out")
+        return
+    with pytest.raises(SourceError, match="outer zip must be stored") as e:
+        extract(path, tmp_path / "out")
+    assert "zip member 'info-a-1-0.tar.zst' is compressed with deflate" in e.value.reason
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
