@@ -51,9 +51,9 @@ CONDA_METHODS = frozenset({zipfile.ZIP_STORED})
 #: The most :meth:`SafeZipFile.read` returns: far above any RECORD, METADATA or manifest.
 MAX_READ = 64 << 20
 
+_ALLOWED_NAMES = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflated"}
 _METHOD_NAMES = {
-    zipfile.ZIP_STORED: "stored",
-    zipfile.ZIP_DEFLATED: "deflated",
+    zipfile.ZIP_DEFLATED: "deflate",
     zipfile.ZIP_BZIP2: "bzip2",
     zipfile.ZIP_LZMA: "lzma",
     9: "deflate64",
@@ -89,7 +89,7 @@ def _problem(info: zipfile.ZipInfo, methods: frozenset[int], kind: str) -> str |
     if info.flag_bits & _PATCHED:
         return "holds compressed patched data"
     if info.compress_type not in methods:
-        allowed = " or ".join(_METHOD_NAMES[m] for m in sorted(methods))
+        allowed = " or ".join(_ALLOWED_NAMES[m] for m in sorted(methods))
         return f"is compressed with {_method_name(info.compress_type)}: {kind} must be {allowed}"
     if info.compress_type == zipfile.ZIP_STORED and info.compress_size != info.file_size:
         return f"is stored with {info.compress_size} bytes of data but declares {info.file_size}"
