@@ -53,6 +53,7 @@ GROUPS: dict[str, str] = {
     "nativelib.lazy": "base",
     "nativelib.files": "base",
     "nativelib.leftovers": "base",
+    "nativelib.safezip": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
@@ -113,6 +114,7 @@ STDLIB_ONLY = {
     "nativelib._openmp",
     "nativelib.lazy",
     "nativelib.files",
+    "nativelib.safezip",
     "nativelib.elf",
     "nativelib.prefix",
     "nativelib.loader",

@@ -95,12 +95,13 @@ def _read(path: str) -> ScanResult:
 
 def scan_wheel(path: str) -> Iterator[ScanResult]:
     """Every ELF member of a wheel (a zip), read from the archive, in name order."""
-    import zipfile  # noqa: PLC0415 (kept off the import path of inspect and the doctor)
+    # (kept off the import path of inspect and the doctor: it imports zipfile)
+    from nativelib.safezip import SafeZipFile, ZipMemberError  # noqa: PLC0415
 
     archive_errors = _archive_errors()
     shown = os.path.realpath(path)
     try:
-        zf = zipfile.ZipFile(path)
+        zf = SafeZipFile(path)  # members stored or deflated, read with bounded memory
     except archive_errors as e:
         yield ScanResult(shown, None, f"cannot read as a wheel (zip archive): {e}", ARCHIVE)
         return
@@ -119,6 +120,10 @@ def scan_wheel(path: str) -> Iterator[ScanResult]:
                     yield ScanResult(name, parse_elf_stream(f, member.file_size, name), None)
             except ElfError as e:
                 yield _from_error(e)
+            except ZipMemberError as e:
+                yield ScanResult(
+                    name, None, f"cannot read member from the archive: {e.reason}", ARCHIVE
+                )
             except archive_errors as e:
                 yield ScanResult(name, None, f"cannot read member from the archive: {e}", ARCHIVE)
 

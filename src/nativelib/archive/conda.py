@@ -28,7 +28,7 @@ from nativelib.archive.streams import (
     reading_errors,
 )
 from nativelib.archive.tar import _metadata_members, _normalized, _read_small, _tar_members
-from nativelib.archive.zip import _open_zip
+from nativelib.archive.zip import _open_conda_zip as _open_zip
 from nativelib.errors import SourceError
 
 # -- conda ----------------------------------------------------------------------------

@@ -20,23 +20,48 @@ from nativelib.archive.streams import (
     reading_errors,
 )
 from nativelib.errors import SourceError
+from nativelib.safezip import CONDA_METHODS, WHEEL_METHODS, SafeZipFile, ZipMemberError
 
 # -- zip: wheels and the outer layer of .conda ---------------------------------------
 
 
-def _open_zip(path: str) -> zipfile.ZipFile:
-    """Open a zip; an encrypted member anywhere is an error (zipfile would raise RuntimeError)."""
+def _open_zip(
+    path: str, methods: frozenset[int] = WHEEL_METHODS, kind: str = "a wheel's members"
+) -> zipfile.ZipFile:
+    """Open a zip under the one rule (:mod:`nativelib.safezip`): a member that uses a
+    compression method other than ``methods``, or is encrypted, is an error, and members
+    are read with bounded memory."""
     f = _open_file(path)
     try:
-        zf = zipfile.ZipFile(f)
-        for info in zf.infolist():
-            if info.flag_bits & 0x1:
-                zf.close()
-                raise _Corrupt(f"zip member {info.filename!r} is encrypted")
-        return zf
+        return SafeZipFile(f, methods=methods, kind=kind)
+    except ZipMemberError as e:
+        f.close()
+        raise _Corrupt(f"zip {e}") from e  # "zip member 'x' is encrypted"
     except BaseException:
         f.close()
         raise
+
+
+def _open_conda_zip(path: str) -> zipfile.ZipFile:
+    """The outer zip of a ``.conda``: stored, as conda-package-handling and
+    conda-package-streaming write it (its components are zstd-compressed already)."""
+    return _open_zip(path, CONDA_METHODS, "the members of a .conda's outer zip")
+
+
+class _Unwrapped:
+    """A member stream whose :class:`ZipMemberError` becomes :class:`_Corrupt` with the
+    bare reason (the archive layer names the member itself)."""
+
+    __slots__ = ("_f",)
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+
+    def read(self, size: int = -1, /) -> bytes:
+        try:
+            return self._f.read(size)
+        except ZipMemberError as e:
+            raise _Corrupt(e.reason) from e
 
 
 def _zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> Member:
@@ -65,7 +90,7 @@ def _zip_members(zf: zipfile.ZipFile, archive: str) -> Iterator[tuple[Member, IO
             yield member, None
             continue
         with zf.open(info) as raw:
-            data = _MemberData(raw, info.file_size, archive, info.filename)
+            data = _MemberData(_Unwrapped(raw), info.file_size, archive, info.filename)
             yield member, io.BufferedReader(data, _CHUNK)
             data.finish(skip=False)
 

@@ -93,9 +93,11 @@ def candidates_from_wheel(path: Path, **extra: object) -> Candidate:
         raise SourceError(str(path), f"not a wheel file name: {e}") from e
     import zipfile  # noqa: PLC0415 (only for wheels on disk)
 
+    from nativelib.safezip import SafeZipFile  # noqa: PLC0415
+
     member = f"{PREFIX_DIRNAME}/{MANIFEST_DIR}/{name}.json"
     try:
-        with zipfile.ZipFile(path) as zf:
+        with SafeZipFile(path) as zf:
             text = zf.read(member)
     except KeyError as e:
         raise SourceError(str(path), f"not a runtime wheel: no {member}") from e

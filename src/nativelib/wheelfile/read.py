@@ -23,6 +23,7 @@ from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 
 from nativelib.archive.members import name_problem
 from nativelib.errors import RepairError, WheelError
+from nativelib.safezip import SafeZipFile, ZipMemberError
 from nativelib.wheelfile.opening import open_zip
 from nativelib.wheelfile.record import check_listing, parse_record, verify_members
 
@@ -82,7 +83,9 @@ def verify_record(path: Path) -> None:
     """Check a wheel's RECORD against its members without extracting anything."""
     where = str(path)
     try:
-        zf = zipfile.ZipFile(path)
+        zf = SafeZipFile(path)
+    except ZipMemberError as e:
+        raise RepairError(where, str(e)) from e
     except (zipfile.BadZipFile, OSError) as e:
         raise RepairError(where, f"not a readable zip file: {e}") from e
     with zf:
@@ -111,6 +114,8 @@ def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[st
         raise RepairError(where, f"{record_name} is missing") from None
     except UnicodeDecodeError as e:
         raise RepairError(where, f"{record_name} is not UTF-8: {e}") from e
+    except ZipMemberError as e:
+        raise RepairError(where, f"cannot read {record_name}: {e.reason}") from e
     except (zipfile.BadZipFile, OSError) as e:
         raise RepairError(where, f"cannot read {record_name}: {e}") from e
     files = [i.filename for i in infos if not i.is_dir()]
@@ -128,6 +133,8 @@ def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[st
         verified = verify_members(zf, rows, where, open_out)
     except WheelError as e:
         raise RepairError(where, e.reason) from e
+    except ZipMemberError as e:
+        raise RepairError(where, f"cannot read member {e.member!r}: {e.reason}") from e
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
         raise RepairError(where, f"cannot read a member: {e}") from e
     members: list[Member] = []
