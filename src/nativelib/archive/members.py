@@ -378,8 +378,9 @@ def iter_members(
 ) -> Generator[tuple[Member, IO[bytes] | None], None, None]:
     """Yield the checked, normalized members of ``archive`` with their streams.
 
-    Every member goes through :func:`check_member` before it is yielded; file streams
-    enforce ``limits`` on the bytes actually read. The root directory entry is skipped.
+    Every member goes through :func:`check_member` before it is yielded, which counts
+    each file against ``limits`` whether the caller reads it or not; a file's stream
+    gives no more than its header claims. The root directory entry is skipped.
     For builders that read members straight from the stream, without extracting.
     """
     state = CheckState(limits)
