@@ -29,8 +29,10 @@ fails:
   sticky bits;
 - the archive has more than :attr:`Limits.max_members` members, or a file is larger
   than :attr:`Limits.max_member_size`, or the files together exceed
-  :attr:`Limits.max_total_size`. Sizes are counted on the bytes actually read, so a
-  header that under-states a member's size changes nothing.
+  :attr:`Limits.max_total_size`. Every file counts, extracted or skipped (a skipped
+  member is still decompressed to reach the next one), and no member's stream gives
+  more bytes than its header claims, so a header that under-states a size changes
+  nothing.
 
 A corrupt, truncated or unsupported archive raises :class:`~nativelib.errors.SourceError`
 naming it. :func:`extract` writes into a fresh temporary sibling of the destination and
@@ -58,7 +60,12 @@ from nativelib.archive.members import (
 from nativelib.lazy import lazy_getattr
 
 if TYPE_CHECKING:
-    from nativelib.archive.conda import CondaArchive, CondaTarBz2Archive, info_files
+    from nativelib.archive.conda import (
+        CondaArchive,
+        CondaTarBz2Archive,
+        extract_with_info_files,
+        info_files,
+    )
     from nativelib.archive.deb import DebArchive
     from nativelib.archive.extraction import extract
     from nativelib.archive.opening import open_archive
@@ -71,6 +78,7 @@ _LAZY = {
     "CondaArchive": "conda",
     "CondaTarBz2Archive": "conda",
     "info_files": "conda",
+    "extract_with_info_files": "conda",
     "DebArchive": "deb",
     "extract": "extraction",
     "open_archive": "opening",
@@ -98,6 +106,7 @@ __all__ = [
     "WheelArchive",
     "check_member",
     "extract",
+    "extract_with_info_files",
     "info_files",
     "iter_members",
     "name_problem",

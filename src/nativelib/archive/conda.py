@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from collections.abc import Callable, Iterator
 from typing import IO
 
+from nativelib.archive.extraction import extract
 from nativelib.archive.members import (
+    DEFAULT_LIMITS,
     Archive,
     CheckState,
     FileArchive,
@@ -27,7 +30,14 @@ from nativelib.archive.streams import (
     _ZstdReader,
     reading_errors,
 )
-from nativelib.archive.tar import _metadata_members, _normalized, _read_small, _tar_members
+from nativelib.archive.tar import (
+    _MAX_META_BYTES,
+    _MAX_META_MEMBERS,
+    _metadata_members,
+    _normalized,
+    _read_small,
+    _tar_members,
+)
 from nativelib.archive.zip import _open_conda_zip as _open_zip
 from nativelib.errors import SourceError
 
@@ -149,11 +159,19 @@ class CondaTarBz2Archive(FileArchive):
             return _conda_info(self._tar(f))
 
     def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        return self._members(None)
+
+    def _members(self, info: _InfoFiles | None) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        """The payload; ``info``, where given, collects the ``info/`` files on the way."""
         state = CheckState()
         with reading_errors(self._path), _open_file(self._path) as f:
             for member, stream in self._tar(f):
                 checked = check_member(self._path, member, state)
-                if checked is None or checked.name.split("/")[0] == "info":
+                if checked is None:
+                    continue
+                if checked.name.split("/")[0] == "info":
+                    if info is not None:
+                        info.add(member, stream)
                     continue
                 yield member, stream
 
@@ -169,6 +187,43 @@ class CondaTarBz2Archive(FileArchive):
 _MAX_INFO_FILES_BYTES = 64 << 20
 
 
+class _InfoFiles:
+    """What :func:`info_files` collects, fed the ``info/`` members one at a time.
+
+    Bounded like :func:`_metadata_members` (members and bytes of the tree) and to
+    ``_MAX_INFO_FILES_BYTES`` of selected files.
+    """
+
+    def __init__(self, archive: str, select: Callable[[str], bool]):
+        self._archive = archive
+        self._select = select
+        self._state = CheckState()
+        self._seen = 0
+        self._size = 0
+        self._total = 0
+        self.found: dict[str, bytes] = {}
+
+    def add(self, member: Member, stream: IO[bytes] | None) -> None:
+        """Check ``member`` (as stored) and keep its bytes if it is a selected file."""
+        self._seen += 1
+        self._size += member.size
+        with reading_errors(self._archive):
+            if self._seen > _MAX_META_MEMBERS:
+                raise _Corrupt(f"the info/ tree holds more than {_MAX_META_MEMBERS} members")
+            if self._size > _MAX_META_BYTES:
+                raise _Corrupt(f"the info/ tree holds more than {_MAX_META_BYTES} bytes")
+        checked = check_member(self._archive, member, self._state)
+        if checked is None or checked.kind is not MemberKind.FILE or not self._select(checked.name):
+            return
+        self._total += checked.size
+        if self._total > _MAX_INFO_FILES_BYTES:
+            raise SourceError(
+                self._archive, f"info/ files selected exceed {_MAX_INFO_FILES_BYTES} bytes"
+            )
+        with reading_errors(self._archive):
+            self.found[checked.name] = _read_small(stream, checked, _MAX_INFO_FILES_BYTES)
+
+
 def info_files(archive: Archive, select: Callable[[str], bool]) -> dict[str, bytes]:
     """Regular files of a conda package's ``info/`` tree that ``select`` picks, by name.
 
@@ -179,18 +234,46 @@ def info_files(archive: Archive, select: Callable[[str], bool]) -> dict[str, byt
     reader = getattr(archive, "info_members", None)
     if reader is None:
         return {}
-    state = CheckState()
-    out: dict[str, bytes] = {}
-    total = 0
-    for member, stream in _metadata_members(reader(), "the info/ tree"):
-        checked = check_member(archive.path, member, state)
-        if checked is None or checked.kind is not MemberKind.FILE or not select(checked.name):
-            continue
-        total += checked.size
-        if total > _MAX_INFO_FILES_BYTES:
-            raise SourceError(
-                archive.path, f"info/ files selected exceed {_MAX_INFO_FILES_BYTES} bytes"
-            )
-        with reading_errors(archive.path):
-            out[checked.name] = _read_small(stream, checked, _MAX_INFO_FILES_BYTES)
-    return out
+    collected = _InfoFiles(archive.path, select)
+    for member, stream in reader():
+        collected.add(member, stream)
+    return collected.found
+
+
+class _CollectingInfo:
+    """A conda ``.tar.bz2`` whose payload pass also collects its ``info/`` files."""
+
+    def __init__(self, archive: CondaTarBz2Archive, collected: _InfoFiles):
+        self._archive = archive
+        self._collected = collected
+
+    @property
+    def path(self) -> str:
+        return self._archive.path
+
+    def info(self) -> PackageInfo:
+        return self._archive.info()
+
+    def members(self) -> Iterator[tuple[Member, IO[bytes] | None]]:
+        return self._archive._members(self._collected)
+
+
+def extract_with_info_files(
+    archive: Archive,
+    dest: str | os.PathLike[str],
+    *,
+    select: Callable[[Member], bool],
+    info_select: Callable[[str], bool],
+    limits: Limits = DEFAULT_LIMITS,
+) -> tuple[list[Member], dict[str, bytes]]:
+    """:func:`~nativelib.archive.extract` and :func:`info_files` of one package together.
+
+    A conda ``.tar.bz2`` holds its ``info/`` tree in the one stream of its payload: it is
+    decompressed once for both. Other kinds are read as the two functions read them.
+    """
+    if isinstance(archive, CondaTarBz2Archive):
+        collected = _InfoFiles(archive.path, info_select)
+        done = extract(_CollectingInfo(archive, collected), dest, limits=limits, select=select)
+        return done, collected.found
+    done = extract(archive, dest, limits=limits, select=select)
+    return done, info_files(archive, info_select)

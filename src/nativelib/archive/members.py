@@ -16,9 +16,6 @@ from nativelib.errors import SourceError, UnsafeArchiveError
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
-
 
 # -- the model ------------------------------------------------------------------------
 
@@ -125,7 +122,11 @@ class FileArchive:
 
 @dataclass(frozen=True)
 class Limits:
-    """Bounds on what one archive may hold; sizes count the bytes actually read."""
+    """Bounds on what one archive may hold.
+
+    Sizes are those the headers claim, counted for every file member whether it is
+    extracted or skipped; no member's stream gives more than its claim.
+    """
 
     max_members: int = 100_000
     max_member_size: int = 4 << 30
@@ -317,6 +318,14 @@ def check_member(archive_path: str, member: Member, state: CheckState) -> Member
                 " (max_member_size)"
             )
         size = member.size
+        # Every file counts, extracted or not: the readers decompress a skipped member
+        # to reach the next one, and no member's stream gives more than its claim.
+        state.total_size += size
+        if state.total_size > limits.max_total_size:
+            raise fail(
+                "the files up to this one, extracted or skipped, exceed the limit of"
+                f" {limits.max_total_size} bytes (max_total_size): {state.total_size} bytes"
+            )
     state.kinds[name] = kind
     if kind is MemberKind.DIR:
         state.dirs.add(name)
@@ -326,11 +335,11 @@ def check_member(archive_path: str, member: Member, state: CheckState) -> Member
 
 
 class _Counted(io.RawIOBase):
-    """A member's stream that enforces the size limits on the bytes actually read.
+    """A member's stream that holds it to the size its header claims.
 
-    No file yields more bytes than its header claims, and :func:`check_member` already
-    held the claim to ``max_member_size``: together they bound each member. The total
-    is counted here across members.
+    :func:`check_member` already held the claim to ``max_member_size`` and counted it
+    against ``max_total_size``: together they bound every member and the archive,
+    whether the member is read or skipped.
     """
 
     def __init__(self, inner: IO[bytes], archive: str, member: Member, state: CheckState):
@@ -349,21 +358,12 @@ class _Counted(io.RawIOBase):
         n = len(data)
         view[:n] = data
         self._count += n
-        self._state.total_size += n
-        limits = self._state.limits
         name = self._member.name
         if self._count > self._member.size:
             raise UnsafeArchiveError(
                 self._archive,
                 name,
                 f"holds more data than its header says ({self._member.size} bytes)",
-            )
-        if self._state.total_size > limits.max_total_size:
-            raise UnsafeArchiveError(
-                self._archive,
-                name,
-                f"the files extracted so far exceed the limit of {limits.max_total_size} bytes"
-                " (max_total_size)",
             )
         if n == 0 and len(view) and self._count < self._member.size:
             raise SourceError(
@@ -378,8 +378,9 @@ def iter_members(
 ) -> Generator[tuple[Member, IO[bytes] | None], None, None]:
     """Yield the checked, normalized members of ``archive`` with their streams.
 
-    Every member goes through :func:`check_member` before it is yielded; file streams
-    enforce ``limits`` on the bytes actually read. The root directory entry is skipped.
+    Every member goes through :func:`check_member` before it is yielded, which counts
+    each file against ``limits`` whether the caller reads it or not; a file's stream
+    gives no more than its header claims. The root directory entry is skipped.
     For builders that read members straight from the stream, without extracting.
     """
     state = CheckState(limits)

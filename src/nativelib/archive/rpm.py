@@ -122,14 +122,30 @@ _CPIO_KINDS = {
 }
 
 
+#: The most hard-linked entries held back at once, waiting for the entry with their data
+#: (rpmbuild writes the names of one inode next to each other: a handful at a time).
+_MAX_WAITING_LINKS = 10_000
+#: How many waiting names an error lists before "and N more".
+_NAMES_SHOWN = 5
+
+
+def _some_names(names: list[str]) -> str:
+    shown = ", ".join(repr(n) for n in names[:_NAMES_SHOWN])
+    more = len(names) - _NAMES_SHOWN
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
 def _cpio_members(src: _Source, archive: str) -> Iterator[tuple[Member, IO[bytes] | None]]:
     """The members of a cpio "newc" stream (070701, or 070702 with checksums).
 
     Hard links: newc gives every name of a hard-linked inode its own entry and puts the
     data in the last one. That entry is yielded as the file, then the others as hard
-    links to it (entries after it, if any, as hard links too).
+    links to it (entries after it, if any, as hard links too). At most
+    ``_MAX_WAITING_LINKS`` entries wait for their data at once; each is a member
+    (counted against ``max_members``) once yielded.
     """
     waiting: dict[tuple[int, int, int], list[Member]] = {}
+    n_waiting = 0
     carriers: dict[tuple[int, int, int], str] = {}
     index = 0
     while True:
@@ -182,6 +198,12 @@ def _cpio_members(src: _Source, archive: str) -> Iterator[tuple[Member, IO[bytes
                 continue
             others = waiting.setdefault(key, [])
             if size == 0 and len(others) + 1 < nlink:
+                n_waiting += 1
+                if n_waiting > _MAX_WAITING_LINKS:
+                    raise _Corrupt(
+                        f"more than {_MAX_WAITING_LINKS} hard-linked cpio entries wait for"
+                        f" the entry holding their data (at {name!r})"
+                    )
                 others.append(Member(name, MemberKind.HARDLINK, perm))
                 _skip(src, pad, f"member {name!r}")
                 continue
@@ -190,11 +212,15 @@ def _cpio_members(src: _Source, archive: str) -> Iterator[tuple[Member, IO[bytes
         yield Member(name, kind, perm, size), io.BufferedReader(data, _CHUNK)
         data.finish()
         _skip(src, pad, f"member {name!r}")
-        for link in waiting.pop(key, []):
+        links = waiting.pop(key, [])
+        n_waiting -= len(links)
+        for link in links:
             yield Member(link.name, link.kind, link.mode, 0, name), None
     if waiting:
         names = sorted(m.name for group in waiting.values() for m in group)
-        raise _Corrupt(f"hard-linked cpio entries {names!r} have no entry holding their data")
+        raise _Corrupt(
+            f"hard-linked cpio entries {_some_names(names)} have no entry holding their data"
+        )
     _drain_zeros(src, "cpio archive")
 
 

@@ -23,6 +23,9 @@ from nativelib.archive.streams import (
 _BLOCK = 512
 _ZERO_BLOCK = bytes(_BLOCK)
 _MAX_TAR_META = 1 << 20  # one pax header or GNU long name
+#: The extended headers before one member together, and the global (``g``) pax headers of
+#: the whole archive together; each header also counts its header block.
+_MAX_TAR_META_TOTAL = 1 << 20
 _TAR_KINDS = {
     b"0": MemberKind.FILE,
     b"\0": MemberKind.FILE,
@@ -84,10 +87,15 @@ def _tar_members(
 
     A bad header checksum anywhere, a stream that ends without the end-of-archive
     blocks, or non-zero data after them is an error (tarfile would end the archive
-    there silently). Extended headers are bounded by ``_MAX_TAR_META``.
+    there silently). Extended headers are bounded by ``_MAX_TAR_META`` each, and by
+    ``_MAX_TAR_META_TOTAL`` for those before one member and for the global ones of the
+    whole archive; a member costs only what its own headers hold.
     """
     global_pax: dict[str, str] = {}
+    global_sparse = False
+    global_kept = 0
     pax: dict[str, str] = {}
+    pending = 0
     long_name: str | None = None
     long_link: str | None = None
     offset = 0
@@ -113,13 +121,31 @@ def _tar_members(
         if typeflag in (b"x", b"g", b"L", b"K"):
             if size > _MAX_TAR_META:
                 raise _Corrupt(f"extended header of {size} bytes at {where}")
+            if typeflag == b"g":
+                global_kept += _BLOCK + size
+                if global_kept > _MAX_TAR_META_TOTAL:
+                    raise _Corrupt(
+                        f"global pax headers of more than {_MAX_TAR_META_TOTAL} bytes"
+                        f" in all at {where}"
+                    )
+            else:
+                pending += _BLOCK + size
+                if pending > _MAX_TAR_META_TOTAL:
+                    raise _Corrupt(
+                        f"extended headers of more than {_MAX_TAR_META_TOTAL} bytes"
+                        f" before one member at {where}"
+                    )
             data = _read_exact(src, size, f"extended header at {where}")
             _skip(src, padded - size, f"extended header at {where}")
             offset += padded
             if typeflag == b"x":
                 pax.update(_pax_records(data, where))
             elif typeflag == b"g":
-                global_pax.update(_pax_records(data, where))
+                records = _pax_records(data, where)
+                global_pax.update(records)
+                global_sparse = global_sparse or any(
+                    key.startswith("GNU.sparse.") for key in records
+                )
             elif typeflag == b"L":
                 long_name = _tar_text(data)
             else:
@@ -136,22 +162,25 @@ def _tar_members(
             name = long_name
         if long_link is not None:
             linkname = long_link
-        fields = {**global_pax, **pax}
-        name = fields.get("path", name)
-        linkname = fields.get("linkpath", linkname)
-        if "size" in fields:
-            text = fields["size"]
+        # The member's own pax records over the global ones, looked up key by key: the
+        # global ones are never copied per member.
+        name = pax.get("path", global_pax.get("path", name))
+        linkname = pax.get("linkpath", global_pax.get("linkpath", linkname))
+        text = pax.get("size", global_pax.get("size"))
+        if text is not None:
             if not text.isdigit():
                 raise _Corrupt(f"bad pax size {text!r} at {where}")
             size = int(text)
             padded = size + (-size) % _BLOCK
+        sparse = global_sparse or any(key.startswith("GNU.sparse.") for key in pax)
         pax = {}
+        pending = 0
         long_name = long_link = None
         mode = _tar_number(block[100:108], "mode", where) & 0o7777
         kind = _TAR_KINDS.get(typeflag, MemberKind.UNKNOWN)
         if typeflag == b"\0" and name.endswith("/"):
             kind = MemberKind.DIR
-        if any(key.startswith("GNU.sparse.") for key in fields):
+        if sparse:
             kind = MemberKind.UNKNOWN
         has_data = kind is MemberKind.FILE or kind is MemberKind.UNKNOWN
         if not has_data and size:

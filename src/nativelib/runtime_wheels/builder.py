@@ -23,8 +23,7 @@ from nativelib.abi import load_policies, manylinux_tags, platform_tags_with_alia
 from nativelib.archive import (
     MemberKind,
     PackageInfo,
-    extract,
-    info_files,
+    extract_with_info_files,
     iter_members,
     open_archive,
 )
@@ -152,11 +151,15 @@ def _unpack(inp: Input, dest: Path, patterns: list[str]) -> _Unpacked:
     archive = open_archive(inp.path, inp.kind)
     info = archive.info()
     try:
-        members = extract(archive, dest, select=lambda m: _matches(m.name, patterns))
+        members, metadata = extract_with_info_files(
+            archive,
+            dest,
+            select=lambda m: _matches(m.name, patterns),
+            info_select=lambda name: _matches(name, patterns),
+        )
     except OSError as e:  # the disk full, the work directory unwritable
         raise SourceError(str(inp.path), f"cannot extract into {str(dest)!r}: {e}") from e
     names = [m.name for m in members if m.kind.name in ("FILE", "SYMLINK", "HARDLINK")]
-    metadata = info_files(archive, lambda name: _matches(name, patterns))
     return _Unpacked(inp, info, dest, names, metadata)
 
 
