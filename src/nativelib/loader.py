@@ -424,7 +424,7 @@ def _lib_dir(prefix: str) -> tuple[int, str]:
             if (proc.st_dev, proc.st_ino) != (st.st_dev, st.st_ino):
                 via = lib  # pragma: no cover
         held = (fd, via)
-    problem = _unsafe(st, repr(lib))
+    problem = _unsafe(st, "it")
     if problem is not None:
         if _lib_dirs.get(prefix) != held:
             os.close(held[0])  # opened now: nothing was loaded through it
