@@ -30,6 +30,7 @@ from nativelib._index import (
     LoaderIndex,
     index_filename,
     parse_loader_index,
+    soname_problem,
 )
 from nativelib.errors import ManifestError
 
@@ -459,4 +460,5 @@ __all__ += [
     "index_filename",
     "loader_index",
     "parse_loader_index",
+    "soname_problem",
 ]

@@ -55,6 +55,14 @@ CODES: dict[str, Code] = {
         "error", "a runtime's file differs from the sha256 its RECORD gives (pip never checks)"
     ),
     "runtime-file-missing": Code("error", "a file a runtime's RECORD or manifest lists is absent"),
+    "runtime-file-unreadable": Code(
+        "error", "a runtime's file cannot be read (permissions, or not a regular file)"
+    ),
+    "runtime-soname-unsafe": Code(
+        "error",
+        "a runtime's manifest or loader index names a soname that is not one file name in "
+        "lib/ (an absolute path, a '/', '..'): the loader refuses it",
+    ),
     "runtime-manifest-mismatch": Code(
         "error", "a runtime's manifest does not describe the library file it ships"
     ),
