@@ -365,20 +365,35 @@ def _check_chain(path: str, stop: str, reported: str) -> None:
         here = os.path.dirname(here)
 
 
+#: prefix -> (st_dev, st_ino) of its lib/ when :func:`check_prefix` last found it safe.
+_safe_libs: dict[str, tuple[int, int]] = {}
+
+
 def check_prefix(prefix: str) -> None:
     """Raise :class:`~nativelib.errors.UnsafeRuntimePath` unless the prefix's lib/ and
     manifest directories, up to its site directory, are safe to load from, and lib/ is
-    the prefix's own directory, not a symlink (checked on every call: a few stats; the
-    doctor reports what the loader would refuse)."""
-    # os.stat follows symlinks: each directory checked is the one the path leads to.
-    site = os.path.dirname(prefix)
+    the prefix's own directory, not a symlink (the doctor reports what the loader would
+    refuse). lib/ itself is checked on every call (one lstat: a lib/ made writable after
+    a first load is seen); the directories above it once per lib/ directory."""
     lib = os.path.join(prefix, LIB_DIR)
-    if os.path.islink(lib):
+    try:
+        st = os.lstat(lib)
+    except OSError as e:
+        raise UnsafeRuntimePath(prefix, f"cannot stat {lib!r}: {e.strerror}") from e
+    if stat.S_ISLNK(st.st_mode):
         raise UnsafeRuntimePath(
             prefix, f"{lib!r} is a symbolic link: libraries load only from the prefix's own lib/"
         )
-    _check_chain(lib, site, prefix)
+    problem = _unsafe(st, repr(lib))
+    if problem is not None:
+        _safe_libs.pop(prefix, None)
+        raise UnsafeRuntimePath(prefix, problem)
+    if _safe_libs.get(prefix) == (st.st_dev, st.st_ino):
+        return
+    # os.stat follows symlinks: each directory checked is the one the path leads to.
+    _check_chain(prefix, os.path.dirname(prefix), prefix)
     _check_chain(os.path.join(prefix, MANIFEST_DIR), prefix, prefix)
+    _safe_libs[prefix] = (st.st_dev, st.st_ino)
 
 
 #: prefix -> (descriptor of its lib/, how dlopen reaches that directory). Held open for
@@ -395,16 +410,16 @@ def _lib_dir(prefix: str) -> tuple[int, str]:
     """A descriptor of the prefix's own ``lib/`` (never followed through a symlink),
     checked now, on every call (one fstat): a directory owned by root or us that nobody
     else can write, so that nobody else can change which file a name in it is. Reopened
-    when ``lib/`` was replaced."""
+    when it is not the ``lib/`` :func:`check_prefix` last saw (replaced since)."""
     lib = os.path.join(prefix, LIB_DIR)
     held = _lib_dirs.get(prefix)
     if held is not None:
         try:
-            st, now = os.fstat(held[0]), os.lstat(lib)
+            st = os.fstat(held[0])
         except OSError:
             held = None
         else:
-            if (st.st_dev, st.st_ino) != (now.st_dev, now.st_ino):
+            if (st.st_dev, st.st_ino) != _safe_libs.get(prefix):
                 held = None  # lib/ was replaced, or the descriptor closed and reused
     if held is None:
         try:
