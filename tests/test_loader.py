@@ -308,3 +308,191 @@ def test_second_openmp_family_is_warned_about(wheels: list[Path], tmp_path: Path
     # Without a second family: no warning.
     quiet = env.run(code.replace("ctypes.CDLL(sys.argv[1])", "pass"), str(fake))
     assert quiet.returncode == 0 and quiet.stdout.strip() == ""
+
+
+# ----------------------------------------------------------------------------- escapes
+# A runtime must never make nativelib.load() dlopen a file outside its prefix's own lib/
+# (the evil library's constructor writes the marker: it must never appear).
+
+TRY_LOAD = textwrap.dedent(
+    """
+    import json, os, shutil, sys, warnings
+    import nativelib
+    from nativelib import loader
+    site, marker = sys.argv[1], sys.argv[2]
+    out = {}
+    def attempt(key, *runtimes):
+        try:
+            out[key] = [[r.soname, r.path, r.how] for r in nativelib.load(*runtimes, path=[site])]
+        except nativelib.NativeLibError as e:
+            out[key] = {"error": type(e).__name__, "message": e.message, "hint": e.hint}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in json.loads(sys.argv[3]):
+            if step[0] == "load":
+                attempt(*step[1:])
+            elif step[0] == "chmod":
+                os.chmod(step[1], int(step[2], 8))
+            elif step[0] == "replace":
+                os.unlink(step[1])
+                shutil.copyfile(step[2], step[1])
+            elif step[0] == "open":
+                try:
+                    loader._open_library(step[1], step[2])
+                    out["open"] = None
+                except nativelib.NativeLibError as e:
+                    out["open"] = e.message
+            elif step[0] == "loaded_path":
+                out["loaded_path"] = loader.loaded_path(step[1])
+    out["warnings"] = [str(w.message) for w in caught]
+    out["marker"] = os.path.exists(marker)
+    print(json.dumps(out))
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def escape_env(wheels: list[Path], tmp_path_factory: pytest.TempPathFactory) -> Env:
+    env = Env(tmp_path_factory.mktemp("escape") / "venv", "venv")
+    env.install(*wheels)
+    return env
+
+
+def _evil(where: Path) -> Path:
+    """A library whose constructor writes $HIJACK_MARKER (soname libgomp.so.1)."""
+    where.parent.mkdir(parents=True, exist_ok=True)
+    src = where.parent / "evil.c"
+    src.write_text(FAKE)
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", "-Wl,-soname,libgomp.so.1", "-o", str(where), str(src)],
+        check=True,
+    )
+    return where
+
+
+def _site_copy(env: Env, tmp_path: Path) -> tuple[Path, Path]:
+    """A site directory holding a copy of the environment's prefix: (site, prefix)."""
+    site = tmp_path / "site"
+    site.mkdir(parents=True)
+    shutil.copytree(env.site / "nativelib.prefix", site / "nativelib.prefix", symlinks=True)
+    return site, site / "nativelib.prefix"
+
+
+def _rename_soname(prefix: Path, old: str, new: str) -> None:
+    """Make the manifest and the loader's index of the runtime shipping ``old`` name
+    ``new`` instead (consistently, as a hostile wheel would)."""
+    runtimes = prefix / "share/nativelib/runtimes"
+    for index in runtimes.glob("*.load"):
+        text = index.read_text()
+        if f"library\t{old}\t" in text:
+            index.write_text(text.replace(f"library\t{old}\t", f"library\t{new}\t"))
+            manifest = index.with_suffix(".json")
+            manifest.write_text(
+                manifest.read_text()
+                .replace(f"lib/{old}", f"lib/{new}")
+                .replace(f'"{old}"', f'"{new}"')
+            )
+            return
+    raise AssertionError(f"no runtime ships {old}")
+
+
+def _try(env: Env, site: Path, marker: Path, *steps: list[str]) -> dict[str, object]:
+    proc = env.run(
+        TRY_LOAD, str(site), str(marker), json.dumps(steps),
+        extra_env={"HIJACK_MARKER": str(marker)},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert not marker.exists(), "the evil library was loaded"
+    out: dict[str, object] = json.loads(proc.stdout)
+    assert out["marker"] is False
+    return out
+
+
+def _refused(out: dict[str, object], key: str, *words: str) -> str:
+    """The error load() raised: a NativeLibError naming the reason, never a pip install
+    hint for a runtime that is installed but refused."""
+    error = out[key]
+    assert isinstance(error, dict), error
+    assert all(w in error["message"] for w in words), error
+    assert "pip install nativelib-gomp" not in (error["hint"] or ""), error
+    return str(error["message"])
+
+
+def test_absolute_and_dotdot_sonames_are_refused(escape_env: Env, tmp_path: Path) -> None:
+    marker = tmp_path / "HIJACKED"
+    evil = _evil(tmp_path / "evil" / "libgomp.so.1")
+    site, prefix = _site_copy(escape_env, tmp_path)
+    _rename_soname(prefix, "libgomp.so.1", str(evil))
+    out = _try(escape_env, site, marker, ["load", "abs", "gomp"])
+    _refused(out, "abs", repr(str(evil)), "is an absolute path", "nativelib-gomp.load")
+    assert out["abs"]["error"] == "ManifestError"  # type: ignore[index]
+    assert any("skipping" in w and "absolute path" in w for w in out["warnings"])  # type: ignore[attr-defined]
+
+    site2, prefix2 = _site_copy(escape_env, tmp_path / "dotdot")
+    _evil(prefix2 / "evil" / "libgomp.so.1")
+    _rename_soname(prefix2, "libgomp.so.1", "../evil/libgomp.so.1")
+    out = _try(escape_env, site2, marker, ["load", "dotdot", "gomp"])
+    _refused(out, "dotdot", "'../evil/libgomp.so.1'", "has a '/'")
+
+
+def test_soname_in_a_subdirectory_of_lib_is_refused(escape_env: Env, tmp_path: Path) -> None:
+    marker = tmp_path / "HIJACKED"
+    site, prefix = _site_copy(escape_env, tmp_path)
+    sub = prefix / "lib/sub"
+    _evil(sub / "libgomp.so.1")
+    sub.chmod(0o777)
+    _rename_soname(prefix, "libgomp.so.1", "sub/libgomp.so.1")
+    out = _try(escape_env, site, marker, ["load", "sub", "gomp"])
+    _refused(out, "sub", "'sub/libgomp.so.1'", "has a '/'")
+
+
+def test_lib_symlinked_elsewhere_is_refused(escape_env: Env, tmp_path: Path) -> None:
+    marker = tmp_path / "HIJACKED"
+    site, prefix = _site_copy(escape_env, tmp_path)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (prefix / "lib").rename(elsewhere / "lib")
+    (elsewhere / "lib/libgomp.so.1").unlink()
+    _evil(elsewhere / "lib/libgomp.so.1")
+    (prefix / "lib").symlink_to(elsewhere / "lib")
+    out = _try(escape_env, site, marker, ["load", "linked", "gomp"])
+    message = _refused(out, "linked", "is a symbolic link", "refuses this prefix")
+    assert out["linked"]["error"] == "UnsafeRuntimePath"  # type: ignore[index]
+    assert str(prefix) in message
+
+
+def test_library_symlinked_elsewhere_is_refused(escape_env: Env, tmp_path: Path) -> None:
+    marker = tmp_path / "HIJACKED"
+    site, prefix = _site_copy(escape_env, tmp_path)
+    evil = _evil(tmp_path / "evil" / "libgomp.so.1")
+    (prefix / "lib/libgomp.so.1").unlink()
+    (prefix / "lib/libgomp.so.1").symlink_to(evil)
+    out = _try(escape_env, site, marker, ["load", "linked", "gomp"])
+    _refused(out, "linked", "libgomp.so.1", "is a symbolic link")
+
+
+def test_lib_made_writable_after_a_first_load(escape_env: Env, tmp_path: Path) -> None:
+    """The prefix check is not cached: a lib/ made 0777 after a first load() in the same
+    process refuses the next one (by discovery, and by the fstat of the held lib/)."""
+    marker = tmp_path / "HIJACKED"
+    site, prefix = _site_copy(escape_env, tmp_path)
+    evil = _evil(tmp_path / "evil" / "libgomp.so.1")
+    lib = prefix / "lib"
+    out = _try(
+        escape_env, site, marker,
+        ["load", "first", "cxx14"],
+        ["loaded_path", "libstdc++.so.6"],
+        ["chmod", str(lib), "777"],
+        ["replace", str(lib / "libgomp.so.1"), str(evil)],
+        ["load", "second", "gomp"],
+        ["open", str(prefix), "libgomp.so.1"],
+    )  # fmt: skip
+    first = out["first"]
+    assert isinstance(first, list) and [r[2] for r in first] == ["loaded"] * len(first)
+    assert ["libstdc++.so.6", str(lib / "libstdc++.so.6"), "loaded"] in first
+    # dlinfo reports the /proc/self/fd name it was opened by: the real path is reported.
+    assert out["loaded_path"] == os.path.realpath(lib / "libstdc++.so.6")
+    message = _refused(out, "second", "writable by group or others", "refuses this prefix")
+    assert str(prefix) in message
+    assert out["second"]["hint"].startswith(f"make {prefix} and its lib/")  # type: ignore[index]
+    assert out["open"] == f"{lib}: it is writable by group or others"  # the held lib/ too

@@ -21,6 +21,7 @@ __all__ = [
     "index_filename",
     "parse_loader_index",
     "read_loader_index",
+    "soname_problem",
 ]
 
 PREFIX_DIRNAME = "nativelib.prefix"
@@ -85,6 +86,26 @@ class LoaderIndex(Frozen):
         return tuple(lib.soname for lib in self.libraries if lib.preload)
 
 
+def soname_problem(soname: str) -> str | None:
+    """Why ``soname`` cannot name a library in the prefix's ``lib/``, or None: a soname is
+    one file name (``libgomp.so.1``), as every recipe's sonames are, never a path."""
+    if not soname:
+        return "is empty"
+    if soname.startswith("/"):
+        return "is an absolute path, not a file name in lib/"
+    if "/" in soname:
+        return "has a '/', not one file name in lib/"
+    if soname in (".", ".."):
+        return "is not a file name"
+    if not soname.isprintable():
+        return "has a control character"
+    if len(soname.encode("utf-8", "surrogateescape")) > 255:
+        return "is longer than a file name can be"
+    if ".so" not in soname:
+        return "is not a shared library name (no '.so')"
+    return None
+
+
 def index_filename(name: str) -> str:
     return f"{MANIFEST_DIR}/{name}.load"
 
@@ -109,6 +130,9 @@ def parse_loader_index(text: str, where: str) -> LoaderIndex:
         elif key == "depends" and len(fields) == 2:
             deps.append(fields[1])
         elif key == "library" and len(fields) == 5 and fields[2] in ("preload", "-"):
+            problem = soname_problem(fields[1])
+            if problem is not None:
+                raise ManifestError(where, f"line {number}: soname {fields[1]!r} {problem}")
             implicit = tuple(fields[3].split())
             defs = frozenset(fields[4].split())
             libraries.append(IndexedLibrary(fields[1], fields[2] == "preload", implicit, defs))

@@ -15,10 +15,14 @@ How one soname is loaded (``load`` and ``load_for`` share it):
    directories only) when it provides a strict superset of the wheel's version nodes,
    ``system`` takes it when it provides what is needed ("host"). The default, ``wheel``,
    is the same file on every host, chosen by the resolver, not by what the host has.
-3. Else the wheel's copy is loaded by absolute path ("loaded"), ``RTLD_LOCAL`` unless a
-   loaded library needs it without a DT_NEEDED entry (MKL's threading layers on an
-   OpenMP runtime: ``RTLD_GLOBAL`` for that one), and only from a prefix directory that
-   nobody else can write.
+3. Else the wheel's copy is loaded ("loaded"), ``RTLD_LOCAL`` unless a loaded library
+   needs it without a DT_NEEDED entry (MKL's threading layers on an OpenMP runtime:
+   ``RTLD_GLOBAL`` for that one), and only from a prefix directory that nobody else can
+   write: the soname is one file name, the file is opened once without following links
+   in the prefix's own ``lib/`` (held open, and checked on every load), checked as opened
+   (a regular file owned by root or us, writable by nobody else), and dlopened through
+   that directory's descriptor (``/proc/self/fd/<lib>/<soname>``), so that no rename or
+   symlink between the check and the dlopen can put another file there.
 
 ``NATIVELIB_DISABLE=1`` makes ``load`` and ``load_for`` do nothing.
 """
@@ -38,6 +42,7 @@ from nativelib._index import (
     PREFIX_DIRNAME,
     LoaderIndex,
     read_loader_index,
+    soname_problem,
 )
 from nativelib._openmp import FAMILIES as _OPENMP_FAMILIES
 from nativelib.errors import (
@@ -208,7 +213,9 @@ def loaded_path(soname: str) -> str | None:
     if not handle:
         return None  # not in the process
     name = _dl.path_of(handle) or soname
-    # l_name is the path it was opened by; report the real file, as everywhere else.
+    # l_name is the path it was opened by (the loader's own go through /proc/self/fd:
+    # their path in the prefix is recorded); report the real file, as everywhere else.
+    name = _opened_as.get(name, name)
     return os.path.realpath(name) if name.startswith("/") else name
 
 
@@ -266,7 +273,27 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
     (the loader's index of each manifest).
     A malformed manifest is skipped with a warning: it must not break an import.
     """
+    return _discover(path)[0]
+
+
+def _refused_prefix(prefix: str, dist: str, e: UnsafeRuntimePath) -> NativeLibError:
+    return UnsafeRuntimePath(
+        prefix,
+        f"{e.reason}: nativelib.load() refuses this prefix, so {dist} installed in it is "
+        "not loaded",
+        hint=f"make {prefix} and its lib/ real directories owned by you or root and "
+        f"writable by nobody else (chmod -R go-w {prefix}), or reinstall {dist} into a "
+        "site directory only you can write",
+    )
+
+
+def _discover(
+    path: Sequence[str] | None,
+) -> tuple[dict[str, Installed], dict[str, NativeLibError]]:
+    """:func:`discover`, and why each distribution skipped was refused (its unsafe
+    prefix, or its unreadable index), for the error that names it."""
     found: dict[str, Installed] = {}
+    refused: dict[str, NativeLibError] = {}
     for entry in _site_dirs(sys.path if path is None else path):
         prefix = os.path.join(entry, PREFIX_DIRNAME)
         folder = os.path.join(prefix, MANIFEST_DIR)
@@ -278,6 +305,9 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
             check_prefix(prefix)
         except UnsafeRuntimePath as e:
             _warn(f"nativelib: skipping {prefix}: {e.reason}")
+            for name in names:
+                dist = name[: -len(".load")]
+                refused.setdefault(dist, _refused_prefix(prefix, dist, e))
             continue
         for name in names:
             where = os.path.join(folder, name)
@@ -285,70 +315,162 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
                 index = read_loader_index(where)
             except ManifestError as e:
                 _warn(f"nativelib: skipping {where}: {e}")
+                dist = name[: -len(".load")]
+                refused.setdefault(
+                    dist,
+                    ManifestError(
+                        where,
+                        f"{e.reason}: nativelib.load() refuses this index, so {dist} is not loaded",
+                        hint=f"pip install --force-reinstall --no-deps {dist}",
+                    ),
+                )
                 continue
             if index.name not in found:
                 found[index.name] = Installed(index, prefix)
-    return found
+    return found, refused
 
 
 # ----------------------------------------------------------------------------- safety
 
 
-def _check_chain(path: str, stop: str, reported: str) -> None:
-    """``path`` and every directory above it up to ``stop``: owned by root or us, and not
-    writable by group or others (a directory may be, with the sticky bit)."""
+def _unsafe(st: os.stat_result, what: str) -> str | None:
+    """Why a file or directory with this status is unsafe to load from, or None: owned by
+    someone other than root or us, or writable by group or others (a directory may be,
+    with the sticky bit)."""
     uid = os.getuid()
+    if st.st_uid not in (0, uid):
+        return f"{what} is owned by uid {st.st_uid}, not root or {uid}"
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
+        stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+    ):
+        return f"{what} is writable by group or others"
+    return None
+
+
+def _check_chain(path: str, stop: str, reported: str) -> None:
+    """``path`` and every directory above it up to ``stop``: see :func:`_unsafe`."""
     here = path
     while True:
         try:
             st = os.stat(here)
         except OSError as e:
             raise UnsafeRuntimePath(reported, f"cannot stat {here!r}: {e.strerror}") from e
-        if st.st_uid not in (0, uid):
-            raise UnsafeRuntimePath(
-                reported, f"{here!r} is owned by uid {st.st_uid}, not root or {uid}"
-            )
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
-            stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-        ):
-            raise UnsafeRuntimePath(reported, f"{here!r} is writable by group or others")
+        problem = _unsafe(st, repr(here))
+        if problem is not None:
+            raise UnsafeRuntimePath(reported, problem)
         if here == stop or here == os.path.dirname(here):
             return
         here = os.path.dirname(here)
 
 
-_safe_prefixes: set[str] = set()
+#: prefix -> (st_dev, st_ino) of its lib/ when :func:`check_prefix` last found it safe.
+_safe_libs: dict[str, tuple[int, int]] = {}
 
 
 def check_prefix(prefix: str) -> None:
     """Raise :class:`~nativelib.errors.UnsafeRuntimePath` unless the prefix's lib/ and
-    manifest directories, up to its site directory, are safe to load from (checked once
-    per prefix; the doctor reports what the loader would refuse)."""
-    if prefix in _safe_prefixes:
+    manifest directories, up to its site directory, are safe to load from, and lib/ is
+    the prefix's own directory, not a symlink (the doctor reports what the loader would
+    refuse). lib/ itself is checked on every call (one lstat: a lib/ made writable after
+    a first load is seen); the directories above it once per lib/ directory."""
+    lib = os.path.join(prefix, LIB_DIR)
+    try:
+        st = os.lstat(lib)
+    except OSError as e:
+        raise UnsafeRuntimePath(prefix, f"cannot stat {lib!r}: {e.strerror}") from e
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafeRuntimePath(
+            prefix, f"{lib!r} is a symbolic link: libraries load only from the prefix's own lib/"
+        )
+    problem = _unsafe(st, repr(lib))
+    if problem is not None:
+        _safe_libs.pop(prefix, None)
+        raise UnsafeRuntimePath(prefix, problem)
+    if _safe_libs.get(prefix) == (st.st_dev, st.st_ino):
         return
     # os.stat follows symlinks: each directory checked is the one the path leads to.
-    site = os.path.dirname(prefix)
-    _check_chain(os.path.join(prefix, LIB_DIR), site, prefix)
+    _check_chain(prefix, os.path.dirname(prefix), prefix)
     _check_chain(os.path.join(prefix, MANIFEST_DIR), prefix, prefix)
-    _safe_prefixes.add(prefix)
+    _safe_libs[prefix] = (st.st_dev, st.st_ino)
 
 
-def _check_safe(path: str, prefix: str) -> None:
-    """Refuse a library outside its prefix, or one others could have written."""
-    check_prefix(prefix)
+#: prefix -> (descriptor of its lib/, how dlopen reaches that directory). Held open for
+#: the life of the process: the libraries loaded through it keep that name.
+_lib_dirs: dict[str, tuple[int, str]] = {}
+#: The name each library was dlopened by (``/proc/self/fd/<lib>/<soname>``) -> its path in
+#: the prefix, for :func:`loaded_path` (dlinfo reports the name it was opened by).
+_opened_as: dict[str, str] = {}
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+
+
+def _lib_dir(prefix: str) -> tuple[int, str]:
+    """A descriptor of the prefix's own ``lib/`` (never followed through a symlink),
+    checked now, on every call (one fstat): a directory owned by root or us that nobody
+    else can write, so that nobody else can change which file a name in it is. Reopened
+    when it is not the ``lib/`` :func:`check_prefix` last saw (replaced since)."""
+    lib = os.path.join(prefix, LIB_DIR)
+    held = _lib_dirs.get(prefix)
+    if held is not None:
+        try:
+            st = os.fstat(held[0])
+        except OSError:
+            held = None
+        else:
+            if (st.st_dev, st.st_ino) != _safe_libs.get(prefix):
+                held = None  # lib/ was replaced, or the descriptor closed and reused
+    if held is None:
+        try:
+            fd = os.open(lib, _DIR_FLAGS)
+        except OSError as e:
+            why = "is a symbolic link" if os.path.islink(lib) else f"cannot open: {e.strerror}"
+            raise UnsafeRuntimePath(
+                lib, f"{why}: libraries load only from the prefix's own lib/"
+            ) from e
+        st = os.fstat(fd)
+        via = f"/proc/self/fd/{fd}"
+        try:
+            proc = os.stat(via)
+        except OSError:  # pragma: no cover - no /proc: by path, checked as below
+            via = lib
+        else:
+            if (proc.st_dev, proc.st_ino) != (st.st_dev, st.st_ino):
+                via = lib  # pragma: no cover
+        held = (fd, via)
+    problem = _unsafe(st, "it")
+    if problem is not None:
+        if _lib_dirs.get(prefix) != held:
+            os.close(held[0])  # opened now: nothing was loaded through it
+        raise UnsafeRuntimePath(lib, problem)
+    _lib_dirs[prefix] = held
+    return held
+
+
+def _open_library(prefix: str, soname: str) -> tuple[int, str]:
+    """Open ``lib/<soname>`` of the prefix once, check the file opened (a regular file
+    owned by root or us, writable by nobody else), and return its descriptor (to close
+    once dlopen returned) and the name to dlopen it by, through the held ``lib/``."""
+    path = os.path.join(prefix, LIB_DIR, soname)
+    problem = soname_problem(soname)
+    if problem is not None:
+        raise UnsafeRuntimePath(path, f"the soname {soname!r} {problem}")
+    dir_fd, via = _lib_dir(prefix)
     try:
-        st = os.lstat(path)
+        fd = os.open(soname, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as e:
-        raise UnsafeRuntimePath(path, f"cannot stat: {e.strerror}") from e
-    if stat.S_ISLNK(st.st_mode):
-        real, real_lib = os.path.realpath(path), os.path.realpath(os.path.join(prefix, LIB_DIR))
-        if not real.startswith(real_lib + os.sep):
-            raise UnsafeRuntimePath(path, f"resolves to {real!r}, outside {real_lib!r}")
-        st = os.stat(real)
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafeRuntimePath(path, "not a regular file")
-    if st.st_uid not in (0, os.getuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-        raise UnsafeRuntimePath(path, "owned by another user, or writable by group or others")
+        why = "is a symbolic link" if os.path.islink(path) else f"cannot open: {e.strerror}"
+        raise UnsafeRuntimePath(path, f"{why}: a library loads only as a real file in lib/") from e
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise UnsafeRuntimePath(path, "not a regular file")
+        problem = _unsafe(st, "it")
+        if problem is not None:
+            raise UnsafeRuntimePath(path, problem)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, f"{via}/{soname}"
 
 
 # ----------------------------------------------------------------------------- host copies
@@ -423,10 +545,16 @@ def _short(name: str) -> str:
     return name[len("nativelib-") :] if name.startswith("nativelib-") else name
 
 
-def _find(installed: Mapping[str, Installed], name: str) -> Installed:
+def _find(
+    installed: Mapping[str, Installed],
+    name: str,
+    refused: Mapping[str, NativeLibError] | None = None,
+) -> Installed:
     dist = name if name.startswith("nativelib-") else f"nativelib-{name}"
     found = installed.get(dist)
     if found is None:
+        if refused and dist in refused:
+            raise refused[dist]  # installed, but in a prefix or an index that was refused
         known = ", ".join(sorted(_short(n) for n in installed)) or "none"
         raise RuntimeNotFound(
             dist,
@@ -441,7 +569,11 @@ def is_openmp_provider(name: str) -> bool:
     return name in _OPENMP_PROVIDERS
 
 
-def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Installed]:
+def _order(
+    installed: Mapping[str, Installed],
+    names: Iterable[str],
+    refused: Mapping[str, NativeLibError] | None = None,
+) -> list[Installed]:
     """The named distributions and their dependencies, dependencies first."""
     out: list[Installed] = []
     seen: set[str] = set()
@@ -453,6 +585,8 @@ def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Ins
         for dep in dist.index.dependencies:
             if dep in installed:
                 visit(installed[dep])
+            elif refused and dep in refused and not is_openmp_provider(dep):
+                raise refused[dep]
             elif not is_openmp_provider(dep):
                 raise RuntimeNotFound(
                     dep, f"needed by {dist.name} but not installed", hint=f"pip install {dep}"
@@ -460,7 +594,7 @@ def _order(installed: Mapping[str, Installed], names: Iterable[str]) -> list[Ins
         out.append(dist)
 
     for name in names:
-        visit(_find(installed, name))
+        visit(_find(installed, name, refused))
     return out
 
 
@@ -567,12 +701,18 @@ def _load_one(
                 prefer == "system" and needs(soname, wheel_path) <= host_defs
             ):
                 path, how = host, "host"
+    fd, target = -1, path
     if how == "loaded":
-        _check_safe(wheel_path, prefix)
+        fd, target = _open_library(prefix, soname)
     try:
-        _handles.append(ctypes.CDLL(path, mode=mode))
+        _handles.append(ctypes.CDLL(target, mode=mode))
     except OSError as e:
-        raise NativeLibError(f"{path}: cannot load: {e}") from e
+        raise NativeLibError(f"{path}: cannot load: {str(e).replace(target, path)}") from e
+    finally:
+        if fd >= 0:
+            os.close(fd)  # held until dlopen returned
+    if target != path:
+        _opened_as[target] = path
     result = LoadedLibrary(soname, path, how, distribution)
     _done[soname] = result
     return result
@@ -627,8 +767,8 @@ def load(
         return []
     base_mode = os.RTLD_LOCAL if mode is None else mode
     with _lock:
-        installed = discover(path)
-        order = _order(installed, runtimes)
+        installed, refused = _discover(path)
+        order = _order(installed, runtimes, refused)
         order, global_sonames = _mkl_openmp({_find(installed, r).name for r in runtimes}, order)
         prefer = _prefer()
         preload = [(d, lib) for d in order for lib in d.index.libraries if lib.preload]

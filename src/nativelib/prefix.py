@@ -31,6 +31,7 @@ from nativelib._index import (
     LoaderIndex,
     index_filename,
     parse_loader_index,
+    soname_problem,
 )
 from nativelib.digest import is_sha256
 from nativelib.errors import ManifestError
@@ -466,4 +467,5 @@ __all__ += [
     "index_filename",
     "loader_index",
     "parse_loader_index",
+    "soname_problem",
 ]

@@ -28,6 +28,7 @@ from nativelib.prefix import (
     loader_index,
     parse_manifest,
     record_digest,
+    soname_problem,
 )
 from nativelib.wheelfile.record import RecordRow, parse_record
 
@@ -99,6 +100,23 @@ def _headers(head: bytes) -> dict[str, str]:
         if key in ("Name", "Version"):
             out[key] = value.strip()
     return out
+
+
+def _unreadable(path: str) -> str:
+    """Why a file cannot be read: its kind, or the error opening it gives."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        return str(e.strerror)
+    if stat.S_ISDIR(st.st_mode):
+        return "it is a directory, not a regular file"
+    if not stat.S_ISREG(st.st_mode):
+        return "it is not a regular file"
+    try:
+        os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
+    except OSError as e:
+        return str(e.strerror)
+    return "reading it failed"
 
 
 class SiteDistributions:
@@ -277,6 +295,29 @@ class _SiteCheck:
     def add(self, code: str, message: str, files: Sequence[str], hint: str | None) -> None:
         self.findings.append(finding(code, message, tuple(files), hint))
 
+    def unreadable(self, manifest: Manifest, rel: str, path: str, against: str) -> None:
+        self.add(
+            "runtime-file-unreadable",
+            f"{manifest.name} {manifest.version}: {rel} cannot be read ({_unreadable(path)}), "
+            f"so it cannot be checked against its {against}",
+            [path],
+            _reinstall(manifest.name, manifest.version),
+        )
+
+    def unsafe_sonames(self, manifest: Manifest, sonames: Sequence[str], where: str) -> None:
+        """A manifest or loader index naming a soname that is not one file name in lib/."""
+        for soname in sonames:
+            problem = soname_problem(soname)
+            if problem is not None:
+                self.add(
+                    "runtime-soname-unsafe",
+                    f"{manifest.name} {manifest.version}: {os.path.relpath(where, self.prefix)} "
+                    f"names the soname {soname!r}, which {problem}: nativelib.load() refuses "
+                    "this runtime",
+                    [where],
+                    _reinstall(manifest.name, manifest.version),
+                )
+
     def verify_record(
         self,
         manifest: Manifest,
@@ -332,6 +373,10 @@ class _SiteCheck:
             if digest == row.digest:
                 status[path] = "ok"
                 continue
+            if digest is None:  # not changed: it cannot be read at all
+                status[path] = "unverified"
+                self.unreadable(manifest, rel, path, "RECORD")
+                continue
             status[path] = "modified"
             if isinstance(digest, FileReadError):
                 message = (
@@ -353,7 +398,11 @@ class _SiteCheck:
     ) -> list[RuntimeFile]:
         name, version = manifest.name, manifest.version
         files = []
+        where = os.path.join(self.prefix, manifest.filename)
+        self.unsafe_sonames(manifest, [lib.soname for lib in manifest.libraries], where)
         for lib in manifest.libraries:
+            if soname_problem(lib.soname) is not None:
+                continue  # never opened: it is not a file of this prefix
             path = os.path.join(self.prefix, lib.file)
             seen = status.get(path)
             if not os.path.lexists(path):
@@ -376,6 +425,10 @@ class _SiteCheck:
             problems = []
             if path not in digests:
                 digests[path] = _file_digest(path)
+            if digests[path] is None:
+                if seen is None:  # else already said, against its RECORD
+                    self.unreadable(manifest, lib.file, path, "manifest")
+                continue
             expected = record_digest(bytes.fromhex(lib.sha256))
             digest = digests[path]
             if isinstance(digest, FileReadError):
@@ -414,6 +467,10 @@ class _SiteCheck:
                 what = f"cannot be read ({e.reason})"
         except UnicodeDecodeError:
             text = None
+        if text is not None:
+            fields = (line.split("\t") for line in text.split("\n"))
+            named = [f[1] for f in fields if len(f) > 1 and f[0] == "library"]
+            self.unsafe_sonames(manifest, named, where)
         if text == loader_index(manifest):
             return
         if text is not None:

@@ -58,6 +58,14 @@ CODES: dict[str, Code] = {
     "runtime-record-outside": Code(
         "error", "a runtime's RECORD lists a path outside its site directory and environment"
     ),
+    "runtime-file-unreadable": Code(
+        "error", "a runtime's file cannot be read (permissions, or not a regular file)"
+    ),
+    "runtime-soname-unsafe": Code(
+        "error",
+        "a runtime's manifest or loader index names a soname that is not one file name in "
+        "lib/ (an absolute path, a '/', '..'): the loader refuses it",
+    ),
     "runtime-manifest-mismatch": Code(
         "error", "a runtime's manifest does not describe the library file it ships"
     ),
