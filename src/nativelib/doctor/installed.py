@@ -102,16 +102,21 @@ def _headers(head: bytes) -> dict[str, str]:
     return out
 
 
+def _unreadable_in_place(path: str, digest: str | FileReadError) -> bool:
+    """Whether a file could not be read where pip put it (permissions, a directory or
+    another kind of file): reported as unreadable, not as changed. A symlink in its place
+    is a change (pip installs regular files), reported as such."""
+    return isinstance(digest, FileReadError) and not os.path.islink(path)
+
+
 def _unreadable(path: str) -> str:
     """Why a file cannot be read: its kind, or the error opening it gives."""
     try:
         st = os.stat(path)
     except OSError as e:
         return str(e.strerror)
-    if stat.S_ISDIR(st.st_mode):
-        return "it is a directory, not a regular file"
     if not stat.S_ISREG(st.st_mode):
-        return "it is not a regular file"
+        return f"it is {file_kind(st.st_mode)}, not a regular file"
     try:
         os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC))
     except OSError as e:
@@ -373,7 +378,7 @@ class _SiteCheck:
             if digest == row.digest:
                 status[path] = "ok"
                 continue
-            if digest is None:  # not changed: it cannot be read at all
+            if _unreadable_in_place(path, digest):  # not changed: it cannot be read at all
                 status[path] = "unverified"
                 self.unreadable(manifest, rel, path, "RECORD")
                 continue
@@ -425,7 +430,7 @@ class _SiteCheck:
             problems = []
             if path not in digests:
                 digests[path] = _file_digest(path)
-            if digests[path] is None:
+            if _unreadable_in_place(path, digests[path]):
                 if seen is None:  # else already said, against its RECORD
                     self.unreadable(manifest, lib.file, path, "manifest")
                 continue
