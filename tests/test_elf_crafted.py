@@ -429,10 +429,11 @@ def test_needed_and_search_path_entries_are_bounded() -> None:
     info = parse(build(ElfSpec(runpath=":".join(at_limit))).data)
     assert len(info.runpath) == MAX_DYNAMIC_ENTRIES
     many = [f"libn{i}.so" for i in range(100_000)]
+    data = build(ElfSpec(needed=many)).data
     start = time.perf_counter()
     with pytest.raises(ElfError, match=f"more than {MAX_DYNAMIC_ENTRIES} DT_NEEDED entries"):
-        parse(build(ElfSpec(needed=many)).data)
-    assert time.perf_counter() - start < 5
+        parse(data)
+    assert time.perf_counter() - start < 1
     for spec in (ElfSpec(rpath=":".join(many)), ElfSpec(runpath="a:" * MAX_DYNAMIC_ENTRIES)):
         kind = "DT_RPATH" if spec.rpath else "DT_RUNPATH"
         with pytest.raises(ElfError, match=f"more than {MAX_DYNAMIC_ENTRIES} {kind} entries"):
