@@ -74,9 +74,10 @@ VER_FLG_WEAK = 0x2
 MAX_VERSION_RECORDS = 1 << 16
 
 #: Upper bound on the DT_NEEDED entries, and on the DT_RPATH / DT_RUNPATH elements, read
-#: from one file. Real libraries need a few dozen sonames (libtorch_cpu.so about 100) and
-#: have a handful of search path entries; the bound keeps a crafted file from making every
-#: reader and check downstream walk millions of them.
+#: from one file. Real libraries need a few dozen sonames at most (this host's most: 20;
+#: torch 2.13's libtorch_cpu.so: 10) and have a handful of search path entries; the
+#: bound keeps a crafted file from making every reader and check downstream walk
+#: millions of them.
 MAX_DYNAMIC_ENTRIES = 1 << 12
 
 _TYPE_NAMES = {

@@ -63,6 +63,7 @@ __all__ = [
     "BACKWARD_COMPATIBLE",
     "Installed",
     "LoadedLibrary",
+    "check_library",
     "check_prefix",
     "discover",
     "is_openmp_provider",
@@ -350,6 +351,10 @@ def _check_safe(path: str, prefix: str) -> None:
         raise UnsafeRuntimePath(path, "not a regular file")
     if st.st_uid not in (0, os.getuid()) or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise UnsafeRuntimePath(path, "owned by another user, or writable by group or others")
+
+
+#: The check the loader runs on each library it opens, for the doctor to report.
+check_library = _check_safe
 
 
 # ----------------------------------------------------------------------------- host copies
