@@ -347,8 +347,14 @@ def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, 
             f'rm -r {removal} && pip install --force-reinstall --no-deps "{name}=={keep}"',
         )
     under = PREFIX_DIRNAME + "/"
-    for dist_info, rows in check.dists._usable().items():
-        if dist_info in verified:
+    for dist_info in check.dists.dist_infos:
+        if dist_info in verified or not _mentions(check.site, dist_info, under):
+            continue  # most RECORDs list nothing in the prefix: not parsed (torch's: 25,000 rows)
+        try:
+            rows = check.dists.record(dist_info)
+        except WheelError:
+            continue
+        if rows is None:
             continue
         listed = [rel for rel in rows if rel.startswith(under)]
         missing = [
@@ -371,6 +377,15 @@ def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, 
             shown,
             _reinstall(name, version),
         )
+
+
+def _mentions(site: str, dist_info: str, text: str) -> bool:
+    """Whether the RECORD of ``dist_info`` holds ``text`` at all."""
+    try:
+        with open(os.path.join(site, dist_info, "RECORD"), encoding="utf-8") as f:
+            return text in f.read()
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _version_key(version: str) -> tuple[bool, Version, str]:
