@@ -10,6 +10,7 @@ import pickle
 import shutil
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -43,6 +44,7 @@ from elfwriter import (
     build,
 )
 from nativelib.elf import (
+    MAX_DYNAMIC_ENTRIES,
     ElfInfo,
     VersionNeed,
     VersionRequirement,
@@ -416,6 +418,26 @@ def test_version_record_limit_is_not_hit_at_the_limit() -> None:
             info = parse(img.data)
             assert len(info.version_requirements) == count
             assert info.version_requirements[-1] == VersionRequirement("", ())
+
+
+def test_needed_and_search_path_entries_are_bounded() -> None:
+    """A crafted file with 100,000 DT_NEEDED entries (or RPATH elements) is an ElfError,
+    read promptly; the bound itself reads fine."""
+    at_limit = [f"libn{i}.so" for i in range(MAX_DYNAMIC_ENTRIES)]
+    info = parse(build(ElfSpec(needed=at_limit)).data)
+    assert info.needed == tuple(at_limit)
+    info = parse(build(ElfSpec(runpath=":".join(at_limit))).data)
+    assert len(info.runpath) == MAX_DYNAMIC_ENTRIES
+    many = [f"libn{i}.so" for i in range(100_000)]
+    data = build(ElfSpec(needed=many)).data
+    start = time.perf_counter()
+    with pytest.raises(ElfError, match=f"more than {MAX_DYNAMIC_ENTRIES} DT_NEEDED entries"):
+        parse(data)
+    assert time.perf_counter() - start < 1
+    for spec in (ElfSpec(rpath=":".join(many)), ElfSpec(runpath="a:" * MAX_DYNAMIC_ENTRIES)):
+        kind = "DT_RPATH" if spec.rpath else "DT_RUNPATH"
+        with pytest.raises(ElfError, match=f"more than {MAX_DYNAMIC_ENTRIES} {kind} entries"):
+            parse(build(spec).data)
 
 
 def test_errors_pickle() -> None:

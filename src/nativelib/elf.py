@@ -73,6 +73,13 @@ VER_FLG_WEAK = 0x2
 #: from making the reader walk millions of records.
 MAX_VERSION_RECORDS = 1 << 16
 
+#: Upper bound on the DT_NEEDED entries, and on the DT_RPATH / DT_RUNPATH elements, read
+#: from one file. Real libraries need a few dozen sonames at most (this host's most: 20;
+#: torch 2.13's libtorch_cpu.so: 10) and have a handful of search path entries; the
+#: bound keeps a crafted file from making every reader and check downstream walk
+#: millions of them.
+MAX_DYNAMIC_ENTRIES = 1 << 12
+
 _TYPE_NAMES = {
     ET_NONE: "none",
     ET_REL: "relocatable",
@@ -493,6 +500,11 @@ class _Parser:
             return list(compress(vals, map(tag.__eq__, tags)))
 
         needed, rpaths, runpaths = all_of(DT_NEEDED), all_of(DT_RPATH), all_of(DT_RUNPATH)
+        if max(len(needed), len(rpaths), len(runpaths)) > MAX_DYNAMIC_ENTRIES:
+            what = "DT_NEEDED" if len(needed) > MAX_DYNAMIC_ENTRIES else "DT_RPATH"
+            if len(runpaths) > MAX_DYNAMIC_ENTRIES >= len(rpaths) and what != "DT_NEEDED":
+                what = "DT_RUNPATH"
+            raise _Malformed(f"more than {MAX_DYNAMIC_ENTRIES} {what} entries")
 
         def to_offset(addr: int, what: str) -> tuple[int, int]:
             """File offset of a virtual address and the end of its segment's file image."""
@@ -633,10 +645,13 @@ class _Parser:
         strings = self._strings(wanted, str_off, str_size)
         new = tuple.__new__  # NamedTuples built without their Python-level __new__
 
-        def path_list(indices: list[int]) -> tuple[str, ...]:
+        def path_list(indices: list[int], what: str) -> tuple[str, ...]:
             if not indices:
                 return ()
-            return tuple(":".join(strings[i] for i in indices).split(":"))
+            joined = ":".join(strings[i] for i in indices)
+            if joined.count(":") >= MAX_DYNAMIC_ENTRIES:
+                raise _Malformed(f"more than {MAX_DYNAMIC_ENTRIES} {what} entries")
+            return tuple(joined.split(":"))
 
         return ElfInfo(
             path,
@@ -646,8 +661,8 @@ class _Parser:
             e_type,
             None if soname_idx is None else strings[soname_idx],
             tuple(strings[i] for i in needed),
-            path_list(rpaths),
-            path_list(runpaths),
+            path_list(rpaths, "DT_RPATH"),
+            path_list(runpaths, "DT_RUNPATH"),
             tuple(
                 [
                     new(

@@ -68,6 +68,7 @@ __all__ = [
     "BACKWARD_COMPATIBLE",
     "Installed",
     "LoadedLibrary",
+    "check_library",
     "check_prefix",
     "discover",
     "is_openmp_provider",
@@ -471,6 +472,13 @@ def _open_library(prefix: str, soname: str) -> tuple[int, str]:
         os.close(fd)
         raise
     return fd, f"{via}/{soname}"
+
+
+def check_library(path: str, prefix: str) -> None:
+    """The check the loader runs on each library it opens (:class:`UnsafeRuntimePath`
+    when it would refuse ``path``, a file in ``prefix``'s ``lib/``), for the doctor."""
+    fd, _name = _open_library(prefix, os.path.basename(path))
+    os.close(fd)
 
 
 # ----------------------------------------------------------------------------- host copies

@@ -12,7 +12,7 @@ from nativelib.catalog import Catalog, load_catalog
 from nativelib.doctor.environment import Checks, member_of, scan_environment
 from nativelib.doctor.hostfacts import CudaProbe, ElfCache, HostLibraries, host_facts
 from nativelib.doctor.installed import SiteDistributions, check_runtimes, normalize
-from nativelib.doctor.model import Finding, Report
+from nativelib.doctor.model import Finding, Report, bound_per_file
 from nativelib.doctor.process import ImportProbe
 from nativelib.elf import ElfInfo, read_elf
 from nativelib.errors import NativeLibError
@@ -169,6 +169,6 @@ def _diagnose(
     return Report(
         host=facts,
         runtimes=tuple(runtime_reports),
-        findings=tuple(sorted(findings, key=lambda f: f.sort_key())),
+        findings=tuple(bound_per_file(sorted(findings, key=lambda f: f.sort_key()))),
         elf_files=len(scanned.files),
     )

@@ -12,12 +12,16 @@ import re
 import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 from nativelib.doctor.hostfacts import ElfCache
 from nativelib.doctor.model import Finding, RuntimeFile, RuntimeReport, finding
 from nativelib.errors import FileReadError, ManifestError, UnsafeRuntimePath, WheelError
 from nativelib.files import file_kind, open_regular_file, read_regular_file
-from nativelib.loader import check_prefix, is_openmp_provider
+from nativelib.loader import check_library, check_prefix, is_openmp_provider
 from nativelib.prefix import (
     LIB_DIR,
     MANIFEST_DIR,
@@ -276,6 +280,7 @@ class _SiteCheck:
         self.dists = dists
         self.elf = elf
         self.prefix = os.path.join(site, PREFIX_DIRNAME)
+        self.prefix_safe = True
         self.findings: list[Finding] = []
         # Where a RECORD path may lead: the site directory, and the prefix pip puts
         # scripts and data under; lexically, then for real (a symlinked directory).
@@ -425,6 +430,17 @@ class _SiteCheck:
             except OSError:
                 size = None
             files.append(RuntimeFile(path, lib.soname, size, seen or "unverified"))
+            if self.prefix_safe:  # else the prefix finding says why the loader skips it
+                try:
+                    check_library(path, self.prefix)
+                except UnsafeRuntimePath as e:
+                    self.add(
+                        "runtime-library-unsafe",
+                        f"{name} {version}: nativelib.load() refuses {lib.file}: {e.reason}",
+                        [path],
+                        f"chmod go-w {path} (as its owner), or {_reinstall(name, version)} "
+                        "as the user who owns the environment",
+                    )
             if seen == "modified":
                 continue  # already said: the file changed after installation
             problems = []
@@ -490,6 +506,90 @@ class _SiteCheck:
         )
 
 
+_MISSING_SHOWN = 20
+
+
+def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, str]) -> None:
+    """pip's own state in the site directory: a distribution with two dist-info
+    directories (two pip runs at once, or one killed half-way); a dist-info whose RECORD
+    lists files in the prefix that are gone (``pip uninstall`` of one of those two
+    removed the files both list). ``verified``: dist-infos already checked against a
+    manifest; ``versions``: the version of each runtime whose manifest is installed."""
+    by_name: dict[str, list[str]] = {}
+    for dist_info in check.dists.dist_infos:
+        by_name.setdefault(normalize(dist_info.partition("-")[0]), []).append(dist_info)
+    for dist, dist_infos in sorted(by_name.items()):
+        if len(dist_infos) < 2:
+            continue
+        labels = [check.dists.label(d) for d in dist_infos]
+        name = labels[0].partition(" ")[0]
+        found = [label.partition(" ")[2] for label in labels]
+        keep = versions.get(dist)
+        if keep is None or keep not in found:
+            keep = max(found, key=_version_key)
+        stale = [d for d, v in zip(dist_infos, found, strict=True) if v != keep]
+        removal = " ".join(os.path.join(check.site, d) for d in stale)
+        check.add(
+            "dist-installed-twice",
+            f"{name} is installed twice in {check.site}: versions {' and '.join(found)} "
+            f"({', '.join(dist_infos)}); two pip runs at once (or one interrupted) leave "
+            "this: its files may be a mix of both, and uninstalling one deletes the files "
+            "of the other",
+            [os.path.join(check.site, d) for d in dist_infos],
+            f'rm -r {removal} && pip install --force-reinstall --no-deps "{name}=={keep}"',
+        )
+    under = PREFIX_DIRNAME + "/"
+    for dist_info in check.dists.dist_infos:
+        if dist_info in verified or not _mentions(check.site, dist_info, under):
+            continue  # most RECORDs list nothing in the prefix: not parsed (torch's: 25,000 rows)
+        try:
+            rows = check.dists.record(dist_info)
+        except WheelError:
+            continue
+        if rows is None:
+            continue
+        listed = [rel for rel in rows if rel.startswith(under)]
+        missing = [
+            p
+            for p in (os.path.normpath(os.path.join(check.site, rel)) for rel in listed)
+            if not os.path.lexists(p)
+        ]
+        if not missing:
+            continue
+        label = check.dists.label(dist_info)
+        name, _, version = label.partition(" ")
+        shown = missing[:_MISSING_SHOWN]
+        more = len(missing) - len(shown)
+        check.add(
+            "runtime-record-orphaned",
+            f"{label}: {len(missing)} of the {len(listed)} files its RECORD lists in "
+            f"{PREFIX_DIRNAME}/ are missing; pip believes it is installed, its files are gone "
+            "(a pip uninstall of another copy of it, or files deleted by hand)"
+            + (f"; {more} more not listed" if more else ""),
+            shown,
+            _reinstall(name, version),
+        )
+
+
+def _mentions(site: str, dist_info: str, text: str) -> bool:
+    """Whether the RECORD of ``dist_info`` holds ``text`` at all."""
+    try:
+        with open(os.path.join(site, dist_info, "RECORD"), encoding="utf-8") as f:
+            return text in f.read()
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _version_key(version: str) -> tuple[bool, Version, str]:
+    """Newest by PEP 440; a version that is not one sorts first, by text."""
+    from packaging.version import InvalidVersion, Version  # noqa: PLC0415 (only for duplicates)
+
+    try:
+        return (True, Version(version), "")
+    except InvalidVersion:
+        return (False, Version("0"), version)
+
+
 def _conflicts(
     check: _SiteCheck, manifests: list[Manifest], catalog_owner: Callable[[str], str | None]
 ) -> None:
@@ -545,10 +645,14 @@ def check_runtimes(
         try:
             names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
         except OSError:
+            _dist_info_state(check, set(), {})
+            findings.extend(check.findings)
             continue
+        verified: set[str] = set()  # dist-infos verified against their manifest
         try:
             check_prefix(check.prefix)
         except UnsafeRuntimePath as e:
+            check.prefix_safe = False
             check.add(
                 "runtime-prefix-unsafe",
                 f"{check.prefix}: {e.reason}; nativelib.load() skips this prefix",
@@ -571,6 +675,8 @@ def check_runtimes(
             manifests.append(manifest)
             digests: dict[str, str | FileReadError] = {}
             dist_info = check.dists.find(manifest.name, manifest.version)
+            if dist_info is not None:
+                verified.add(dist_info)
             record, status = check.verify_record(manifest, dist_info, digests)
             files = check.compare_manifest(manifest, status, digests)
             check.check_index(manifest)
@@ -600,6 +706,7 @@ def check_runtimes(
                 )
             )
         _conflicts(check, manifests, catalog_owner)
+        _dist_info_state(check, verified, {normalize(m.name): m.version for m in manifests})
         findings.extend(check.findings)
     for runtime in active.values():
         for dep in runtime.manifest.dependencies:

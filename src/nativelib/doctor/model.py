@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "CODES",
     "JSON_VERSION",
+    "MAX_FINDINGS_PER_FILE",
     "SEVERITIES",
     "CudaFacts",
     "Finding",
@@ -21,6 +22,7 @@ __all__ = [
     "Report",
     "RuntimeFile",
     "RuntimeReport",
+    "bound_per_file",
     "finding",
 ]
 
@@ -29,6 +31,10 @@ JSON_VERSION = 1
 
 #: Most severe first.
 SEVERITIES = ("error", "warning", "info")
+
+#: Findings reported about one file; the rest are summed up in one ``findings-truncated``
+#: (a crafted library with thousands of NEEDED entries would otherwise give thousands).
+MAX_FINDINGS_PER_FILE = 50
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,17 @@ CODES: dict[str, Code] = {
     "runtime-prefix-unsafe": Code(
         "error", "the loader refuses this prefix (writable by others, or a foreign owner)"
     ),
+    "dist-installed-twice": Code(
+        "error", "two dist-info directories of one distribution in one site directory"
+    ),
+    "runtime-record-orphaned": Code(
+        "error",
+        "a distribution's RECORD lists files in the prefix that are missing (pip believes it "
+        "is installed)",
+    ),
+    "runtime-library-unsafe": Code(
+        "error", "the loader refuses a library file in the prefix (its owner, mode or type)"
+    ),
     "runtime-shadowed": Code(
         "info", "a runtime is installed in two site directories; the first on sys.path wins"
     ),
@@ -113,6 +130,9 @@ CODES: dict[str, Code] = {
     "elf-malformed": Code("warning", "a file with the ELF magic cannot be read as ELF"),
     "scan-unreadable": Code("warning", "a directory or file cannot be read"),
     "scan-changed": Code("warning", "a file changed or disappeared while it was read"),
+    "findings-truncated": Code(
+        "info", "more findings about one file than are listed; the rest are counted"
+    ),
     # A live process (--import).
     "import-failed": Code("error", "importing a module raised an exception"),
     "import-crashed": Code("error", "the process importing the modules died or hung"),
@@ -152,6 +172,36 @@ def finding(
 ) -> Finding:
     """A finding with the severity its code has in :data:`CODES`."""
     return Finding(code, CODES[code].severity, message, files, hint)
+
+
+def bound_per_file(findings: list[Finding], limit: int = MAX_FINDINGS_PER_FILE) -> list[Finding]:
+    """``findings`` (sorted, most severe first) with at most ``limit`` about any one file:
+    a finding is kept while one of its files has fewer than ``limit`` kept, the others are
+    counted in one ``findings-truncated`` per file (so the most severe are the ones kept)."""
+    kept: list[Finding] = []
+    counts: dict[str, int] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    for f in findings:
+        if not f.files or any(counts.get(p, 0) < limit for p in f.files):
+            kept.append(f)
+            for p in f.files:
+                counts[p] = counts.get(p, 0) + 1
+        else:
+            by_code = dropped.setdefault(f.files[0], {})
+            by_code[f.code] = by_code.get(f.code, 0) + 1
+    for path, by_code in dropped.items():
+        total = sum(by_code.values())
+        codes = ", ".join(f"{n} {code}" for code, n in sorted(by_code.items()))
+        kept.append(
+            finding(
+                "findings-truncated",
+                f"{path}: and {total} more finding{'' if total == 1 else 's'} ({codes}), not "
+                f"listed: at most {limit} are reported about one file",
+                (path,),
+                None,
+            )
+        )
+    return sorted(kept, key=Finding.sort_key)
 
 
 @dataclass(frozen=True)
