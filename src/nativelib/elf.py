@@ -27,6 +27,7 @@ from operator import itemgetter
 
 from nativelib._frozen import Frozen, setfield
 from nativelib.errors import ElfError, NotElfError
+from nativelib.files import file_kind
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module runs at import time
 if TYPE_CHECKING:
@@ -748,20 +749,6 @@ def _run(size: int, fetch: Fetch, path: str) -> ElfInfo:
 # --------------------------------------------------------------------------- public API
 
 
-def _kind(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISLNK, "a symbolic link"),
-    ):
-        if test(mode):
-            return name
-    return f"a special file (mode {mode:#o})"
-
-
 def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     """Read one ELF file from disk.
 
@@ -778,7 +765,7 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
     if not stat.S_ISREG(st.st_mode):
         raise ElfError(
             os.path.realpath(given),
-            f"not a regular file: it is {_kind(st.st_mode)}",
+            f"not a regular file: it is {file_kind(st.st_mode)}",
             unreadable=True,
         )
     # O_NONBLOCK: a FIFO swapped in after stat must not block the open.
@@ -793,7 +780,9 @@ def read_elf(path: str | os.PathLike[str]) -> ElfInfo:
         real = _real_path(fd, given)
         fst = os.fstat(fd)
         if not stat.S_ISREG(fst.st_mode):
-            raise ElfError(real, f"not a regular file: it is {_kind(fst.st_mode)}", unreadable=True)
+            raise ElfError(
+                real, f"not a regular file: it is {file_kind(fst.st_mode)}", unreadable=True
+            )
 
         def fetch(start: int, length: int) -> bytes:
             try:
