@@ -10,6 +10,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nativelib.errors import RepairError, WheelError
 from nativelib.wheelfile.read import read_wheel, verify_record
@@ -151,3 +153,74 @@ def test_content_mismatch_in_a_stronger_hash(tmp_path: Path) -> None:
     validated, read = _both(_wheel(tmp_path, rows), tmp_path)
     assert "hash / size of demo/__init__.py didn't match RECORD: its sha512" in validated
     assert "its sha512 does not match RECORD's" in read
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.text(alphabet=st.characters(blacklist_characters='"\x00'), max_size=8), max_size=4
+        ),
+        max_size=6,
+    )
+)
+def test_the_comma_split_reads_what_csv_reads(lines: list[list[str]]) -> None:
+    """parse_record splits quote-free RECORD text on commas itself (the fast path pip's
+    files take): its rows are exactly csv's, line numbers included."""
+    import csv  # noqa: PLC0415
+
+    from nativelib.wheelfile.record import _rows  # noqa: PLC0415
+
+    text = "\n".join(",".join(fields) for fields in lines)
+    reader = csv.reader(text.splitlines())
+    expected = [(reader.line_num, row) for row in reader]
+    assert list(_rows(text, "RECORD")) == expected
+
+
+@given(
+    st.lists(st.text(alphabet="ab/._-\u2028\x85", min_size=1, max_size=6), max_size=6),
+    st.text(alphabet="ab/._-", min_size=1, max_size=6),
+    st.sampled_from(["\n", "\r\n", "\x0c", "\u2028"]),
+)
+def test_record_lists_and_record_paths_agree_with_parse_record(
+    paths: list[str], probe: str, newline: str
+) -> None:
+    """The doctor's two cheap questions (is this path listed? which paths?) give what
+    parse_record's rows give, on RECORD text split as pip writes it."""
+    from nativelib.wheelfile.record import record_lists, record_paths  # noqa: PLC0415
+
+    unique = list(dict.fromkeys(p for p in paths if p.strip("\u2028\x85")))
+    text = newline.join(f"{p},," for p in unique if "\u2028" not in p and "\x85" not in p)
+    rows = parse_record(text, "RECORD")
+    assert record_paths(text, "RECORD") == list(rows)
+    raw = text.encode("utf-8")
+    for path in [probe, *rows]:
+        assert record_lists(raw, path) is (path in rows)
+    assert record_lists(b'"a,b",,\n', "x") is None
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a.so", "b/c.py", "d", "", "a.so"]),
+            st.sampled_from(["", "sha256=AbC_-", "md5=x", "sha256=", "=x", "sha512=q=="]),
+            st.sampled_from(["", "12", "x", "1 "]),
+        ),
+        max_size=5,
+    ),
+    st.booleans(),
+)
+def test_record_well_formed_agrees_with_parse_record(
+    rows: list[tuple[str, str, str]], extra_field: bool
+) -> None:
+    """The doctor's cheap well-formedness check says what parse_record would."""
+    from nativelib.wheelfile.record import record_well_formed  # noqa: PLC0415
+
+    text = "\n".join(
+        ",".join([*r, "z"] if extra_field and i == 0 else r) for i, r in enumerate(rows)
+    )
+    try:
+        parse_record(text, "RECORD")
+        parses = True
+    except WheelError:
+        parses = False
+    assert record_well_formed(text) is parses

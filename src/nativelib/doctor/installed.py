@@ -6,6 +6,7 @@ with the manifest, and a file in the prefix claimed by two distributions is name
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -34,7 +35,13 @@ from nativelib.prefix import (
     record_digest,
     soname_problem,
 )
-from nativelib.wheelfile.record import RecordRow, parse_record
+from nativelib.wheelfile.record import (
+    RecordRow,
+    parse_record,
+    record_lists,
+    record_paths,
+    record_well_formed,
+)
 
 __all__ = [
     "InstalledRuntime",
@@ -140,31 +147,58 @@ class SiteDistributions:
         except OSError:
             names = []
         self.dist_infos = sorted(n for n in names if n.endswith(".dist-info"))
+        self._raw: dict[str, bytes | WheelError | None] = {}
         self._records: dict[str, dict[str, RecordRow] | WheelError | None] = {}
+        self._formed: dict[str, bool] = {}
         #: RECORD or METADATA files there that are not regular files, or cannot be read.
         self.unreadable: dict[str, str] = {}
-        self._owners: dict[str, str] | None = None
+        self._owners: dict[str, dict[str, str]] = {}  # by top-level name (the filter)
         self._labels: dict[str, str] = {}
 
-    def record(self, dist_info: str) -> dict[str, RecordRow] | None:
-        """Its RECORD rows by path; None if there is no RECORD, and
-        :class:`~nativelib.errors.WheelError` if it is malformed or cannot be read (a
-        FIFO, a device, a symlink, over :data:`MAX_RECORD_BYTES`)."""
-        if dist_info not in self._records:
+    def raw_record(self, dist_info: str) -> bytes | None:
+        """The bytes of its RECORD, read once (a regular file, bounded); None if there is
+        none; :class:`~nativelib.errors.WheelError` if it cannot be read (a FIFO, a
+        device, a symlink, over :data:`MAX_RECORD_BYTES`)."""
+        if dist_info not in self._raw:
             where = os.path.join(self.site, dist_info, "RECORD")
             try:
-                text = read_regular_file(where, MAX_RECORD_BYTES).decode("utf-8")
+                self._raw[dist_info] = read_regular_file(where, MAX_RECORD_BYTES)
             except FileReadError as e:
                 if os.path.lexists(where):
                     self.unreadable[where] = e.reason
-                    self._records[dist_info] = WheelError(where, e.reason)
+                    self._raw[dist_info] = WheelError(where, e.reason)
                 else:
-                    self._records[dist_info] = None
-            except UnicodeDecodeError:
-                self._records[dist_info] = None
+                    self._raw[dist_info] = None
+        found = self._raw[dist_info]
+        if isinstance(found, WheelError):
+            raise found
+        return found
+
+    def mentions(self, dist_info: str, text: str) -> bool:
+        """Whether its RECORD holds ``text`` at all: a cheap filter (a C substring search)
+        before parsing it (torch's RECORD has ~15,000 rows)."""
+        try:
+            raw = self.raw_record(dist_info)
+        except WheelError:
+            return False
+        return raw is not None and text.encode("utf-8") in raw
+
+    def record(self, dist_info: str) -> dict[str, RecordRow] | None:
+        """Its RECORD rows by path; None if there is no RECORD, and
+        :class:`~nativelib.errors.WheelError` if it is malformed or cannot be read."""
+        if dist_info not in self._records:
+            where = os.path.join(self.site, dist_info, "RECORD")
+            try:
+                raw = self.raw_record(dist_info)
+            except WheelError as e:
+                self._records[dist_info] = e
             else:
                 try:
-                    self._records[dist_info] = parse_record(text, where)
+                    text = None if raw is None else raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    text = None
+                try:
+                    self._records[dist_info] = None if text is None else parse_record(text, where)
                 except WheelError as e:
                     self._records[dist_info] = e
         found = self._records[dist_info]
@@ -174,8 +208,11 @@ class SiteDistributions:
 
     def findings(self) -> list[Finding]:
         """A RECORD or METADATA that is not a regular file, or cannot be read (every
-        RECORD is read here, once; METADATA is looked at with ``lstat``, not opened)."""
-        self._usable()
+        RECORD is read here, once, and parsed only when needed; METADATA is looked at with
+        ``lstat``, not opened)."""
+        for dist_info in self.dist_infos:
+            with contextlib.suppress(WheelError):
+                self.raw_record(dist_info)
         for dist_info in self.dist_infos:
             where = os.path.join(self.site, dist_info, "METADATA")
             try:
@@ -194,10 +231,13 @@ class SiteDistributions:
             for where, reason in sorted(self.unreadable.items())
         ]
 
-    def _usable(self) -> dict[str, dict[str, RecordRow]]:
-        """The RECORDs that can be read, by dist-info (malformed ones left out)."""
+    def _usable(self, needle: str) -> dict[str, dict[str, RecordRow]]:
+        """The RECORDs that can be read and hold ``needle`` (a cheap substring filter
+        first: a RECORD that lists ``top/x`` holds ``top/``; malformed ones left out)."""
         out = {}
         for dist_info in self.dist_infos:
+            if not self.mentions(dist_info, needle):
+                continue
             try:
                 rows = self.record(dist_info)
             except WheelError:
@@ -240,20 +280,66 @@ class SiteDistributions:
         """The distribution whose RECORD lists ``path`` (a real path under this site)."""
         if not path.startswith(self.real + os.sep):
             return None
-        if self._owners is None:
-            self._owners = {}
-            for dist_info, rows in self._usable().items():
-                for rel in rows:
-                    where = os.path.normpath(os.path.join(self.real, rel))
-                    self._owners.setdefault(where, dist_info)
-        found = self._owners.get(path)
+        rel = path[len(self.real) + 1 :]
+        for dist_info in self.dist_infos:
+            # A row of its own with this very path decides it without parsing the rows.
+            if self.mentions(dist_info, rel) and record_lists(self._raw_bytes(dist_info), rel):
+                if not self._well_formed(dist_info):
+                    return None  # a malformed RECORD names no owner
+                return self.label(dist_info)
+        # Else a row may spell it another way (``./x``, ``a//x``, quoted): read the paths.
+        top, sep, _ = rel.partition(os.sep)
+        needle = top + sep  # "torch/" for torch/lib/x.so; the name of a file in the site
+        owners = self._owners.get(needle)
+        if owners is None:
+            owners = self._owners[needle] = {}
+            for dist_info in self.dist_infos:
+                if not self.mentions(dist_info, needle):
+                    continue
+                where = os.path.join(self.site, dist_info, "RECORD")
+                try:
+                    keys = record_paths(self._raw_bytes(dist_info).decode("utf-8"), where)
+                except (UnicodeDecodeError, WheelError):
+                    continue
+                for key in keys:
+                    if "./" in key or "//" in key or key.startswith("/"):
+                        key = os.path.normpath(os.path.join(self.real, key))
+                        if not key.startswith(self.real + os.sep):
+                            continue
+                        key = key[len(self.real) + 1 :]
+                    owners.setdefault(key, dist_info)
+        found = owners.get(rel)
         return self.label(found) if found is not None else None
+
+    def _well_formed(self, dist_info: str) -> bool:
+        """Whether its RECORD parses (decided cheaply where it can be, and once: owners
+        are asked of torch's ~15,000 rows)."""
+        if dist_info not in self._formed:
+            quick: bool | None = None
+            if dist_info not in self._records:
+                try:
+                    quick = record_well_formed(self._raw_bytes(dist_info).decode("utf-8"))
+                except UnicodeDecodeError:
+                    quick = False
+            if quick is None:
+                try:
+                    quick = self.record(dist_info) is not None
+                except WheelError:
+                    quick = False
+            self._formed[dist_info] = quick
+        return self._formed[dist_info]
+
+    def _raw_bytes(self, dist_info: str) -> bytes:
+        """Its RECORD's bytes, once :meth:`mentions` said it holds something."""
+        raw = self.raw_record(dist_info)
+        assert raw is not None
+        return raw
 
     def claims(self, under: str) -> dict[str, list[str]]:
         """Paths under ``under/`` (relative to the site) -> the dist-infos whose RECORD
         lists them."""
         out: dict[str, list[str]] = {}
-        for dist_info, rows in self._usable().items():
+        for dist_info, rows in self._usable(under + "/").items():
             for path in rows:
                 if path.startswith(under + "/"):
                     out.setdefault(os.path.normpath(path), []).append(dist_info)
@@ -540,7 +626,7 @@ def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, 
         )
     under = PREFIX_DIRNAME + "/"
     for dist_info in check.dists.dist_infos:
-        if dist_info in verified or not _mentions(check.site, dist_info, under):
+        if dist_info in verified or not check.dists.mentions(dist_info, under):
             continue  # most RECORDs list nothing in the prefix: not parsed (torch's: 25,000 rows)
         try:
             rows = check.dists.record(dist_info)
@@ -569,17 +655,6 @@ def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, 
             shown,
             _reinstall(name, version),
         )
-
-
-def _mentions(site: str, dist_info: str, text: str) -> bool:
-    """Whether the RECORD of ``dist_info`` holds ``text`` at all: a cheap filter before
-    parsing (torch's RECORD has ~25,000 rows), read like every RECORD (a regular file,
-    bounded; a FIFO or device is never read: the unreadable RECORD is reported elsewhere)."""
-    try:
-        data = read_regular_file(os.path.join(site, dist_info, "RECORD"), MAX_RECORD_BYTES)
-    except FileReadError:
-        return False
-    return text.encode("utf-8") in data
 
 
 def _version_key(version: str) -> tuple[bool, Version, str]:
