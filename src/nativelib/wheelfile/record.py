@@ -40,7 +40,6 @@ __all__ = [
     "SIGNATURES",
     "RecordRow",
     "check_listing",
-    "digest_file",
     "is_signature",
     "parse_record",
     "record_lists",
@@ -255,14 +254,3 @@ def verify_members(
             )
         verified.append((info, done))
     return verified
-
-
-def digest_file(path: str, algorithm: str) -> str:
-    """A file's digest as RECORD writes it (``OSError`` if it cannot be read)."""
-    import hashlib  # noqa: PLC0415
-
-    h = hashlib.new(algorithm)
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return record_digest(h.digest())
