@@ -8,9 +8,30 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from fixtures.build import Fixtures, build
+from nativelib.cli import main
 
 
 @pytest.fixture(scope="session")
 def elf_fixtures(tmp_path_factory: pytest.TempPathFactory) -> Fixtures:
     """The ELF fixtures of tests/fixtures/build.py, compiled once per test session."""
     return build(tmp_path_factory.mktemp("elf-fixtures"))
+
+
+#: The runtime wheels most end-to-end tests install: three runtimes from two Debian
+#: releases, so each runtime has two versions at two manylinux floors (bullseye: gomp
+#: 10.2.1 manylinux2014, cxx14 10.2.1 manylinux_2_24, gfortran5 10.2.1 manylinux_2_31;
+#: bookworm: 12.2.0 at manylinux_2_34/2_36/2_34).
+RUNTIME_WHEELHOUSE_SOURCES = ("debian-bullseye", "debian-bookworm")
+RUNTIME_WHEELHOUSE_RUNTIMES = ("cxx14", "gomp", "gfortran5")
+
+
+@pytest.fixture(scope="session")
+def runtime_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of real runtime wheels built from Debian's packages once per test
+    session (network: a test that uses it must be marked ``network``). Treat it as
+    read-only; copy the wheels a test wants to change."""
+    out = tmp_path_factory.mktemp("runtime-wheelhouse")
+    for source in RUNTIME_WHEELHOUSE_SOURCES:
+        argv = ["-q", "build", *RUNTIME_WHEELHOUSE_RUNTIMES, "--source", source, "-w", str(out)]
+        assert main(argv) == 0, f"nativelib build --source {source} failed"
+    return out
