@@ -5,6 +5,8 @@ default; the download cache makes reruns offline), installs them into a fresh ve
 runs each variant in fresh processes, interleaved, ``--runs`` times:
 
 - ``load``:     ``import nativelib; nativelib.load('cxx14', 'gomp')``
+- ``load+ctypes``: the same after ``import ctypes`` (timed too): what the loader costs a
+  process that imports ctypes anyway (numpy does), since the loader itself does not
 - ``ctypes-2``: ``import ctypes``, then ``ctypes.CDLL`` of the same two files
   (libstdc++.so.6 and libgomp.so.1 from the prefix) by absolute path
 - ``ctypes-4``: the same for all four files the loader opens (libgcc_s, libstdc++,
@@ -16,15 +18,21 @@ Each variant times itself inside the process (``time.perf_counter`` around its
 statements), so interpreter start-up does not blur the milliseconds. Prints medians
 and minimums and the loader's cost over bare dlopen. Targets: at most 2 ms more than
 bare dlopen; ``import nativelib`` at most 3 ms, importing nothing third-party (checked
-with ``-X importtime``).
+with ``-X importtime``). With ``strace`` on PATH, also the system calls each variant
+makes between its first and last statement (``strace -f``, one process).
 
-    python scripts/bench_load.py [--runs 40] [--source debian-bookworm]
+``--compare DIR`` runs ``load``, ``load+ctypes`` and ``import`` of a second source tree
+too (``DIR/src`` on ``PYTHONPATH``, ahead of this tree), interleaved with this one:
+before/after figures from one run, e.g. against ``git worktree add /tmp/base <commit>``.
+
+    python scripts/bench_load.py [--runs 40] [--source debian-bookworm] [--compare DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,11 +44,16 @@ SRC = Path(__file__).resolve().parent.parent / "src"
 
 TIMED = {
     "load": "import nativelib; nativelib.load('cxx14', 'gomp')",
+    "load+ctypes": "import ctypes; import nativelib; nativelib.load('cxx14', 'gomp')",
     "ctypes-2": "import ctypes; [ctypes.CDLL(LIB + n) for n in ('libstdc++.so.6', 'libgomp.so.1')]",
     "ctypes-4": "import ctypes; [ctypes.CDLL(LIB + n) for n in "
     "('libgcc_s.so.1', 'libstdc++.so.6', 'libatomic.so.1', 'libgomp.so.1')]",
     "import": "import nativelib",
 }
+#: The variants run against the ``--compare`` tree too.
+COMPARED = ("load", "load+ctypes", "import")
+#: A path each timed body stats before and after itself: the marks strace counts between.
+MARK = "/nativelib-bench-mark"
 HEAVY = ("packaging", "resolvelib", "importlib.metadata", "requests", "typing", "ctypes", "json")
 
 
@@ -52,11 +65,37 @@ def _timed_code(body: str, lib: str) -> str:
     )
 
 
+def _syscalls(python: str, body: str, lib: str, env: dict[str, str]) -> int | None:
+    """The system calls ``body`` makes (strace -f), between two stats of :data:`MARK`."""
+    strace = shutil.which("strace")
+    if strace is None:
+        return None
+    code = f"import os\nLIB = {lib!r}\nos.path.exists({MARK!r})\n{body}\nos.path.exists({MARK!r})\n"
+    with tempfile.NamedTemporaryFile("r") as out:
+        subprocess.run(
+            [strace, "-f", "-qq", "-o", out.name, python, "-c", code],
+            check=True, env=env, capture_output=True,
+        )  # fmt: skip
+        lines = out.read().splitlines()
+    marks = [i for i, line in enumerate(lines) if MARK in line]
+    return marks[-1] - marks[0] - 1 if len(marks) >= 2 else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=40)
     parser.add_argument("--source", default="debian-bookworm")
+    parser.add_argument(
+        "--compare", type=Path, help="a second source tree (its src/ is put on PYTHONPATH)"
+    )
     args = parser.parse_args()
+    trees = {"": os.environ.copy()}
+    if args.compare is not None:
+        other = (args.compare / "src").resolve()
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(other)], check=True)
+        trees[f"@{args.compare.name}"] = {**os.environ, "PYTHONPATH": str(other)}
+    for env in trees.values():
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build = [
@@ -88,20 +127,31 @@ def main() -> int:
         )
         lib = f"{site}/nativelib.prefix/lib/"
 
-        samples: dict[str, list[float]] = {name: [] for name in [*TIMED, "pass"]}
+        names = [*TIMED, *(f"{n}{t}" for t in trees if t for n in COMPARED)]
+        samples: dict[str, list[float]] = {name: [] for name in [*names, "pass"]}
         for _ in range(args.runs):
-            for name, body in TIMED.items():
-                out = subprocess.run(
-                    [python, "-c", _timed_code(body, lib)],
-                    check=True,
-                    capture_output=True,
-                    text=True,
-                )
-                samples[name].append(float(out.stdout))
+            for tree, env in trees.items():
+                for name, body in TIMED.items():
+                    if tree and name not in COMPARED:
+                        continue
+                    out = subprocess.run(
+                        [python, "-c", _timed_code(body, lib)],
+                        check=True,
+                        capture_output=True,
+                        text=True,
+                        env=env,
+                    )
+                    samples[f"{name}{tree}"].append(float(out.stdout))
             start = time.perf_counter()
             subprocess.run([python, "-c", "pass"], check=True)
             samples["pass"].append((time.perf_counter() - start) * 1000)
 
+        syscalls = {
+            f"{name}{tree}": _syscalls(python, TIMED[name], lib, env)
+            for tree, env in trees.items()
+            for name in TIMED
+            if not tree or name in COMPARED
+        }
         importtime = subprocess.run(
             [python, "-X", "importtime", "-c", "import nativelib"], capture_output=True, text=True
         ).stderr
@@ -109,16 +159,26 @@ def main() -> int:
         heavy = sorted(h for h in HEAVY if h in imported)
 
     print(f"python {sys.version.split()[0]}, {args.runs} fresh processes per variant, interleaved")
-    print(f"{'variant':<10}{'median ms':>12}{'min ms':>10}  what")
-    for name in [*TIMED, "pass"]:
-        what = TIMED.get(name, "whole process: python -c pass (wall time)")
+    if args.compare is not None:
+        print(f"@{args.compare.name}: {args.compare.resolve()} (the same variants, that tree)")
+    print(f"{'variant':<24}{'median ms':>10}{'min ms':>8}{'syscalls':>9}  what")
+    for name in [*names, "pass"]:
+        base = name.split("@")[0]
+        what = TIMED.get(base, "whole process: python -c pass (wall time)")
         median, least = statistics.median(samples[name]), min(samples[name])
-        print(f"{name:<10}{median:>12.2f}{least:>10.2f}  {what}")
+        calls = syscalls.get(name)
+        count = "-" if calls is None else str(calls)
+        print(f"{name:<24}{median:>10.2f}{least:>8.2f}{count:>9}  {what}")
     med = {k: statistics.median(v) for k, v in samples.items()}
-    over2, over4 = med["load"] - med["ctypes-2"], med["load"] - med["ctypes-4"]
-    print(f"loader over bare dlopen of the same two files: {over2:+.2f} ms (target <= 2 ms)")
-    print(f"loader over bare dlopen of the same four files: {over4:+.2f} ms")
-    print(f"import nativelib: {med['import']:.2f} ms (target <= 3 ms)")
+    for tree in trees:
+        label = f" ({tree[1:]})" if tree else ""
+        over2 = med[f"load{tree}"] - med["ctypes-2"]
+        over4 = med[f"load{tree}"] - med["ctypes-4"]
+        over_c = med[f"load+ctypes{tree}"] - med["ctypes-2"]
+        print(f"loader{label} over bare dlopen of the same two files: {over2:+.2f} ms (<= 2 ms)")
+        print(f"loader{label} over bare dlopen of the same four files: {over4:+.2f} ms")
+        print(f"loader{label} with ctypes imported too, over the two files: {over_c:+.2f} ms")
+        print(f"import nativelib{label}: {med[f'import{tree}']:.2f} ms (target <= 3 ms)")
     print(f"heavy modules imported by import nativelib: {heavy or 'none'}")
     return 0
 

@@ -11,17 +11,20 @@ loader reads its index through here at other projects' import time.
 
 from __future__ import annotations
 
-import errno
 import os
 import stat
 
-from nativelib.errors import FileReadError
+from nativelib.lazy import lazy_module
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module does not import typing
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-__all__ = ["FileReadError", "file_kind", "open_regular_file", "read_regular_file"]
+    from nativelib import errors
+else:  # imported when a file is refused: the loader's index is read through here
+    errors = lazy_module("nativelib.errors")
+
+__all__ = ["file_kind", "open_regular_file", "read_regular_file"]
 
 _KINDS = (
     (stat.S_ISDIR, "a directory"),
@@ -43,33 +46,38 @@ def file_kind(mode: int) -> str:
     return f"a special file (mode {mode:#o})"
 
 
-def _open_fd(path: str, follow_symlinks: bool) -> int:
+#: errno.ELOOP, without importing errno (~0.1 ms) on the loader's path.
+_ELOOP = 40
+
+
+def _open_fd(path: str, follow_symlinks: bool) -> tuple[int, os.stat_result]:
     flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
     if not follow_symlinks:
         flags |= os.O_NOFOLLOW
     try:
         fd = os.open(path, flags)
     except OSError as e:
-        # ELOOP under O_NOFOLLOW: the last component is a symlink.
-        if not follow_symlinks and e.errno == errno.ELOOP and os.path.islink(path):
-            raise FileReadError(path, "not a regular file: it is a symbolic link") from e
-        raise FileReadError(path, f"cannot open: {e.strerror or e}") from e
+        # ELOOP (errno 40 on Linux) under O_NOFOLLOW: the last component is a symlink.
+        if not follow_symlinks and e.errno == _ELOOP and os.path.islink(path):
+            raise errors.FileReadError(path, "not a regular file: it is a symbolic link") from e
+        raise errors.FileReadError(path, f"cannot open: {e.strerror or e}") from e
     try:
-        mode = os.fstat(fd).st_mode
+        st = os.fstat(fd)
     except OSError as e:
         os.close(fd)
-        raise FileReadError(path, f"cannot stat: {e.strerror or e}") from e
-    if not stat.S_ISREG(mode):
+        raise errors.FileReadError(path, f"cannot stat: {e.strerror or e}") from e
+    if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise FileReadError(path, f"not a regular file: it is {file_kind(mode)}")
-    return fd
+        raise errors.FileReadError(path, f"not a regular file: it is {file_kind(st.st_mode)}")
+    return fd, st
 
 
 def open_regular_file(path: str | os.PathLike[str], *, follow_symlinks: bool = False) -> BinaryIO:
-    """``path`` open for binary reading, refused with :class:`FileReadError` unless it is a
-    regular file (and, unless ``follow_symlinks``, itself no symlink). For a reader that
-    streams (hashing); one that keeps what it reads uses :func:`read_regular_file`."""
-    fd = _open_fd(os.fspath(path), follow_symlinks)
+    """``path`` open for binary reading, refused with
+    :class:`~nativelib.errors.FileReadError` unless it is a regular file (and, unless
+    ``follow_symlinks``, itself no symlink). For a reader that streams (hashing); one that
+    keeps what it reads uses :func:`read_regular_file`."""
+    fd, _st = _open_fd(os.fspath(path), follow_symlinks)
     return os.fdopen(fd, "rb")
 
 
@@ -77,27 +85,32 @@ def read_regular_file(
     path: str | os.PathLike[str], limit: int, *, follow_symlinks: bool = False
 ) -> bytes:
     """The bytes of the regular file at ``path``, at most ``limit`` of them:
-    :class:`FileReadError` says why not (not a regular file, a symlink where
+    :class:`~nativelib.errors.FileReadError` says why not (not a regular file, a symlink where
     ``follow_symlinks`` is false, larger than ``limit``, an I/O error)."""
     where = os.fspath(path)
-    fd = _open_fd(where, follow_symlinks)
+    fd, st = _open_fd(where, follow_symlinks)
     try:
-        size = os.fstat(fd).st_size
+        size = st.st_size
         if size > limit:
-            raise FileReadError(where, f"too large: {size} bytes, more than the {limit} allowed")
+            raise errors.FileReadError(
+                where, f"too large: {size} bytes, more than the {limit} allowed"
+            )
         chunks = []
         total = 0
         # One byte past the limit tells a file that grew since fstat from one that did not.
+        # Each read asks for what fstat said is left (at least 64 KiB, never past the
+        # limit): a small file does not get a buffer of ``limit`` bytes.
+        want = min(size, limit) + 1
         while total <= limit:
-            chunk = os.read(fd, limit + 1 - total)
+            chunk = os.read(fd, min(max(want - total, 1 << 16), limit + 1 - total))
             if not chunk:
                 break
             chunks.append(chunk)
             total += len(chunk)
     except OSError as e:
-        raise FileReadError(where, f"cannot read: {e.strerror or e}") from e
+        raise errors.FileReadError(where, f"cannot read: {e.strerror or e}") from e
     finally:
         os.close(fd)
     if total > limit:
-        raise FileReadError(where, f"too large: more than the {limit} bytes allowed")
+        raise errors.FileReadError(where, f"too large: more than the {limit} bytes allowed")
     return b"".join(chunks)

@@ -30,7 +30,6 @@ How one soname is loaded (``load`` and ``load_for`` share it):
 from __future__ import annotations
 
 import _thread
-import ctypes
 import os
 import stat
 import sys
@@ -45,24 +44,22 @@ from nativelib._index import (
     soname_problem,
 )
 from nativelib._openmp import FAMILIES as _OPENMP_FAMILIES
-from nativelib.errors import (
-    ElfError,
-    ManifestError,
-    NativeLibError,
-    RuntimeConflict,
-    RuntimeNotFound,
-    UnsafeRuntimePath,
-)
+from nativelib.lazy import lazy_module
 
-# Only what the standard library already loaded at start-up, ctypes (which a bare dlopen
-# needs too) and our own light modules: the budget is 2 ms over a bare dlopen. No
-# typing, dataclasses, re, json, threading or warnings at import time.
+# Only what the standard library already loaded at start-up, _ctypes (the extension
+# module under ctypes: dlopen and dlclose, without ctypes' own ~4 ms of import) and our
+# own light modules: the budget is 2 ms over a bare dlopen. No ctypes (only to read the
+# path of a copy already in the process), typing, dataclasses, re, json, threading,
+# warnings or nativelib.errors (only to raise or catch one) at import time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import ModuleType
 
+    from nativelib import errors
     from nativelib.elf import ElfInfo
+else:
+    errors = lazy_module("nativelib.errors")
 
 __all__ = [
     "BACKWARD_COMPATIBLE",
@@ -151,69 +148,75 @@ def _warn(message: str) -> None:
 
 _RTLD_DI_LINKMAP = 2
 
+# CPython's ctypes.CDLL opens a library with _ctypes.dlopen (mode | RTLD_NOW; an OSError
+# with dlerror's message when it fails), and so does the loader, without importing ctypes.
+try:
+    from _ctypes import dlclose as _dlclose
+    from _ctypes import dlopen as _dlopen
+except ImportError:  # pragma: no cover - an interpreter without CPython's _ctypes
 
-class _Dl:
-    """dlopen/dlinfo/dlclose through ctypes (libc on glibc >= 2.34, else libdl).
+    def _dlopen(name: str | bytes | os.PathLike[str] | os.PathLike[bytes], flag: int = 0, /) -> int:
+        import ctypes  # noqa: PLC0415
 
-    Probing (dlopen with RTLD_NOLOAD) is set up first; what reading a handle's path
-    needs (dlinfo, dlclose, the link_map structure) only once a copy is found.
-    """
+        handle: int = ctypes.CDLL(os.fsdecode(name), mode=flag)._handle
+        return handle
 
-    def __init__(self) -> None:
-        lib = ctypes.CDLL(None)
-        if not hasattr(lib, "dlinfo"):  # pragma: no cover - glibc < 2.34
-            lib = ctypes.CDLL("libdl.so.2")
-        self.lib = lib
-        self.dlopen = lib.dlopen
-        self.dlopen.restype = ctypes.c_void_p
-        self.dlopen.argtypes = (ctypes.c_char_p, ctypes.c_int)
-        self._path_of: Callable[[int], str] | None = None
-
-    def path_of(self, handle: int) -> str:
-        """The path of the object behind a dlopen handle (its l_name), then dlclose it."""
-        if self._path_of is None:
-            lib = self.lib
-            dlinfo = lib.dlinfo
-            dlinfo.restype = ctypes.c_int
-            dlinfo.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
-            dlclose = lib.dlclose
-            dlclose.argtypes = (ctypes.c_void_p,)
-
-            class LinkMap(ctypes.Structure):  # the start of glibc's struct link_map
-                _fields_ = (
-                    ("l_addr", ctypes.c_void_p),
-                    ("l_name", ctypes.c_char_p),
-                    ("l_ld", ctypes.c_void_p),
-                    ("l_next", ctypes.c_void_p),
-                    ("l_prev", ctypes.c_void_p),
-                )
-
-            def path_of(handle: int) -> str:
-                try:
-                    link = ctypes.POINTER(LinkMap)()
-                    if dlinfo(handle, _RTLD_DI_LINKMAP, ctypes.byref(link)) != 0 or not link:
-                        return ""  # pragma: no cover - dlinfo on a valid handle does not fail
-                    return os.fsdecode(link.contents.l_name or b"")
-                finally:
-                    dlclose(handle)
-
-            self._path_of = path_of
-        return self._path_of(handle)
+    def _dlclose(handle: int, /) -> None:
+        return None  # a probe's extra reference only keeps a library that is loaded anyway
 
 
-_dl: _Dl | None = None
+_link_name: Callable[[int], str] | None = None
+
+
+def _path_of(handle: int) -> str:
+    """The path of the object behind a dlopen handle (its ``l_name``, through dlinfo),
+    then dlclose it. ctypes is imported here, when the process already holds a copy."""
+    global _link_name  # noqa: PLW0603 (made on first use: ctypes stays off import time)
+    try:
+        if _link_name is None:
+            _link_name = _make_link_name()
+        return _link_name(handle)
+    finally:
+        _dlclose(handle)
+
+
+def _make_link_name() -> Callable[[int], str]:
+    import ctypes  # noqa: PLC0415 (~4 ms: only when a copy is already in the process)
+
+    lib = ctypes.CDLL(None)
+    if not hasattr(lib, "dlinfo"):  # pragma: no cover - glibc < 2.34
+        lib = ctypes.CDLL("libdl.so.2")
+    dlinfo = lib.dlinfo
+    dlinfo.restype = ctypes.c_int
+    dlinfo.argtypes = (ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p)
+
+    class LinkMap(ctypes.Structure):  # the start of glibc's struct link_map
+        _fields_ = (
+            ("l_addr", ctypes.c_void_p),
+            ("l_name", ctypes.c_char_p),
+            ("l_ld", ctypes.c_void_p),
+            ("l_next", ctypes.c_void_p),
+            ("l_prev", ctypes.c_void_p),
+        )
+
+    def link_name(handle: int) -> str:
+        link = ctypes.POINTER(LinkMap)()
+        if dlinfo(handle, _RTLD_DI_LINKMAP, ctypes.byref(link)) != 0 or not link:
+            return ""  # pragma: no cover - dlinfo on a valid handle does not fail
+        return os.fsdecode(link.contents.l_name or b"")
+
+    return link_name
 
 
 def loaded_path(soname: str) -> str | None:
     """The path of the library with this soname that the process holds, if any."""
-    global _dl  # noqa: PLW0603 (made on first use: ctypes work stays off import time)
-    if _dl is None:
-        _dl = _Dl()
-    # dlopen returns NULL rather than raising: a probe costs ~20 us, half of _ctypes'.
-    handle = _dl.dlopen(soname.encode(), os.RTLD_LAZY | os.RTLD_NOLOAD)
-    if not handle:
+    # RTLD_NOLOAD: a handle only when the process holds it (found by soname in memory;
+    # else glibc looks for the file as a dlopen would, to compare device and inode).
+    try:
+        handle = _dlopen(soname, os.RTLD_LAZY | os.RTLD_NOLOAD)
+    except OSError:
         return None  # not in the process
-    name = _dl.path_of(handle) or soname
+    name = _path_of(handle) or soname
     # l_name is the path it was opened by (the loader's own go through /proc/self/fd:
     # their path in the prefix is recorded); report the real file, as everywhere else.
     name = _opened_as.get(name, name)
@@ -277,8 +280,8 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
     return _discover(path)[0]
 
 
-def _refused_prefix(prefix: str, dist: str, e: UnsafeRuntimePath) -> NativeLibError:
-    return UnsafeRuntimePath(
+def _refused_prefix(prefix: str, dist: str, e: errors.UnsafeRuntimePath) -> errors.NativeLibError:
+    return errors.UnsafeRuntimePath(
         prefix,
         f"{e.reason}: nativelib.load() refuses this prefix, so {dist} installed in it is "
         "not loaded",
@@ -290,11 +293,11 @@ def _refused_prefix(prefix: str, dist: str, e: UnsafeRuntimePath) -> NativeLibEr
 
 def _discover(
     path: Sequence[str] | None,
-) -> tuple[dict[str, Installed], dict[str, NativeLibError]]:
+) -> tuple[dict[str, Installed], dict[str, errors.NativeLibError]]:
     """:func:`discover`, and why each distribution skipped was refused (its unsafe
     prefix, or its unreadable index), for the error that names it."""
     found: dict[str, Installed] = {}
-    refused: dict[str, NativeLibError] = {}
+    refused: dict[str, errors.NativeLibError] = {}
     for entry in _site_dirs(sys.path if path is None else path):
         prefix = os.path.join(entry, PREFIX_DIRNAME)
         folder = os.path.join(prefix, MANIFEST_DIR)
@@ -304,7 +307,7 @@ def _discover(
             continue
         try:
             check_prefix(prefix)
-        except UnsafeRuntimePath as e:
+        except errors.UnsafeRuntimePath as e:
             _warn(f"nativelib: skipping {prefix}: {e.reason}")
             for name in names:
                 dist = name[: -len(".load")]
@@ -314,12 +317,12 @@ def _discover(
             where = os.path.join(folder, name)
             try:
                 index = read_loader_index(where)
-            except ManifestError as e:
+            except errors.ManifestError as e:
                 _warn(f"nativelib: skipping {where}: {e}")
                 dist = name[: -len(".load")]
                 refused.setdefault(
                     dist,
-                    ManifestError(
+                    errors.ManifestError(
                         where,
                         f"{e.reason}: nativelib.load() refuses this index, so {dist} is not loaded",
                         hint=f"pip install --force-reinstall --no-deps {dist}",
@@ -355,10 +358,10 @@ def _check_chain(path: str, stop: str, reported: str) -> None:
         try:
             st = os.stat(here)
         except OSError as e:
-            raise UnsafeRuntimePath(reported, f"cannot stat {here!r}: {e.strerror}") from e
+            raise errors.UnsafeRuntimePath(reported, f"cannot stat {here!r}: {e.strerror}") from e
         problem = _unsafe(st, repr(here))
         if problem is not None:
-            raise UnsafeRuntimePath(reported, problem)
+            raise errors.UnsafeRuntimePath(reported, problem)
         if here == stop or here == os.path.dirname(here):
             return
         here = os.path.dirname(here)
@@ -378,15 +381,15 @@ def check_prefix(prefix: str) -> None:
     try:
         st = os.lstat(lib)
     except OSError as e:
-        raise UnsafeRuntimePath(prefix, f"cannot stat {lib!r}: {e.strerror}") from e
+        raise errors.UnsafeRuntimePath(prefix, f"cannot stat {lib!r}: {e.strerror}") from e
     if stat.S_ISLNK(st.st_mode):
-        raise UnsafeRuntimePath(
+        raise errors.UnsafeRuntimePath(
             prefix, f"{lib!r} is a symbolic link: libraries load only from the prefix's own lib/"
         )
     problem = _unsafe(st, repr(lib))
     if problem is not None:
         _safe_libs.pop(prefix, None)
-        raise UnsafeRuntimePath(prefix, problem)
+        raise errors.UnsafeRuntimePath(prefix, problem)
     if _safe_libs.get(prefix) == (st.st_dev, st.st_ino):
         return
     # os.stat follows symlinks: each directory checked is the one the path leads to.
@@ -425,7 +428,7 @@ def _lib_dir(prefix: str) -> tuple[int, str]:
             fd = os.open(lib, _DIR_FLAGS)
         except OSError as e:
             why = "is a symbolic link" if os.path.islink(lib) else f"cannot open: {e.strerror}"
-            raise UnsafeRuntimePath(
+            raise errors.UnsafeRuntimePath(
                 lib, f"{why}: libraries load only from the prefix's own lib/"
             ) from e
         st = os.fstat(fd)
@@ -442,7 +445,7 @@ def _lib_dir(prefix: str) -> tuple[int, str]:
     if problem is not None:
         if _lib_dirs.get(prefix) != held:
             os.close(held[0])  # opened now: nothing was loaded through it
-        raise UnsafeRuntimePath(lib, problem)
+        raise errors.UnsafeRuntimePath(lib, problem)
     _lib_dirs[prefix] = held
     return held
 
@@ -454,20 +457,22 @@ def _open_library(prefix: str, soname: str) -> tuple[int, str]:
     path = os.path.join(prefix, LIB_DIR, soname)
     problem = soname_problem(soname)
     if problem is not None:
-        raise UnsafeRuntimePath(path, f"the soname {soname!r} {problem}")
+        raise errors.UnsafeRuntimePath(path, f"the soname {soname!r} {problem}")
     dir_fd, via = _lib_dir(prefix)
     try:
         fd = os.open(soname, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as e:
         why = "is a symbolic link" if os.path.islink(path) else f"cannot open: {e.strerror}"
-        raise UnsafeRuntimePath(path, f"{why}: a library loads only as a real file in lib/") from e
+        raise errors.UnsafeRuntimePath(
+            path, f"{why}: a library loads only as a real file in lib/"
+        ) from e
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafeRuntimePath(path, "not a regular file")
+            raise errors.UnsafeRuntimePath(path, "not a regular file")
         problem = _unsafe(st, "it")
         if problem is not None:
-            raise UnsafeRuntimePath(path, problem)
+            raise errors.UnsafeRuntimePath(path, problem)
     except BaseException:
         os.close(fd)
         raise
@@ -530,7 +535,7 @@ def _definitions(path: str) -> frozenset[str]:
     if defs is None:
         try:
             defs = frozenset(_read_elf(path).version_definitions)
-        except ElfError:
+        except errors.ElfError:
             defs = frozenset()
         _defs[path] = defs
     return defs
@@ -539,14 +544,16 @@ def _definitions(path: str) -> frozenset[str]:
 def _check_covers(soname: str, present: str, wanted: str, needed: frozenset[str]) -> None:
     missing = tuple(sorted(needed - _definitions(present)))
     if missing:
-        raise RuntimeConflict(soname, present, wanted, missing, _conflict_hint(soname, present))
+        raise errors.RuntimeConflict(
+            soname, present, wanted, missing, _conflict_hint(soname, present)
+        )
 
 
 # ----------------------------------------------------------------------------- loading
 
 _lock = _thread.RLock()
 _done: dict[str, LoadedLibrary] = {}
-_handles: list[ctypes.CDLL] = []  # kept for the life of the process: never unloaded
+_handles: list[int] = []  # dlopen handles, kept for the life of the process: never unloaded
 
 
 def _short(name: str) -> str:
@@ -556,7 +563,7 @@ def _short(name: str) -> str:
 def _find(
     installed: Mapping[str, Installed],
     name: str,
-    refused: Mapping[str, NativeLibError] | None = None,
+    refused: Mapping[str, errors.NativeLibError] | None = None,
 ) -> Installed:
     dist = name if name.startswith("nativelib-") else f"nativelib-{name}"
     found = installed.get(dist)
@@ -564,7 +571,7 @@ def _find(
         if refused and dist in refused:
             raise refused[dist]  # installed, but in a prefix or an index that was refused
         known = ", ".join(sorted(_short(n) for n in installed)) or "none"
-        raise RuntimeNotFound(
+        raise errors.RuntimeNotFound(
             dist,
             f"not installed in any site directory on sys.path (installed: {known})",
             hint=f"pip install {dist}",
@@ -580,7 +587,7 @@ def is_openmp_provider(name: str) -> bool:
 def _order(
     installed: Mapping[str, Installed],
     names: Iterable[str],
-    refused: Mapping[str, NativeLibError] | None = None,
+    refused: Mapping[str, errors.NativeLibError] | None = None,
 ) -> list[Installed]:
     """The named distributions and their dependencies, dependencies first."""
     out: list[Installed] = []
@@ -596,7 +603,7 @@ def _order(
             elif refused and dep in refused and not is_openmp_provider(dep):
                 raise refused[dep]
             elif not is_openmp_provider(dep):
-                raise RuntimeNotFound(
+                raise errors.RuntimeNotFound(
                     dep, f"needed by {dist.name} but not installed", hint=f"pip install {dep}"
                 )
         out.append(dist)
@@ -668,7 +675,7 @@ class _Needs:
             for path in self._paths:
                 try:
                     info = _read_elf(path)
-                except ElfError:
+                except errors.ElfError:
                     continue
                 for file, nodes in info.version_needs.items():
                     self._required.setdefault(file, set()).update(nodes)
@@ -713,9 +720,9 @@ def _load_one(
     if how == "loaded":
         fd, target = _open_library(prefix, soname)
     try:
-        _handles.append(ctypes.CDLL(target, mode=mode))
+        _handles.append(_dlopen(target, mode))
     except OSError as e:
-        raise NativeLibError(f"{path}: cannot load: {str(e).replace(target, path)}") from e
+        raise errors.NativeLibError(f"{path}: cannot load: {str(e).replace(target, path)}") from e
     finally:
         if fd >= 0:
             os.close(fd)  # held until dlopen returned
@@ -729,7 +736,9 @@ def _load_one(
 def _prefer() -> str:
     prefer = os.environ.get("NATIVELIB_PREFER", "wheel").strip().lower() or "wheel"
     if prefer not in _PREFER:
-        raise NativeLibError(f"NATIVELIB_PREFER={prefer!r} is not one of {', '.join(_PREFER)}")
+        raise errors.NativeLibError(
+            f"NATIVELIB_PREFER={prefer!r} is not one of {', '.join(_PREFER)}"
+        )
     return prefer
 
 
@@ -812,7 +821,7 @@ def load_for(
     if isinstance(target, type(sys)):
         file = getattr(target, "__file__", None)
         if not file:
-            raise NativeLibError(f"module {target.__name__!r} has no file to read")
+            raise errors.NativeLibError(f"module {target.__name__!r} has no file to read")
         target = file
     info = _read_elf(target)
     installed = discover(path)
