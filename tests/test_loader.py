@@ -276,6 +276,47 @@ def test_import_nativelib_is_light() -> None:
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if "|" in line}
     for heavy in ("packaging", "resolvelib", "importlib.metadata", "ctypes", "typing", "json"):
         assert heavy not in imported, f"import nativelib imports {heavy}"
+    assert "nativelib.errors" not in imported  # imported on first use (PEP 562)
+
+
+def test_a_load_imports_ctypes_and_errors_only_when_needed(
+    wheels: list[Path], tmp_path: Path
+) -> None:
+    """A load that succeeds dlopens through _ctypes and raises nothing: neither ctypes nor
+    nativelib.errors is imported. One that is refused (the index a FIFO: files, _index
+    and the loader each reach the error classes on first use) raises the right error."""
+    env = Env(tmp_path / "venv", "venv")
+    env.install(*wheels)
+    code = textwrap.dedent(
+        """
+        import json, sys, warnings
+        import nativelib
+        results = nativelib.load("cxx14", "gomp", path=[sys.argv[1]])
+        out = {"how": sorted({r.how for r in results}),
+               "imported": [m for m in ("ctypes", "nativelib.errors") if m in sys.modules]}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                nativelib.load("gomp", path=[sys.argv[2]])
+            except nativelib.NativeLibError as e:
+                out["error"] = [type(e).__name__, e.message, e.hint]
+        out["warnings"] = [str(w.message) for w in caught]
+        print(json.dumps(out))
+        """
+    )
+    site, prefix = _site_copy(env, tmp_path / "fifo")
+    index = prefix / "share/nativelib/runtimes/nativelib-gomp.load"
+    index.unlink()
+    os.mkfifo(index)
+    proc = env.run(code, str(env.site), str(site))
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["how"] == ["loaded"] and out["imported"] == []
+    kind, message, hint = out["error"]
+    assert kind == "ManifestError" and str(index) in message
+    assert "not a regular file: it is a FIFO" in message and "refuses this index" in message
+    assert hint == "pip install --force-reinstall --no-deps nativelib-gomp"
+    assert any("not a regular file: it is a FIFO" in w for w in out["warnings"])
 
 
 def test_second_openmp_family_is_warned_about(wheels: list[Path], tmp_path: Path) -> None:

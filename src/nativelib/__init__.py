@@ -8,6 +8,8 @@ use too (17 classes: ~0.7 ms that a load which raises nothing does not pay).
 
 from __future__ import annotations
 
+import sys
+
 # Not typing.TYPE_CHECKING: importing typing alone costs several ms of import time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from nativelib.loader import LoadedLibrary
 
 __version__ = "0.1.0.dev0"
+
+_ERRORS = ("NativeLibError", "RuntimeConflict", "RuntimeNotFound")
 
 __all__ = [
     "NativeLibError",
@@ -49,11 +53,14 @@ def load_for(target: str | ModuleType, **options: Any) -> list[LoadedLibrary]:
     return loader.load_for(target, **options)
 
 
-def __getattr__(name: str) -> object:  # PEP 562: the error classes, on first use
-    if name in ("NativeLibError", "RuntimeConflict", "RuntimeNotFound"):
-        from nativelib import errors  # noqa: PLC0415 (keeps import nativelib light)
-
-        value = getattr(errors, name)
+def __getattr__(name: str) -> object:
+    """PEP 562: ``nativelib.errors`` and the error classes exported here are imported on
+    first use. The loader's modules reach every error class as ``nativelib.errors.X``, so
+    that only a load that raises (or catches) an error imports them."""
+    if name == "errors" or name in _ERRORS:
+        __import__("nativelib.errors")  # binds nativelib.errors (no fromlist: no recursion)
+        errors = sys.modules["nativelib.errors"]
+        value = errors if name == "errors" else getattr(errors, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module 'nativelib' has no attribute {name!r}")

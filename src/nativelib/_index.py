@@ -9,15 +9,13 @@ JSON, next to it; nothing else here is imported at import time.
 
 from __future__ import annotations
 
+import nativelib  # its errors submodule is imported when an index is refused: nativelib.errors
 from nativelib._frozen import Frozen, setfield
 from nativelib.files import read_regular_file
-from nativelib.lazy import lazy_module
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
-    from nativelib import errors
-else:  # imported when an index is refused (~0.7 ms otherwise spent at import time)
-    errors = lazy_module("nativelib.errors")
+    import nativelib.errors
 
 __all__ = [
     "LOADER_INDEX_MAGIC",
@@ -120,7 +118,9 @@ def parse_loader_index(text: str, where: str) -> LoaderIndex:
     """A ``.load`` index; :class:`~nativelib.errors.ManifestError` names the problem."""
     lines = text.split("\n")
     if lines[0] != LOADER_INDEX_MAGIC:
-        raise errors.ManifestError(where, f"not a loader index (first line {lines[0][:40]!r})")
+        raise nativelib.errors.ManifestError(
+            where, f"not a loader index (first line {lines[0][:40]!r})"
+        )
     name = version = None
     deps: list[str] = []
     libraries: list[IndexedLibrary] = []
@@ -138,14 +138,16 @@ def parse_loader_index(text: str, where: str) -> LoaderIndex:
         elif key == "library" and len(fields) == 5 and fields[2] in ("preload", "-"):
             problem = soname_problem(fields[1])
             if problem is not None:
-                raise errors.ManifestError(where, f"line {number}: soname {fields[1]!r} {problem}")
+                raise nativelib.errors.ManifestError(
+                    where, f"line {number}: soname {fields[1]!r} {problem}"
+                )
             implicit = tuple(fields[3].split())
             defs = frozenset(fields[4].split())
             libraries.append(IndexedLibrary(fields[1], fields[2] == "preload", implicit, defs))
         else:
-            raise errors.ManifestError(where, f"line {number}: cannot read {line[:60]!r}")
+            raise nativelib.errors.ManifestError(where, f"line {number}: cannot read {line[:60]!r}")
     if not name or not version:
-        raise errors.ManifestError(where, "the index has no name or no version")
+        raise nativelib.errors.ManifestError(where, "the index has no name or no version")
     return LoaderIndex(name, version, tuple(deps), tuple(libraries))
 
 
@@ -155,8 +157,8 @@ def read_loader_index(path: str) -> LoaderIndex:
     :class:`~nativelib.errors.ManifestError` naming the problem."""
     try:
         text = read_regular_file(path, MAX_INDEX_BYTES).decode("utf-8")
-    except errors.FileReadError as e:
-        raise errors.ManifestError(path, e.reason) from e
+    except nativelib.errors.FileReadError as e:
+        raise nativelib.errors.ManifestError(path, e.reason) from e
     except UnicodeDecodeError as e:
-        raise errors.ManifestError(path, f"not UTF-8: {e}") from e
+        raise nativelib.errors.ManifestError(path, f"not UTF-8: {e}") from e
     return parse_loader_index(text, path)

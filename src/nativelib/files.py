@@ -14,15 +14,13 @@ from __future__ import annotations
 import os
 import stat
 
-from nativelib.lazy import lazy_module
+import nativelib  # its errors submodule is imported when a file is refused: nativelib.errors
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: this module does not import typing
 if TYPE_CHECKING:
     from typing import BinaryIO
 
-    from nativelib import errors
-else:  # imported when a file is refused: the loader's index is read through here
-    errors = lazy_module("nativelib.errors")
+    import nativelib.errors
 
 __all__ = ["file_kind", "open_regular_file", "read_regular_file"]
 
@@ -59,16 +57,20 @@ def _open_fd(path: str, follow_symlinks: bool) -> tuple[int, os.stat_result]:
     except OSError as e:
         # ELOOP (errno 40 on Linux) under O_NOFOLLOW: the last component is a symlink.
         if not follow_symlinks and e.errno == _ELOOP and os.path.islink(path):
-            raise errors.FileReadError(path, "not a regular file: it is a symbolic link") from e
-        raise errors.FileReadError(path, f"cannot open: {e.strerror or e}") from e
+            raise nativelib.errors.FileReadError(
+                path, "not a regular file: it is a symbolic link"
+            ) from e
+        raise nativelib.errors.FileReadError(path, f"cannot open: {e.strerror or e}") from e
     try:
         st = os.fstat(fd)
     except OSError as e:
         os.close(fd)
-        raise errors.FileReadError(path, f"cannot stat: {e.strerror or e}") from e
+        raise nativelib.errors.FileReadError(path, f"cannot stat: {e.strerror or e}") from e
     if not stat.S_ISREG(st.st_mode):
         os.close(fd)
-        raise errors.FileReadError(path, f"not a regular file: it is {file_kind(st.st_mode)}")
+        raise nativelib.errors.FileReadError(
+            path, f"not a regular file: it is {file_kind(st.st_mode)}"
+        )
     return fd, st
 
 
@@ -92,7 +94,7 @@ def read_regular_file(
     try:
         size = st.st_size
         if size > limit:
-            raise errors.FileReadError(
+            raise nativelib.errors.FileReadError(
                 where, f"too large: {size} bytes, more than the {limit} allowed"
             )
         chunks = []
@@ -108,9 +110,11 @@ def read_regular_file(
             chunks.append(chunk)
             total += len(chunk)
     except OSError as e:
-        raise errors.FileReadError(where, f"cannot read: {e.strerror or e}") from e
+        raise nativelib.errors.FileReadError(where, f"cannot read: {e.strerror or e}") from e
     finally:
         os.close(fd)
     if total > limit:
-        raise errors.FileReadError(where, f"too large: more than the {limit} bytes allowed")
+        raise nativelib.errors.FileReadError(
+            where, f"too large: more than the {limit} bytes allowed"
+        )
     return b"".join(chunks)

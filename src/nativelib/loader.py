@@ -34,6 +34,7 @@ import os
 import stat
 import sys
 
+import nativelib  # its errors submodule is imported when one is raised: nativelib.errors
 from nativelib._frozen import Frozen, setfield
 from nativelib._index import (
     LIB_DIR,
@@ -44,22 +45,20 @@ from nativelib._index import (
     soname_problem,
 )
 from nativelib._openmp import FAMILIES as _OPENMP_FAMILIES
-from nativelib.lazy import lazy_module
 
 # Only what the standard library already loaded at start-up, _ctypes (the extension
 # module under ctypes: dlopen and dlclose, without ctypes' own ~4 ms of import) and our
 # own light modules: the budget is 2 ms over a bare dlopen. No ctypes (only to read the
 # path of a copy already in the process), typing, dataclasses, re, json, threading,
-# warnings or nativelib.errors (only to raise or catch one) at import time.
+# warnings or nativelib.errors (only to raise or catch one: the package imports it on
+# first use of the attribute) at import time.
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping, Sequence
     from types import ModuleType
 
-    from nativelib import errors
+    import nativelib.errors
     from nativelib.elf import ElfInfo
-else:
-    errors = lazy_module("nativelib.errors")
 
 __all__ = [
     "BACKWARD_COMPATIBLE",
@@ -280,8 +279,10 @@ def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
     return _discover(path)[0]
 
 
-def _refused_prefix(prefix: str, dist: str, e: errors.UnsafeRuntimePath) -> errors.NativeLibError:
-    return errors.UnsafeRuntimePath(
+def _refused_prefix(
+    prefix: str, dist: str, e: nativelib.errors.UnsafeRuntimePath
+) -> nativelib.errors.NativeLibError:
+    return nativelib.errors.UnsafeRuntimePath(
         prefix,
         f"{e.reason}: nativelib.load() refuses this prefix, so {dist} installed in it is "
         "not loaded",
@@ -293,11 +294,11 @@ def _refused_prefix(prefix: str, dist: str, e: errors.UnsafeRuntimePath) -> erro
 
 def _discover(
     path: Sequence[str] | None,
-) -> tuple[dict[str, Installed], dict[str, errors.NativeLibError]]:
+) -> tuple[dict[str, Installed], dict[str, nativelib.errors.NativeLibError]]:
     """:func:`discover`, and why each distribution skipped was refused (its unsafe
     prefix, or its unreadable index), for the error that names it."""
     found: dict[str, Installed] = {}
-    refused: dict[str, errors.NativeLibError] = {}
+    refused: dict[str, nativelib.errors.NativeLibError] = {}
     for entry in _site_dirs(sys.path if path is None else path):
         prefix = os.path.join(entry, PREFIX_DIRNAME)
         folder = os.path.join(prefix, MANIFEST_DIR)
@@ -307,7 +308,7 @@ def _discover(
             continue
         try:
             check_prefix(prefix)
-        except errors.UnsafeRuntimePath as e:
+        except nativelib.errors.UnsafeRuntimePath as e:
             _warn(f"nativelib: skipping {prefix}: {e.reason}")
             for name in names:
                 dist = name[: -len(".load")]
@@ -317,12 +318,12 @@ def _discover(
             where = os.path.join(folder, name)
             try:
                 index = read_loader_index(where)
-            except errors.ManifestError as e:
+            except nativelib.errors.ManifestError as e:
                 _warn(f"nativelib: skipping {where}: {e}")
                 dist = name[: -len(".load")]
                 refused.setdefault(
                     dist,
-                    errors.ManifestError(
+                    nativelib.errors.ManifestError(
                         where,
                         f"{e.reason}: nativelib.load() refuses this index, so {dist} is not loaded",
                         hint=f"pip install --force-reinstall --no-deps {dist}",
@@ -358,10 +359,12 @@ def _check_chain(path: str, stop: str, reported: str) -> None:
         try:
             st = os.stat(here)
         except OSError as e:
-            raise errors.UnsafeRuntimePath(reported, f"cannot stat {here!r}: {e.strerror}") from e
+            raise nativelib.errors.UnsafeRuntimePath(
+                reported, f"cannot stat {here!r}: {e.strerror}"
+            ) from e
         problem = _unsafe(st, repr(here))
         if problem is not None:
-            raise errors.UnsafeRuntimePath(reported, problem)
+            raise nativelib.errors.UnsafeRuntimePath(reported, problem)
         if here == stop or here == os.path.dirname(here):
             return
         here = os.path.dirname(here)
@@ -381,15 +384,17 @@ def check_prefix(prefix: str) -> None:
     try:
         st = os.lstat(lib)
     except OSError as e:
-        raise errors.UnsafeRuntimePath(prefix, f"cannot stat {lib!r}: {e.strerror}") from e
+        raise nativelib.errors.UnsafeRuntimePath(
+            prefix, f"cannot stat {lib!r}: {e.strerror}"
+        ) from e
     if stat.S_ISLNK(st.st_mode):
-        raise errors.UnsafeRuntimePath(
+        raise nativelib.errors.UnsafeRuntimePath(
             prefix, f"{lib!r} is a symbolic link: libraries load only from the prefix's own lib/"
         )
     problem = _unsafe(st, repr(lib))
     if problem is not None:
         _safe_libs.pop(prefix, None)
-        raise errors.UnsafeRuntimePath(prefix, problem)
+        raise nativelib.errors.UnsafeRuntimePath(prefix, problem)
     if _safe_libs.get(prefix) == (st.st_dev, st.st_ino):
         return
     # os.stat follows symlinks: each directory checked is the one the path leads to.
@@ -428,7 +433,7 @@ def _lib_dir(prefix: str) -> tuple[int, str]:
             fd = os.open(lib, _DIR_FLAGS)
         except OSError as e:
             why = "is a symbolic link" if os.path.islink(lib) else f"cannot open: {e.strerror}"
-            raise errors.UnsafeRuntimePath(
+            raise nativelib.errors.UnsafeRuntimePath(
                 lib, f"{why}: libraries load only from the prefix's own lib/"
             ) from e
         st = os.fstat(fd)
@@ -445,7 +450,7 @@ def _lib_dir(prefix: str) -> tuple[int, str]:
     if problem is not None:
         if _lib_dirs.get(prefix) != held:
             os.close(held[0])  # opened now: nothing was loaded through it
-        raise errors.UnsafeRuntimePath(lib, problem)
+        raise nativelib.errors.UnsafeRuntimePath(lib, problem)
     _lib_dirs[prefix] = held
     return held
 
@@ -457,22 +462,22 @@ def _open_library(prefix: str, soname: str) -> tuple[int, str]:
     path = os.path.join(prefix, LIB_DIR, soname)
     problem = soname_problem(soname)
     if problem is not None:
-        raise errors.UnsafeRuntimePath(path, f"the soname {soname!r} {problem}")
+        raise nativelib.errors.UnsafeRuntimePath(path, f"the soname {soname!r} {problem}")
     dir_fd, via = _lib_dir(prefix)
     try:
         fd = os.open(soname, _FILE_FLAGS, dir_fd=dir_fd)
     except OSError as e:
         why = "is a symbolic link" if os.path.islink(path) else f"cannot open: {e.strerror}"
-        raise errors.UnsafeRuntimePath(
+        raise nativelib.errors.UnsafeRuntimePath(
             path, f"{why}: a library loads only as a real file in lib/"
         ) from e
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise errors.UnsafeRuntimePath(path, "not a regular file")
+            raise nativelib.errors.UnsafeRuntimePath(path, "not a regular file")
         problem = _unsafe(st, "it")
         if problem is not None:
-            raise errors.UnsafeRuntimePath(path, problem)
+            raise nativelib.errors.UnsafeRuntimePath(path, problem)
     except BaseException:
         os.close(fd)
         raise
@@ -535,7 +540,7 @@ def _definitions(path: str) -> frozenset[str]:
     if defs is None:
         try:
             defs = frozenset(_read_elf(path).version_definitions)
-        except errors.ElfError:
+        except nativelib.errors.ElfError:
             defs = frozenset()
         _defs[path] = defs
     return defs
@@ -544,7 +549,7 @@ def _definitions(path: str) -> frozenset[str]:
 def _check_covers(soname: str, present: str, wanted: str, needed: frozenset[str]) -> None:
     missing = tuple(sorted(needed - _definitions(present)))
     if missing:
-        raise errors.RuntimeConflict(
+        raise nativelib.errors.RuntimeConflict(
             soname, present, wanted, missing, _conflict_hint(soname, present)
         )
 
@@ -563,7 +568,7 @@ def _short(name: str) -> str:
 def _find(
     installed: Mapping[str, Installed],
     name: str,
-    refused: Mapping[str, errors.NativeLibError] | None = None,
+    refused: Mapping[str, nativelib.errors.NativeLibError] | None = None,
 ) -> Installed:
     dist = name if name.startswith("nativelib-") else f"nativelib-{name}"
     found = installed.get(dist)
@@ -571,7 +576,7 @@ def _find(
         if refused and dist in refused:
             raise refused[dist]  # installed, but in a prefix or an index that was refused
         known = ", ".join(sorted(_short(n) for n in installed)) or "none"
-        raise errors.RuntimeNotFound(
+        raise nativelib.errors.RuntimeNotFound(
             dist,
             f"not installed in any site directory on sys.path (installed: {known})",
             hint=f"pip install {dist}",
@@ -587,7 +592,7 @@ def is_openmp_provider(name: str) -> bool:
 def _order(
     installed: Mapping[str, Installed],
     names: Iterable[str],
-    refused: Mapping[str, errors.NativeLibError] | None = None,
+    refused: Mapping[str, nativelib.errors.NativeLibError] | None = None,
 ) -> list[Installed]:
     """The named distributions and their dependencies, dependencies first."""
     out: list[Installed] = []
@@ -603,7 +608,7 @@ def _order(
             elif refused and dep in refused and not is_openmp_provider(dep):
                 raise refused[dep]
             elif not is_openmp_provider(dep):
-                raise errors.RuntimeNotFound(
+                raise nativelib.errors.RuntimeNotFound(
                     dep, f"needed by {dist.name} but not installed", hint=f"pip install {dep}"
                 )
         out.append(dist)
@@ -675,7 +680,7 @@ class _Needs:
             for path in self._paths:
                 try:
                     info = _read_elf(path)
-                except errors.ElfError:
+                except nativelib.errors.ElfError:
                     continue
                 for file, nodes in info.version_needs.items():
                     self._required.setdefault(file, set()).update(nodes)
@@ -722,7 +727,9 @@ def _load_one(
     try:
         _handles.append(_dlopen(target, mode))
     except OSError as e:
-        raise errors.NativeLibError(f"{path}: cannot load: {str(e).replace(target, path)}") from e
+        raise nativelib.errors.NativeLibError(
+            f"{path}: cannot load: {str(e).replace(target, path)}"
+        ) from e
     finally:
         if fd >= 0:
             os.close(fd)  # held until dlopen returned
@@ -736,7 +743,7 @@ def _load_one(
 def _prefer() -> str:
     prefer = os.environ.get("NATIVELIB_PREFER", "wheel").strip().lower() or "wheel"
     if prefer not in _PREFER:
-        raise errors.NativeLibError(
+        raise nativelib.errors.NativeLibError(
             f"NATIVELIB_PREFER={prefer!r} is not one of {', '.join(_PREFER)}"
         )
     return prefer
@@ -821,7 +828,7 @@ def load_for(
     if isinstance(target, type(sys)):
         file = getattr(target, "__file__", None)
         if not file:
-            raise errors.NativeLibError(f"module {target.__name__!r} has no file to read")
+            raise nativelib.errors.NativeLibError(f"module {target.__name__!r} has no file to read")
         target = file
     info = _read_elf(target)
     installed = discover(path)
