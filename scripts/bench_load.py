@@ -11,6 +11,10 @@ runs each variant in fresh processes, interleaved, ``--runs`` times:
   (libstdc++.so.6 and libgomp.so.1 from the prefix) by absolute path
 - ``ctypes-4``: the same for all four files the loader opens (libgcc_s, libstdc++,
   libatomic, libgomp)
+- ``proc-4``:   the same four files as the loader opens them: ``lib/`` opened once
+  (``O_DIRECTORY|O_NOFOLLOW``), each file opened ``O_NOFOLLOW`` in it and fstat'ed, then
+  dlopened as ``/proc/self/fd/<lib>/<soname>``: what the no-check-then-use path costs
+  over ``ctypes-4`` by itself
 - ``import``:   ``import nativelib`` alone
 - ``pass``:     ``python -c pass`` (whole-process wall time, for scale)
 
@@ -48,6 +52,10 @@ TIMED = {
     "ctypes-2": "import ctypes; [ctypes.CDLL(LIB + n) for n in ('libstdc++.so.6', 'libgomp.so.1')]",
     "ctypes-4": "import ctypes; [ctypes.CDLL(LIB + n) for n in "
     "('libgcc_s.so.1', 'libstdc++.so.6', 'libatomic.so.1', 'libgomp.so.1')]",
+    "proc-4": "import ctypes, os; d = os.open(LIB, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)\n"
+    "for n in ('libgcc_s.so.1', 'libstdc++.so.6', 'libatomic.so.1', 'libgomp.so.1'):\n"
+    "    f = os.open(n, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=d); os.fstat(f)\n"
+    "    ctypes.CDLL(f'/proc/self/fd/{d}/{n}'); os.close(f)",
     "import": "import nativelib",
 }
 #: The variants run against the ``--compare`` tree too.
@@ -179,6 +187,8 @@ def main() -> int:
         print(f"loader{label} over bare dlopen of the same four files: {over4:+.2f} ms")
         print(f"loader{label} with ctypes imported too, over the two files: {over_c:+.2f} ms")
         print(f"import nativelib{label}: {med[f'import{tree}']:.2f} ms (target <= 3 ms)")
+    proc = med["proc-4"] - med["ctypes-4"]
+    print(f"dlopen through /proc/self/fd (open, fstat, dlopen) over ctypes-4: {proc:+.2f} ms")
     print(f"heavy modules imported by import nativelib: {heavy or 'none'}")
     return 0
 
