@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from doctor_support import IOMP_MAP, IOMP_SRC, needs_glibcxx_3_4_32, run_doctor, versioned_library
 
-from nativelib_testing import Env, auditwheel_repair, host_runtime_wheels, omp_wheel
+from nativelib_testing import SRC, Env, auditwheel_repair, host_runtime_wheels, omp_wheel
 
 pytestmark = pytest.mark.skipif(
     shutil.which("dpkg-deb") is None or shutil.which("gcc") is None,
@@ -152,3 +152,22 @@ def test_two_openmp_families_in_one_process(setup: Setup) -> None:
     assert found["severity"] == "error" and result.code == 1
     assert "GNU (libgomp)" in found["message"] and "Intel (libiomp5)" in found["message"]
     assert set(found["files"]) == {HOST_LIBGOMP, str(setup.env.site / "intelomp/libiomp5.so")}
+
+
+def test_import_is_repeatable_and_combinable(tmp_path: Path) -> None:
+    """``--import a --import b c`` imports a, b and c, in that order (argparse's ``nargs``
+    without ``action="extend"`` kept only the last ``--import``)."""
+    modules, log = tmp_path / "modules", tmp_path / "imported.txt"
+    for name in ("nlmark_a", "nlmark_b", "nlmark_c"):
+        (modules / name).mkdir(parents=True)
+        (modules / name / "__init__.py").write_text(
+            f"import os\nwith open(os.environ['NLMARK_LOG'], 'a') as f:\n    f.write('{name}\\n')\n"
+        )
+    scanned = tmp_path / "empty"
+    scanned.mkdir()
+    result = run_doctor(
+        None, "--path", str(scanned), "--import", "nlmark_a", "--import", "nlmark_b", "nlmark_c",
+        extra_env={"PYTHONPATH": f"{SRC}{os.pathsep}{modules}", "NLMARK_LOG": str(log)},
+    )  # fmt: skip
+    assert result.code == 0, result.doc
+    assert log.read_text().split() == ["nlmark_a", "nlmark_b", "nlmark_c"]

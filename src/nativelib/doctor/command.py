@@ -34,9 +34,9 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "(repeatable)",
     )  # fmt: skip
     parser.add_argument(
-        "--import", dest="imports", nargs="+", metavar="MODULE",
+        "--import", dest="imports", nargs="+", action="extend", metavar="MODULE",
         help="import these modules, in this order, in a child process, and report which "
-        "runtime copies it loaded",
+        "runtime copies it loaded (repeatable: --import a --import b c)",
     )  # fmt: skip
     parser.add_argument(
         "--import-timeout", type=float, default=120.0, metavar="SECONDS",
