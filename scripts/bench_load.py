@@ -172,7 +172,7 @@ def main() -> int:
     print(f"{'variant':<24}{'median ms':>10}{'min ms':>8}{'syscalls':>9}  what")
     for name in [*names, "pass"]:
         base = name.split("@")[0]
-        what = TIMED.get(base, "whole process: python -c pass (wall time)")
+        what = TIMED.get(base, "whole process: python -c pass (wall time)").split("\n")[0]
         median, least = statistics.median(samples[name]), min(samples[name])
         calls = syscalls.get(name)
         count = "-" if calls is None else str(calls)

@@ -5,13 +5,15 @@ by auditwheel), installed by pip into a real venv."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from doctor_support import Result, run_doctor
 
-from nativelib_testing import Env, omp_wheel
+from nativelib_testing import SRC, Env, omp_wheel
 
 pytestmark = pytest.mark.network
 
@@ -90,3 +92,38 @@ def test_import_shows_two_libgomp_copies(env: Env) -> None:
 def test_site_dirs_are_the_venvs(env: Env, report: Result) -> None:
     assert report.doc["host"]["python"]["site_dirs"][0] == str(env.site)
     assert Path(report.doc["host"]["python"]["executable"]) == Path(env.python)
+
+
+def test_pypi_nativelib_next_to_pynativelib(tmp_path: Path) -> None:
+    """The real PyPI project ``nativelib`` 0.2.2.6 (a ClickHouse reader that installs the
+    import package ``nativelib/`` too), then pynativelib itself from a wheel of this tree,
+    both by pip into one venv: the doctor names the clash."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copyfile(SRC.parent / name, tree / name)
+    shutil.copytree(SRC, tree / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
+         "-w", str(tmp_path / "dist"), str(tree)],
+        check=True,
+    )  # fmt: skip
+    (ours,) = (tmp_path / "dist").glob("pynativelib-*.whl")
+    env = Env(tmp_path / "env", "venv")
+    (env.site / "pynativelib-src.pth").unlink()  # pynativelib as pip installs it, no more
+    pip = [env.python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check"]
+    proc = subprocess.run(
+        [*pip, "--only-binary", ":all:", "nativelib==0.2.2.6"], env=env.env,
+        capture_output=True, text=True,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"nativelib 0.2.2.6 does not install on this Python: {proc.stderr[-300:]}")
+    subprocess.run([*pip, str(ours)], check=True, env=env.env)
+    assert (env.site / "nativelib/reader.py").is_file()  # theirs, beside ours
+    result = run_doctor(env)
+    assert result.code == 1
+    found = result.one("import-name-clash")
+    assert "nativelib 0.2.2.6 installs files in nativelib/" in found["message"]
+    assert "nativelib/__init__.py" in found["message"]
+    assert found["files"][0] == str(env.site / "nativelib-0.2.2.6.dist-info/RECORD")
+    assert found["hint"].startswith("pip uninstall -y nativelib && ")

@@ -176,3 +176,54 @@ def test_findings_per_file_are_bounded(tmp_path: Path) -> None:
     more = count - MAX_FINDINGS_PER_FILE
     assert f"and {more} more findings ({more} soname-not-found)" in summary["message"]
     assert doc is not None and len(about) == MAX_FINDINGS_PER_FILE + 1
+
+
+def _fake_dist_info(site: Path, name: str, version: str, record: list[str]) -> Path:
+    """A ``.dist-info`` as pip leaves one (METADATA, RECORD); only its RECORD's paths
+    matter here (the files it lists are not written: a real ``nativelib/__init__.py`` in
+    the site directory would come before pynativelib's on sys.path)."""
+    dist_info = site / f"{name}-{version}.dist-info"
+    dist_info.mkdir()
+    (dist_info / "METADATA").write_text(
+        f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n"
+    )
+    rows = [*record, f"{dist_info.name}/METADATA,,", f"{dist_info.name}/RECORD,,"]
+    (dist_info / "RECORD").write_text("".join(f"{row}\n" for row in rows))
+    return dist_info
+
+
+def test_another_distribution_owning_nativelib_is_an_error(
+    tmp_path: Path, gomp_wheels: dict[str, Path]
+) -> None:
+    """PyPI's unrelated ``nativelib`` (a ClickHouse reader) installs the import package
+    ``nativelib/`` too: its RECORD is named, with the files, as an error. pynativelib's own
+    RECORD, and a runtime wheel's (which lists ``nativelib.prefix/share/nativelib/...``),
+    are not."""
+    env = Env(tmp_path / "env", "venv")
+    env.install(gomp_wheels[VERSIONS[0]])
+    _fake_dist_info(env.site, "pynativelib", "0.1.0", ["nativelib/__init__.py,sha256=AAAA,10"])
+    assert run_doctor(env).findings("import-name-clash") == []
+    other = _fake_dist_info(
+        env.site,
+        "nativelib",
+        "0.2.2.6",
+        [
+            "nativelib/__init__.py,sha256=AAAA,10",
+            "nativelib/reader.py,sha256=BBBB,20",
+            "nativelib/common/__init__.py,sha256=CCCC,0",
+            "nativelib/common/length.cpython-311-x86_64-linux-gnu.so,sha256=DDDD,30",
+        ],
+    )
+    result = run_doctor(env)
+    assert result.code == 1
+    found = result.one("import-name-clash")
+    assert found["severity"] == "error"
+    assert "nativelib 0.2.2.6 installs files in nativelib/" in found["message"]
+    assert "nativelib/__init__.py" in found["message"] and "and 1 more" in found["message"]
+    assert found["files"][0] == str(other / "RECORD")
+    assert str(env.site / "nativelib/__init__.py") in found["files"]
+    assert found["hint"] == (
+        "pip uninstall -y nativelib && pip install --force-reinstall --no-deps pynativelib"
+    )
+    # Nothing else about the runtime changed.
+    assert "runtime-file-conflict" not in result.codes

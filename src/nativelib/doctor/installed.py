@@ -657,6 +657,57 @@ def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, 
         )
 
 
+#: This project's distribution, and the import package it owns in a site directory.
+OWN_DISTRIBUTION = "pynativelib"
+OWN_PACKAGE = "nativelib"
+_CLASH_SHOWN = 3
+
+
+def _import_name_clash(check: _SiteCheck) -> None:
+    """Another distribution whose RECORD installs files in ``nativelib/`` (the PyPI
+    project ``nativelib``, a ClickHouse reader, ships an import package of that name):
+    pip installs both without a word, and ``import nativelib`` runs whichever was written
+    last. The RECORDs are those already read for the other checks; only one that holds
+    ``nativelib/`` at all (a substring search) is parsed."""
+    needle = OWN_PACKAGE + "/"
+    for dist_info in check.dists.dist_infos:
+        if normalize(dist_info.partition("-")[0]) == OWN_DISTRIBUTION:
+            continue
+        if not check.dists.mentions(dist_info, needle):
+            continue  # torch's RECORD, and nearly every other, is not parsed
+        try:
+            rows = check.dists.record(dist_info)
+        except WheelError:
+            continue  # reported as unreadable or malformed elsewhere
+        if rows is None:
+            continue
+        clashing = sorted(
+            {
+                rel
+                for rel in (os.path.normpath(r) for r in rows)
+                if rel == OWN_PACKAGE or rel.startswith(needle)
+            }
+        )
+        if not clashing:
+            continue  # e.g. a runtime wheel's nativelib.prefix/share/nativelib/...
+        label = check.dists.label(dist_info)
+        name = label.partition(" ")[0]
+        shown = ", ".join(clashing[:_CLASH_SHOWN])
+        more = len(clashing) - _CLASH_SHOWN
+        check.add(
+            "import-name-clash",
+            f"{label} installs files in {needle} ({shown}"
+            + (f", and {more} more" if more > 0 else "")
+            + f"), the import package of {OWN_DISTRIBUTION}: `import {OWN_PACKAGE}` runs "
+            "whichever distribution pip wrote last, and uninstalling either deletes files "
+            "of the other",
+            [os.path.join(check.site, dist_info, "RECORD")]
+            + [os.path.join(check.site, rel) for rel in clashing[:_CLASH_SHOWN]],
+            f"pip uninstall -y {name} && pip install --force-reinstall --no-deps "
+            f"{OWN_DISTRIBUTION}",
+        )
+
+
 def _version_key(version: str) -> tuple[bool, Version, str]:
     """Newest by PEP 440; a version that is not one sorts first, by text."""
     from packaging.version import InvalidVersion, Version  # noqa: PLC0415 (only for duplicates)
@@ -723,6 +774,7 @@ def check_runtimes(
             names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
         except OSError:
             _dist_info_state(check, set(), {})
+            _import_name_clash(check)
             findings.extend(check.findings)
             continue
         verified: set[str] = set()  # dist-infos verified against their manifest
@@ -784,6 +836,7 @@ def check_runtimes(
             )
         _conflicts(check, manifests, catalog_owner)
         _dist_info_state(check, verified, {normalize(m.name): m.version for m in manifests})
+        _import_name_clash(check)
         findings.extend(check.findings)
     for runtime in active.values():
         for dep in runtime.manifest.dependencies:

@@ -97,6 +97,11 @@ CODES: dict[str, Code] = {
         "info", "a runtime is installed in two site directories; the first on sys.path wins"
     ),
     # The distributions of each site directory.
+    "import-name-clash": Code(
+        "error",
+        "another distribution's RECORD installs files in nativelib/, pynativelib's import "
+        "package (PyPI's unrelated project 'nativelib' does)",
+    ),
     "dist-info-unreadable": Code(
         "warning", "a distribution's RECORD or METADATA is not a regular file, or unreadable"
     ),
