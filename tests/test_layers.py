@@ -90,7 +90,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "sources": {"base", "archive", "net", "wheelfile"},
     "catalog": {"base", "sources"},
     "vendored": {"base", "catalog"},
-    "runtime_wheels": set(_SHARED),
+    # the release step indexes the set it built (nativelib.publish.index)
+    "runtime_wheels": _SHARED | {"publish"},
     "resolver": set(_SHARED),
     "repair": _SHARED | {"resolver"},
     "doctor": _SHARED | {"resolver"},
