@@ -425,3 +425,33 @@ def test_an_unwritable_output_is_an_error(
     err = capsys.readouterr().err
     assert "error: " in err and "cannot write the index" in err and "Traceback" not in err
     assert not list(dist_dir.glob("*.tmp")) and not list(dist_dir.glob(".*.tmp"))
+
+
+def test_many_files_are_read_by_a_pool_of_processes_with_the_same_result(tmp_path: Path) -> None:
+    d = tmp_path / "many"
+    d.mkdir()
+    for i in range(70):
+        small_wheel(d, f"p{i % 7}", f"1.{i}")
+    serial, pooled = tmp_path / "serial", tmp_path / "pooled"
+    assert build_index(d, serial, jobs=1).hashed == 70
+    result = build_index(d, pooled, jobs=2)
+    assert result.hashed == 70 and len(result.distributions) == 70
+    a, b = tree(serial), tree(pooled)
+    del a[STATE_FILE], b[STATE_FILE]
+    assert a == b
+    # The first bad file in name order is the one named, whichever process read it.
+    _file(d / "p0-0.1-py3-none-any.whl", b"not a zip")
+    _file(d / "zz-0.1-py3-none-any.whl", b"not a zip either")
+    with pytest.raises(IndexInputError) as e:
+        plan_index(d, tmp_path / "bad", jobs=2)
+    assert e.value.subject == str(d / "p0-0.1-py3-none-any.whl")
+    assert not (tmp_path / "bad").exists()
+
+
+def test_an_edited_page_is_written_again(dist_dir: Path) -> None:
+    build_index(dist_dir)
+    page = dist_dir / "simple" / "baz" / "index.html"
+    good = page.read_bytes()
+    page.write_bytes(good.replace(b"baz", b"BAZ"))  # same size, another content
+    result = build_index(dist_dir)
+    assert result.written == (page,) and page.read_bytes() == good
