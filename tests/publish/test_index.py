@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from nativelib.cli import main
 from nativelib.net.simple import parse_simple_index
@@ -455,3 +457,12 @@ def test_an_edited_page_is_written_again(dist_dir: Path) -> None:
     page.write_bytes(good.replace(b"baz", b"BAZ"))  # same size, another content
     result = build_index(dist_dir)
     assert result.written == (page,) and page.read_bytes() == good
+
+
+@given(st.from_regex(r"[A-Za-z0-9](?:[A-Za-z0-9._-]{0,20}[A-Za-z0-9])?", fullmatch=True))
+def test_project_names_are_normalized_as_packaging_does(name: str) -> None:
+    from packaging.utils import canonicalize_name  # noqa: PLC0415
+
+    from nativelib.publish.index import _canonical_name  # noqa: PLC0415
+
+    assert _canonical_name(name) == canonicalize_name(name)

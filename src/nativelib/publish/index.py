@@ -49,6 +49,7 @@ import html
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -56,14 +57,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 from nativelib.errors import NativeLibError, WheelError
@@ -71,6 +64,8 @@ from nativelib.leftovers import owner_tag, remove_stale
 
 if TYPE_CHECKING:
     import email.message
+
+    from packaging.utils import NormalizedName
 
 # The readers of wheels and sdists (zipfile, tarfile, the wheel validator with
 # packaging.metadata) are imported when a file must be read: a re-index that finds every
@@ -94,7 +89,7 @@ __all__ = [
 API_VERSION = "1.1"
 #: The cache of file facts, in the output directory.
 STATE_FILE = ".nativelib-index.json"
-_STATE_VERSION = 2
+_STATE_VERSION = 3
 #: The state's names for files in the output directory ("out:<path>"; a name without
 #: the prefix is a .metadata file beside the distributions).
 _OUT = "out:"
@@ -112,6 +107,13 @@ _PER_JOB = 32
 _TEMP_PATTERN = r"\..+\.[0-9a-f-]+\.tmp"
 
 _log = logging.getLogger(__name__)
+_SEPARATORS = re.compile(r"[-_.]+")
+
+
+def _canonical_name(name: str) -> NormalizedName:
+    """A project name normalized as PEP 503 says (``packaging.utils.canonicalize_name``,
+    without importing packaging.tags on a re-index that reads no file)."""
+    return _SEPARATORS.sub("-", name).lower()  # type: ignore[return-value]
 
 
 class IndexInputError(NativeLibError):
@@ -242,7 +244,7 @@ def _yanks(
         if "==" in entry:
             name, _, version = entry.partition("==")
             try:
-                wanted = (canonicalize_name(name.strip()), Version(version.strip()))
+                wanted = (_canonical_name(name.strip()), Version(version.strip()))
             except InvalidVersion as e:
                 raise IndexInputError(entry, f"yanked entry: {e}") from e
             files = [d.filename for d in distributions if (d.project, d.version) == wanted]
@@ -295,6 +297,8 @@ def _wheel_metadata(path: Path) -> bytes:
 def _read_wheel(path: Path) -> tuple[NormalizedName, Version, bytes]:
     import zipfile  # noqa: PLC0415
 
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # noqa: PLC0415
+
     from nativelib.safezip import ZipMemberError  # noqa: PLC0415
     from nativelib.wheelfile import validate_wheel  # noqa: PLC0415
 
@@ -316,6 +320,8 @@ def _read_wheel(path: Path) -> tuple[NormalizedName, Version, bytes]:
 
 def _read_sdist(path: Path) -> tuple[NormalizedName, Version, bytes]:
     import tarfile  # noqa: PLC0415
+
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename  # noqa: PLC0415
 
     where = str(path)
     try:
@@ -340,9 +346,9 @@ def _read_sdist(path: Path) -> tuple[NormalizedName, Version, bytes]:
         raise IndexInputError(where, "no <name>-<version>/PKG-INFO in the sdist")
     meta = _headers(pkg_info)
     try:
-        got = (canonicalize_name(str(meta.get("Name", ""))), Version(str(meta.get("Version"))))
+        got = (_canonical_name(str(meta.get("Name", ""))), Version(str(meta.get("Version"))))
     except InvalidVersion:
-        got = (canonicalize_name(str(meta.get("Name", ""))), None)  # type: ignore[assignment]
+        got = (_canonical_name(str(meta.get("Name", ""))), None)  # type: ignore[assignment]
     if got != (name, version):
         raise IndexInputError(
             where,
@@ -432,30 +438,26 @@ def _cached(entry: object, filename: str, key: list[int]) -> Distribution | None
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
     try:
-        name, version = (
-            parse_wheel_filename(filename)[:2]
-            if filename.endswith(".whl")
-            else parse_sdist_filename(filename)
-        )
         return Distribution(
             filename=filename,
-            project=name,
-            version=version,
+            project=_canonical_name(str(entry["project"])),
+            version=Version(str(entry["version"])),
             size=key[0],
             sha256=str(entry["sha256"]),
             requires_python=entry.get("requires_python"),
             metadata_sha256=entry.get("metadata_sha256"),
         )
-    except (KeyError, TypeError, ValueError, InvalidWheelFilename, InvalidSdistFilename):
+    except (KeyError, TypeError, ValueError, InvalidVersion):
         return None
 
 
 # ------------------------------------------------------------------------------- pages
 
 
-def _href(dist_dir: Path, out_dir: Path, project: str, filename: str) -> str:
-    rel = os.path.relpath(dist_dir / filename, out_dir / project)
-    return quote(rel.replace(os.sep, "/"), safe="/")
+def _files_url(dist_dir: Path, out_dir: Path) -> str:
+    """The URL of ``dist_dir`` relative to a project page (``out_dir/<project>/``)."""
+    rel = os.path.relpath(dist_dir, out_dir / "project").replace(os.sep, "/")
+    return "" if rel == "." else quote(rel, safe="/") + "/"
 
 
 def _attr(value: str) -> str:
@@ -478,13 +480,11 @@ def _json(doc: object) -> bytes:
     return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def _project_pages(
-    project: str, dists: list[Distribution], dist_dir: Path, out_dir: Path
-) -> tuple[bytes, bytes]:
+def _project_pages(project: str, dists: list[Distribution], files_url: str) -> tuple[bytes, bytes]:
     links = []
     files = []
     for d in dists:
-        href = _href(dist_dir, out_dir, project, d.filename)
+        href = files_url + quote(d.filename)
         attrs = [f'href="{_attr(href)}#sha256={d.sha256}"']
         entry: dict[str, object] = {
             "filename": d.filename,
@@ -617,6 +617,8 @@ def plan_index(
         distributions.append(dist)
         new_cache[path.name] = {
             "key": key,
+            "project": dist.project,
+            "version": str(dist.version),
             "sha256": dist.sha256,
             "requires_python": dist.requires_python,
             "metadata_sha256": dist.metadata_sha256,
@@ -634,9 +636,8 @@ def plan_index(
     by_project: dict[str, list[Distribution]] = {}
     for d in distributions:
         by_project.setdefault(d.project, []).append(d)
-    pages = [
-        (f"{p}/", _project_pages(p, ds, dist_dir, out)) for p, ds in sorted(by_project.items())
-    ]
+    files_url = _files_url(dist_dir, out)
+    pages = [(f"{p}/", _project_pages(p, ds, files_url)) for p, ds in sorted(by_project.items())]
     pages.append(("", _root_pages(by_project)))
     for prefix, (page, doc) in pages:
         for leaf, content in (("index.html", page), ("index.json", doc)):
@@ -710,19 +711,27 @@ def _recorded(path: Path, entry: object, sha: str) -> bool:
 # ----------------------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, data: bytes, cleaned: set[Path]) -> None:
-    """``data`` at ``path``, through a temporary sibling renamed into place (the
-    leftovers of killed runs are removed from each directory once, ``cleaned``)."""
-    if path.parent not in cleaned:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        remove_stale(path.parent, _TEMP_PATTERN)
-        cleaned.add(path.parent)
-    tmp = path.parent / f".{path.name}.{owner_tag()}.tmp"
+def _write_atomic(path: Path, data: bytes, ready: set[Path]) -> None:
+    """``data`` at ``path``, through a temporary sibling renamed into place. A directory
+    is made, or cleaned of the temporary files of killed runs, once (``ready``)."""
+    parent = path.parent
+    if parent not in ready:
+        try:
+            parent.mkdir(parents=True)
+        except FileExistsError:
+            remove_stale(parent, _TEMP_PATTERN)
+        ready.add(parent)
+    final = os.fspath(path)
+    tmp = os.path.join(os.fspath(parent), f".{path.name}.{owner_tag()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -733,10 +742,10 @@ def write_index(plan: IndexPlan) -> IndexResult:
     """Apply a plan: the ``.metadata`` files first, then the project pages, the root
     pages, the removals and the state file last, each file written atomically."""
     written: list[Path] = []
-    cleaned: set[Path] = set()
+    ready: set[Path] = set()
     try:
         for path, data in plan.writes:
-            _write_atomic(path, data, cleaned)
+            _write_atomic(path, data, ready)
             written.append(path)
         for path in plan.removes:
             with contextlib.suppress(FileNotFoundError):
@@ -749,9 +758,7 @@ def write_index(plan: IndexPlan) -> IndexResult:
         for rel, (path, sha) in outputs.items():
             with contextlib.suppress(OSError):
                 recorded[rel] = [*_key(os.lstat(path)), sha]
-        _write_atomic(
-            plan.out_dir / STATE_FILE, _json({**plan.state, "outputs": recorded}), cleaned
-        )
+        _write_atomic(plan.out_dir / STATE_FILE, _json({**plan.state, "outputs": recorded}), ready)
     except OSError as e:
         raise IndexInputError(
             str(plan.out_dir), f"cannot write the index: {e}", hint="check the permissions"
