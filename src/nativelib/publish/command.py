@@ -87,11 +87,10 @@ def run(args: argparse.Namespace) -> int:
         for name, dists in result.projects.items():
             versions = sorted({d.version for d in dists})
             print(f"{name}: {len(dists)} files, {', '.join(str(v) for v in versions)}")
-    if not (args.quiet or getattr(args, "quiet_after", 0)):
-        print(
-            f"{result.out_dir}: {len(result.written)} written, {len(result.removed)} removed, "
-            f"{len(result.unchanged)} unchanged ({result.hashed} files hashed)",
-            file=sys.stderr,
-        )
-        print(f"index URL: {result.out_dir.as_uri()}/", file=sys.stderr)
+    print(
+        f"{result.out_dir}: {len(result.written)} written, {len(result.removed)} removed, "
+        f"{len(result.unchanged)} unchanged ({result.hashed} files hashed)",
+        file=sys.stderr,
+    )
+    print(f"index URL: {result.out_dir.as_uri()}/", file=sys.stderr)
     return 0

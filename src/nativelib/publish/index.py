@@ -595,7 +595,9 @@ def plan_index(
     dist_dir = Path(dist_dir).absolute()
     out = Path(out_dir).absolute() if out_dir is not None else dist_dir / "simple"
     if not dist_dir.is_dir():
-        raise IndexInputError(str(dist_dir), "not a directory")
+        raise IndexInputError(
+            str(dist_dir), "not a directory", hint="DIR is the directory of wheels and sdists"
+        )
     files, skipped = _scan(dist_dir)
     state = _load_state(out)
     cache = state.get("files", {})
