@@ -466,3 +466,17 @@ def test_project_names_are_normalized_as_packaging_does(name: str) -> None:
     from nativelib.publish.index import _canonical_name  # noqa: PLC0415
 
     assert _canonical_name(name) == canonicalize_name(name)
+
+
+def test_a_tampered_state_file_is_not_trusted(dist_dir: Path, tmp_path: Path) -> None:
+    """A project name from the state would become a directory name: one that is not a
+    normalized name makes the file be read again (nothing is written outside OUT)."""
+    build_index(dist_dir)
+    state_path = dist_dir / "simple" / STATE_FILE
+    state = json.loads(state_path.read_text())
+    escape = tmp_path / "escape"
+    state["files"]["baz-2.0-py3-none-any.whl"]["project"] = str(escape)
+    state_path.write_text(json.dumps(state))
+    result = build_index(dist_dir)
+    assert result.hashed == 1 and result.written == ()
+    assert not escape.exists()

@@ -108,6 +108,7 @@ _TEMP_PATTERN = r"\..+\.[0-9a-f-]+\.tmp"
 
 _log = logging.getLogger(__name__)
 _SEPARATORS = re.compile(r"[-_.]+")
+_NORMALIZED = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def _canonical_name(name: str) -> NormalizedName:
@@ -437,10 +438,15 @@ def _load_state(out_dir: Path) -> dict[str, object]:
 def _cached(entry: object, filename: str, key: list[int]) -> Distribution | None:
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
+    project = entry.get("project")
+    # (A project name becomes a directory name: a state file that says otherwise is not
+    # trusted, and the file is read again.)
+    if not isinstance(project, str) or not _NORMALIZED.fullmatch(project):
+        return None
     try:
         return Distribution(
             filename=filename,
-            project=_canonical_name(str(entry["project"])),
+            project=project,  # type: ignore[arg-type]
             version=Version(str(entry["version"])),
             size=key[0],
             sha256=str(entry["sha256"]),
