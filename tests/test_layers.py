@@ -70,6 +70,8 @@ GROUPS: dict[str, str] = {
     # users of the resolver
     "nativelib.repair": "repair",
     "nativelib.doctor": "doctor",
+    # publishing: the static simple index of a release directory
+    "nativelib.publish": "publish",
     # the command line: assembles the command modules (``__main__`` runs ``cli.main``)
     "nativelib.cli": "top",
     "nativelib.inspection": "top",
@@ -90,11 +92,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "sources": {"base", "archive", "net", "wheelfile"},
     "catalog": {"base", "sources"},
     "vendored": {"base", "catalog"},
-    "runtime_wheels": set(_SHARED),
+    # the release step indexes the set it built (nativelib.publish.index)
+    "runtime_wheels": _SHARED | {"publish"},
     "resolver": set(_SHARED),
     "release": _SHARED | {"runtime_wheels"},
     "repair": _SHARED | {"resolver"},
     "doctor": _SHARED | {"resolver"},
+    "publish": {"base", "archive", "wheelfile"},
     "top": set(GROUPS.values()),
 }
 

@@ -110,6 +110,11 @@ COMMANDS: tuple[Command, ...] = (
         "replace vendored runtime copies in wheels with a dependency on runtime wheels",
     ),
     Command(
+        "index",
+        "nativelib.publish.command",
+        "write a static simple index (PEP 503/691/658) for a directory of wheels",
+    ),
+    Command(
         "doctor",
         "nativelib.doctor.command",
         "diagnose this environment (and, with --import, a live process)",

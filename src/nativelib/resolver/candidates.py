@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
@@ -198,6 +198,18 @@ class IndexSource:
         self.lowest = lowest
         self._get = get or get_document
         self._fetch: Callable[[str, str], Path] = fetch_wheel or fetch
+        if urlsplit(url).scheme == "file":
+            # An index on disk (pip reads file:// too). Only an index that is itself
+            # file:// may link to local files: a remote one never makes us read them.
+            from nativelib.net.local import get_file_document, verified_file  # noqa: PLC0415
+
+            http_get, http_fetch = self._get, self._fetch
+            self._get = lambda u: (
+                get_file_document(u) if urlsplit(u).scheme == "file" else http_get(u)
+            )
+            self._fetch = lambda u, sha: (
+                verified_file(u, sha) if urlsplit(u).scheme == "file" else http_fetch(u, sha)
+            )
         self._pages: dict[str, Future[list[Pending]]] = {}
         self._lock = threading.Lock()
         # Threads start only when work is submitted.
@@ -319,6 +331,31 @@ def prefetch(sources: Iterable[Source], names: Iterable[str]) -> None:
             s.prefetch(wanted)
 
 
+def _index_url(url: str) -> str:
+    """An ``--index-url`` as a URL: a local directory (as pip takes one) becomes its
+    ``file://`` URL; a ``file://`` index must be a directory that exists."""
+    parts = urlsplit(url)
+    if parts.scheme in ("http", "https"):
+        return url
+    if parts.scheme in ("", "file"):
+        from nativelib.net.local import file_url_path  # noqa: PLC0415
+
+        try:
+            path = file_url_path(url) if parts.scheme else Path(url)
+        except SourceError as e:
+            raise UsageError(f"--index-url {url!r}: {e.reason}") from e
+        if not path.is_dir():
+            raise UsageError(
+                f"--index-url {url!r}: no such directory: {str(path)!r}",
+                hint="a file:// index is a directory of project pages "
+                "(nativelib index DIR writes DIR/simple)",
+            )
+        return path.resolve().as_uri() + "/"
+    raise UsageError(
+        f"--index-url {url!r}: the scheme must be http, https or file, not {parts.scheme!r}"
+    )
+
+
 def candidate_source(
     find_links_dirs: Sequence[str] | None,
     index_urls: Sequence[str] | None,
@@ -338,6 +375,6 @@ def candidate_source(
             )
         sources.append(find_links(Path(directory)))
     for url in index_urls or ():
-        sources.append(index(url, lowest=lowest))
+        sources.append(index(_index_url(url), lowest=lowest))
     prefetch(sources, prefetch_names)
     return merge(*sources)
