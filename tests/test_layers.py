@@ -95,7 +95,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the release step indexes the set it built (nativelib.publish.index)
     "runtime_wheels": _SHARED | {"publish"},
     "resolver": set(_SHARED),
-    "release": _SHARED | {"runtime_wheels"},
+    "release": _SHARED | {"runtime_wheels", "publish"},
     "repair": _SHARED | {"resolver"},
     "doctor": _SHARED | {"resolver"},
     "publish": {"base", "archive", "wheelfile"},

@@ -15,7 +15,7 @@ from nativelib.errors import NativeLibError
 from nativelib.release.build import ReleasedFile, build_release, caching_getter, resolve_release
 from nativelib.release.coverage import Coverage, check_platforms, normalize_platform
 from nativelib.release.project import find_project, project_epoch
-from nativelib.release.releasefile import default_release_file, load_release_file
+from nativelib.release.releasefile import ReleaseFile, default_release_file, load_release_file
 
 __all__ = ["configure_parser", "run"]
 
@@ -65,6 +65,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         metavar="PLATFORM",
         help="after building, report for each runtime the newest version pip installs on "
         "each platform (e.g. manylinux_2_17 manylinux_2_28 manylinux_2_31)",
+    )
+    parser.add_argument(
+        "--no-index",
+        action="store_true",
+        help="do not write the static index DIR/simple/ (nativelib index DIR writes it later)",
     )
     parser.add_argument("--json", action="store_true", help="the summary as JSON (schema v1)")
 
@@ -124,6 +129,15 @@ def _where(out: Path) -> list[str]:
     return ["--no-index", "--find-links", str(out.resolve())]
 
 
+def _write_index(out: Path, release: ReleaseFile) -> Path:
+    """The static simple index of ``out`` (``out/simple/``), with the release file's
+    yanked entries: the last step, so the directory can be installed from as it is."""
+    from nativelib.publish.index import build_index  # noqa: PLC0415
+
+    yanked = {f"{y.name}=={y.version}": y.reason for y in release.yanked}
+    return build_index(out, None, yanked=yanked).out_dir
+
+
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 built (and identical, with --check), 1 --check found differences,
     2 failure (raised)."""
@@ -156,6 +170,9 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress:
             sys.stderr.write("\r\033[K")
+    index: Path | None = None
+    if not args.check and not args.no_index:
+        index = _write_index(out, release)
     coverage: Coverage | None = None
     if platforms:
         coverage = check_platforms(release.runtimes, platforms, _where(out), catalog)
@@ -166,6 +183,7 @@ def run(args: argparse.Namespace) -> int:
             "release_file": str(path),
             "directory": str(out),
             "source_date_epoch": epoch,
+            "index": None if index is None else str(index),
             "files": [_file_json(f) for f in files],
             "check": None if differences is None else {
                 "identical": not differences, "differences": differences,
@@ -176,6 +194,8 @@ def run(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         print(_summary_text(files, out))
+        if index is not None:
+            print(f"index: {index}/ (pip install --index-url {index.resolve().as_uri()}/ ...)")
         if differences is not None:
             if differences:
                 print(f"--check: {len(differences)} file(s) differ from {out}:")
