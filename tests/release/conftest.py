@@ -5,49 +5,17 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-
-#: The release the network tests build: every runtime of the session's runtime wheelhouse
-#: from Debian 11 and 12 (two versions each, at their own manylinux floors).
-RELEASE_TOML = """\
-[runtimes]
-cxx14 = { debian-bullseye = "10.2.1", debian-bookworm = "12.2.0" }
-gomp = { debian-bullseye = "10.2.1", debian-bookworm = "12.2.0" }
-gfortran5 = { debian-bullseye = "10.2.1", debian-bookworm = "12.2.0" }
-"""
-
-
-def nativelib(*argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    """The real command line, in a subprocess (as a user runs it)."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "nativelib", *argv], capture_output=True, text=True, check=False
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr
-    return proc
-
-
-class ReleaseSet:
-    def __init__(self, directory: Path, release_file: Path, summary: dict[str, Any]) -> None:
-        self.directory = directory
-        self.release_file = release_file
-        self.summary = summary
-
-    @property
-    def index_url(self) -> str:
-        return (self.directory / "simple").as_uri() + "/"
-
-    def digests(self) -> dict[str, str]:
-        return {f["filename"]: f["sha256"] for f in self.summary["files"]}
+from releaseset import PLATFORMS, RELEASE_TOML, ReleaseSet, nativelib
 
 
 @pytest.fixture(scope="session")
 def release_set(tmp_path_factory: pytest.TempPathFactory, runtime_wheelhouse: Path) -> ReleaseSet:
     """``nativelib release`` of :data:`RELEASE_TOML`, once per session (network). The
     runtime wheelhouse's wheels are copied in first: they are the same builds, so the
-    release keeps them (verified) and only builds pynativelib and the index. Read-only."""
+    release keeps them (verified) and only builds pynativelib and the index; then pip
+    resolves the coverage matrix of :data:`PLATFORMS` from that index. Read-only."""
     root = tmp_path_factory.mktemp("release")
     release_file = root / "release.toml"
     release_file.write_text(RELEASE_TOML, encoding="utf-8")
@@ -55,7 +23,9 @@ def release_set(tmp_path_factory: pytest.TempPathFactory, runtime_wheelhouse: Pa
     out.mkdir()
     for wheel in runtime_wheelhouse.glob("*.whl"):
         shutil.copyfile(wheel, out / wheel.name)
-    proc = nativelib("release", str(release_file), "-o", str(out), "--json")
+    proc = nativelib(
+        "release", str(release_file), "-o", str(out), "--json", "--check-platforms", *PLATFORMS
+    )
     return ReleaseSet(out, release_file, json.loads(proc.stdout))
 
 
