@@ -5,7 +5,8 @@ The runtime wheels go through the build pipeline of ``nativelib build`` as a lib
 (:func:`nativelib.runtime_wheels.builder.plan_build` and ``build``): the sources are
 resolved first, all of them, and each entry's version checked (a source that does not
 give the release file's version is an error before anything is built); each index
-document (a suite's ``Packages.xz``) is fetched once per run.
+(a suite's ``Packages.xz``) is fetched and parsed once per run, for every runtime built
+from it.
 
 Resuming: a runtime wheel already in the directory is kept when it validates (RECORD
 hashes, metadata, file name: :func:`nativelib.wheelfile.validate_wheel`) and its
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from nativelib.catalog import Catalog, Recipe, Source
+from nativelib.catalog import Catalog, PackageRef, Recipe, Source
 from nativelib.errors import BuildError, ManifestError, NativeLibError, WheelError
 from nativelib.leftovers import temporary_tree
 from nativelib.net.download import fetch, get_document
@@ -99,16 +100,50 @@ def _entry_where(release: ReleaseFile, catalog: Catalog, entry: ReleaseEntry) ->
     return f"runtimes.{catalog.recipes[entry.runtime].short}.{entry.source}"
 
 
+def _index_key(source: Source) -> tuple[str | None, ...]:
+    """What decides which index a source's named packages are looked up in."""
+    return (source.kind, source.channel, source.subdir, source.suite, source.mirror,
+            source.index_url)  # fmt: skip
+
+
+def _resolve_all(sources: list[Source], get: Getter) -> list[tuple[ResolvedPackage, ...]]:
+    """``resolve(source, get)`` for each source, in the same order, reading each index
+    once: the named packages of every source that shares an index (a Debian suite's
+    Packages.xz: ~7 s to decompress and parse) are looked up in one call."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    groups: dict[tuple[str | None, ...], list[PackageRef]] = {}
+    for source in sources:
+        refs = groups.setdefault(_index_key(source), [])
+        refs.extend(r for r in source.packages if r.url is None and r not in refs)
+    found: dict[tuple[tuple[str | None, ...], PackageRef], ResolvedPackage] = {}
+    for source in sources:
+        key = _index_key(source)
+        refs = groups.pop(key, [])
+        if refs:
+            for ref, pkg in zip(
+                refs, resolve(replace(source, packages=tuple(refs)), get), strict=True
+            ):
+                found[(key, ref)] = pkg
+    out = []
+    for source in sources:
+        key = _index_key(source)
+        by_url = resolve(replace(source, packages=tuple(r for r in source.packages if r.url)), get)
+        named = [found[(key, r)] for r in source.packages if r.url is None]
+        out.append((*by_url, *named))
+    return out
+
+
 def resolve_release(release: ReleaseFile, catalog: Catalog, get: Getter) -> list[Planned]:
     """Every entry's upstream files; a :class:`ReleaseFileError` (naming the release file
     and the entry) when a source does not give the entry's version."""
     from packaging.version import Version  # noqa: PLC0415
 
+    sources = [catalog.recipes[e.runtime].source(e.source) for e in release.entries]
+    resolved = _resolve_all(sources, get)
     planned = []
-    for entry in release.entries:
+    for entry, source, packages in zip(release.entries, sources, resolved, strict=True):
         recipe = catalog.recipes[entry.runtime]
-        source = recipe.source(entry.source)
-        packages = tuple(resolve(source, get))
         pick = next((p for p in packages if p.name == source.version_from), packages[0])
         upstream = upstream_version(pick.kind, pick.version)
         if Version(upstream) != Version(entry.version):
