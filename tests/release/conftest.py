@@ -26,6 +26,7 @@ def release_set(tmp_path_factory: pytest.TempPathFactory, runtime_wheelhouse: Pa
     proc = nativelib(
         "release", str(release_file), "-o", str(out), "--json", "--check-platforms", *PLATFORMS
     )
+    assert proc.stderr == "", proc.stderr  # no progress line without a terminal
     return ReleaseSet(out, release_file, json.loads(proc.stdout))
 
 

@@ -5,7 +5,10 @@ index)."""
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
+import time
 from importlib import resources
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 from nativelib.catalog import load_catalog
 from nativelib.cli import main
 from nativelib.release.coverage import CoverageError, normalize_platform, pip_platform_args
+from nativelib.release.project import normalize_sdist
 from nativelib.release.releasefile import (
     ReleaseFileError,
     default_release_file,
@@ -185,3 +189,55 @@ def test_schema_is_a_valid_json_schema() -> None:
         resources.files("nativelib").joinpath("data/schemas/release.schema.json").read_text()
     )
     jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_not_a_checkout_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "release.toml"
+    path.write_text('[runtimes]\ngomp = { debian-bookworm = "12.2.0" }\n', encoding="utf-8")
+    code = main(["release", str(path), "-o", str(tmp_path / "out"), "--project", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"error: {tmp_path}: not a pynativelib checkout" in err
+    assert "hint: run from an editable install" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bad_source_date_epoch_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    code, out = _release(tmp_path, '[runtimes]\ngomp = { debian-bookworm = "12.2.0" }\n')
+    assert code == 2
+    assert "error: SOURCE_DATE_EPOCH: 'yesterday' is not an integer" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def _tarball(path: Path, mtime: int, uid: int) -> None:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in (("p-1/PKG-INFO", b"Name: p\n"), ("p-1/src/a.py", b"x = 1\n")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.uid, info.uname = len(data), mtime, uid, "someone"
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_sdist_is_made_deterministic(tmp_path: Path) -> None:
+    """What setuptools varies between two builds (member mtimes, owner, the gzip header's
+    time) is fixed; the members and their bytes are not changed."""
+    epoch = 1_700_000_000
+    for i, (mtime, uid) in enumerate(((epoch + 50, 1000), (epoch + 99, 0))):
+        _tarball(tmp_path / f"in{i}.tar.gz", mtime, uid)
+        time.sleep(1.1 if i == 0 else 0)  # gzip's own header time would differ
+        normalize_sdist(tmp_path / f"in{i}.tar.gz", tmp_path / f"out{i}.tar.gz", epoch)
+    assert (tmp_path / "in0.tar.gz").read_bytes() != (tmp_path / "in1.tar.gz").read_bytes()
+    assert (tmp_path / "out0.tar.gz").read_bytes() == (tmp_path / "out1.tar.gz").read_bytes()
+    with tarfile.open(tmp_path / "out0.tar.gz") as tar:
+        members = tar.getmembers()
+        assert [m.name for m in members] == ["p-1/PKG-INFO", "p-1/src/a.py"]
+        assert {(m.mtime, m.uid, m.gid, m.uname) for m in members} == {(epoch, 0, 0, "")}
+        assert tar.extractfile(members[1]).read() == b"x = 1\n"  # type: ignore[union-attr]
+    # An older member keeps its time (clamped, not raised).
+    _tarball(tmp_path / "old.tar.gz", 1000, 0)
+    normalize_sdist(tmp_path / "old.tar.gz", tmp_path / "old-out.tar.gz", epoch)
+    with tarfile.open(tmp_path / "old-out.tar.gz") as tar:
+        assert {m.mtime for m in tar.getmembers()} == {1000}
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -101,14 +103,42 @@ def test_check_finds_the_one_file_that_differs(release_set: ReleaseSet, tmp_path
     sdist = next(out.glob("*.tar.gz"))
     sdist.write_bytes(sdist.read_bytes() + b"\0")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    proc = nativelib("release", str(small), "-o", str(out), "--check", "--json", check=False)
-    assert proc.returncode == 1, proc.stderr
-    doc = json.loads(proc.stdout)
+    # stderr on a terminal: the progress line is shown there (and only there: every other
+    # run of these tests has a pipe for stderr, and the fixture asserts it stays clean).
+    master, slave = pty.openpty()
+    run = subprocess.Popen(
+        [sys.executable, "-m", "nativelib", "release", str(small), "-o", str(out), "--check",
+         "--json"],
+        stdout=subprocess.PIPE, stderr=slave, text=True,
+    )  # fmt: skip
+    os.close(slave)
+    terminal = bytearray()
+    reader = threading.Thread(target=_drain, args=(master, terminal))
+    reader.start()
+    stdout, _ = run.communicate()
+    reader.join()
+    os.close(master)
+    assert run.returncode == 1, terminal.decode(errors="replace")
+    shown = terminal.decode(errors="replace")
+    assert "[1/2] building nativelib-gomp 10.2.1 from debian-bullseye" in shown
+    assert "[2/2] building pynativelib from" in shown
+    doc = json.loads(stdout)
     jsonschema.validate(doc, SCHEMA)
     assert doc["check"]["identical"] is False
     assert [d["filename"] for d in doc["check"]["differences"]] == [sdist.name]
     assert doc["check"]["differences"][0]["expected"] == release_set.digests()[sdist.name]
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # --check writes nothing
+
+
+def _drain(fd: int, into: bytearray) -> None:
+    while True:
+        try:
+            block = os.read(fd, 4096)
+        except OSError:  # EIO: the other side closed
+            return
+        if not block:
+            return
+        into += block
 
 
 def test_killed_run_resumes_and_ends_identical(release_set: ReleaseSet, tmp_path: Path) -> None:
@@ -138,13 +168,22 @@ def test_killed_run_resumes_and_ends_identical(release_set: ReleaseSet, tmp_path
     for path in published:
         if path.suffix == ".whl":
             validate_wheel(path)  # complete and valid, or not there at all
-    proc2 = nativelib("release", str(release_set.release_file), "-o", str(out), "--json")
+    # The same release, with one yanked entry: the index (written last) marks it.
+    yanked = tmp_path / "yanked.toml"
+    yanked.write_text(
+        release_set.release_file.read_text()
+        + '[[yanked]]\nname = "nativelib-gomp"\nversion = "10.2.1"\nreason = "test"\n'
+    )
+    proc2 = nativelib("release", str(yanked), "-o", str(out), "--json")
     resumed = json.loads(proc2.stdout)
     assert {f["filename"]: f["sha256"] for f in resumed["files"]} == release_set.digests()
     statuses = {f["filename"]: f["status"] for f in resumed["files"]}
     assert all(statuses[p.name] == "kept" for p in published if p.suffix == ".whl")
     finals = {p.name for p in out.iterdir() if p.is_file() and not p.name.endswith(".metadata")}
     assert finals == set(release_set.digests())  # no temporary file left behind either
+    page = json.loads((out / "simple" / "nativelib-gomp" / "index.json").read_text())
+    marks = {f["filename"].split("-")[1]: f["yanked"] for f in page["files"]}
+    assert marks == {"10.2.1": "test", "12.2.0": False}
 
 
 # ------------------------------------------------------------------------ installing

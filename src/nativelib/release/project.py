@@ -27,7 +27,14 @@ from nativelib.errors import NativeLibError
 from nativelib.leftovers import owner_tag, remove_stale, temporary_tree
 from nativelib.wheelfile import copy_wheel
 
-__all__ = ["ProjectBuildError", "ProjectFiles", "build_project", "find_project", "project_epoch"]
+__all__ = [
+    "ProjectBuildError",
+    "ProjectFiles",
+    "build_project",
+    "find_project",
+    "normalize_sdist",
+    "project_epoch",
+]
 
 #: The earliest time a zip entry can hold (1980-01-01): the epoch when nothing gives one.
 _ZIP_EPOCH = 315532800
@@ -93,7 +100,7 @@ def project_epoch(root: Path) -> int:
     return int(text) if out.returncode == 0 and text.isdigit() else _ZIP_EPOCH
 
 
-def _normalize_sdist(source: Path, dest: Path, epoch: int) -> None:
+def normalize_sdist(source: Path, dest: Path, epoch: int) -> None:
     """Rewrite the sdist ``source`` as ``dest``: same members, same order, same bytes;
     mtimes clamped to ``epoch``, owner 0:0 without names, gzip time ``epoch``."""
     buf = io.BytesIO()
@@ -158,7 +165,7 @@ def build_project(root: Path, out: Path, epoch: int) -> ProjectFiles:
             )
         out.mkdir(parents=True, exist_ok=True)
         normal = Path(work) / sdists[0].name
-        _normalize_sdist(sdists[0], normal, epoch)
+        normalize_sdist(sdists[0], normal, epoch)
         sdist = out / normal.name
         if not _same_bytes(normal, sdist):
             remove_stale(out, _SDIST_TEMP)
