@@ -35,3 +35,27 @@ def runtime_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
         argv = ["-q", "build", *RUNTIME_WHEELHOUSE_RUNTIMES, "--source", source, "-w", str(out)]
         assert main(argv) == 0, f"nativelib build --source {source} failed"
     return out
+
+
+@pytest.fixture(scope="session")
+def pynativelib_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A wheel of this checkout (``pip wheel --no-deps``, from a copy of the source tree so
+    that nothing is written into the checkout), built once per session (network: pip
+    fetches the build backend). The runtime wheels depend on ``pynativelib``."""
+    import shutil  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parent.parent
+    tree = tmp_path_factory.mktemp("pynativelib-source")
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (root / name).exists():
+            shutil.copy2(root / name, tree / name)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    shutil.copytree(root / "src", tree / "src", ignore=ignore)
+    out = tmp_path_factory.mktemp("pynativelib-wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(tree), "-w", str(out)],
+        check=True,
+    )
+    (wheel,) = out.glob("pynativelib-*.whl")
+    return wheel

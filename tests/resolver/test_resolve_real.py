@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import json
 import threading
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from nativelib.cli import main
 from nativelib.elf import read_elf
+from nativelib.publish.index import build_index
 from nativelib_testing import compile_extension
 
 pytestmark = pytest.mark.network
@@ -42,25 +42,18 @@ def index_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     files = root / "files"
     for suite in ("bookworm", "bullseye"):
         assert main(["build", "cxx14", "--source", f"debian-{suite}", "-o", str(files)]) == 0
-    # /simple offers PEP 658 metadata files; /plain does not (wheels are downloaded).
-    for flavour in ("simple", "plain"):
-        page = root / flavour / "nativelib-cxx14"
-        page.mkdir(parents=True)
-        links = []
-        for w in sorted(files.glob("*.whl")):
-            sha = hashlib.sha256(w.read_bytes()).hexdigest()
-            attr = ""
-            if flavour == "simple":
-                with zipfile.ZipFile(w) as zf:
-                    meta = zf.read(
-                        next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-                    )
-                (files / f"{w.name}.metadata").write_bytes(meta)
-                attr = f' data-core-metadata="sha256={hashlib.sha256(meta).hexdigest()}"'
-            links.append(f'<a href="../../files/{w.name}#sha256={sha}"{attr}>{w.name}</a>')
-        (page / "index.html").write_text(
-            "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
-        )
+    # /simple is what `nativelib index` writes (PEP 658 metadata files beside the wheels);
+    # /plain offers no metadata (wheels are downloaded).
+    build_index(files, root / "simple")
+    page = root / "plain" / "nativelib-cxx14"
+    page.mkdir(parents=True)
+    links = [
+        f'<a href="../../files/{w.name}#sha256={hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>'
+        for w in sorted(files.glob("*.whl"))
+    ]
+    (page / "index.html").write_text(
+        "<!DOCTYPE html><html><body>\n" + "\n".join(links) + "\n</body></html>\n"
+    )
     server = http.server.ThreadingHTTPServer(
         ("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root))
     )

@@ -36,6 +36,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "line, then optionally the reason",
     )
     parser.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        metavar="N",
+        help="processes that read new files (default: one per CPU, at most 8)",
+    )
+    parser.add_argument(
         "--dry-run", action="store_true", help="print what would be written; write nothing"
     )
     parser.add_argument("--json", action="store_true", help="machine-readable summary (v1)")
@@ -43,7 +50,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     yanked = read_yanked_file(args.yanked) if args.yanked else None
-    plan = plan_index(Path(args.dist_dir), args.output, yanked=yanked)
+    plan = plan_index(Path(args.dist_dir), args.output, yanked=yanked, jobs=args.jobs)
     if args.dry_run:
         print(plan.describe())
         return 0
@@ -80,10 +87,10 @@ def run(args: argparse.Namespace) -> int:
         for name, dists in result.projects.items():
             versions = sorted({d.version for d in dists})
             print(f"{name}: {len(dists)} files, {', '.join(str(v) for v in versions)}")
-        print(
-            f"{result.out_dir}: {len(result.written)} written, {len(result.removed)} removed, "
-            f"{len(result.unchanged)} unchanged ({result.hashed} files hashed)",
-            file=sys.stderr,
-        )
-        print(f"index URL: {result.out_dir.as_uri()}/", file=sys.stderr)
+    print(
+        f"{result.out_dir}: {len(result.written)} written, {len(result.removed)} removed, "
+        f"{len(result.unchanged)} unchanged ({result.hashed} files hashed)",
+        file=sys.stderr,
+    )
+    print(f"index URL: {result.out_dir.as_uri()}/", file=sys.stderr)
     return 0

@@ -44,34 +44,32 @@ Rules:
 from __future__ import annotations
 
 import contextlib
-import email.parser
 import hashlib
 import html
 import json
 import logging
 import os
+import re
 import stat
-import tarfile
-import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from packaging.utils import (
-    InvalidSdistFilename,
-    InvalidWheelFilename,
-    NormalizedName,
-    canonicalize_name,
-    parse_sdist_filename,
-    parse_wheel_filename,
-)
 from packaging.version import InvalidVersion, Version
 
 from nativelib.errors import NativeLibError, WheelError
 from nativelib.leftovers import owner_tag, remove_stale
-from nativelib.safezip import SafeZipFile, ZipMemberError
-from nativelib.wheelfile import validate_wheel
+
+if TYPE_CHECKING:
+    import email.message
+
+    from packaging.utils import NormalizedName
+
+# The readers of wheels and sdists (zipfile, tarfile, the wheel validator with
+# packaging.metadata) are imported when a file must be read: a re-index that finds every
+# file in its state cache imports none of them.
 
 __all__ = [
     "API_VERSION",
@@ -91,7 +89,10 @@ __all__ = [
 API_VERSION = "1.1"
 #: The cache of file facts, in the output directory.
 STATE_FILE = ".nativelib-index.json"
-_STATE_VERSION = 1
+_STATE_VERSION = 3
+#: The state's names for files in the output directory ("out:<path>"; a name without
+#: the prefix is a .metadata file beside the distributions).
+_OUT = "out:"
 #: The content type a server should give ``index.json`` (see docs/simple-index.md).
 JSON_CONTENT_TYPE = "application/vnd.pypi.simple.v1+json"
 #: Legacy distribution formats: skipped with a warning (everything else that is neither a
@@ -100,9 +101,20 @@ _LEGACY_SUFFIXES = (".egg", ".zip", ".tar.bz2", ".tar.xz", ".tgz", ".tar", ".exe
 #: Largest PKG-INFO / METADATA read.
 _MAX_METADATA = 16 << 20
 _CHUNK = 1 << 20
+#: Processes that read distributions at most, and files each process reads at least.
+_MAX_JOBS = 8
+_PER_JOB = 32
 _TEMP_PATTERN = r"\..+\.[0-9a-f-]+\.tmp"
 
 _log = logging.getLogger(__name__)
+_SEPARATORS = re.compile(r"[-_.]+")
+_NORMALIZED = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _canonical_name(name: str) -> NormalizedName:
+    """A project name normalized as PEP 503 says (``packaging.utils.canonicalize_name``,
+    without importing packaging.tags on a re-index that reads no file)."""
+    return _SEPARATORS.sub("-", name).lower()  # type: ignore[return-value]
 
 
 class IndexInputError(NativeLibError):
@@ -152,7 +164,8 @@ class IndexPlan:
     skipped: tuple[tuple[Path, str], ...]
     #: How many distributions were read and hashed (not found in the state cache).
     hashed: int
-    state: bytes = field(repr=False, default=b"")
+    #: The state file's content but the outputs' keys: (path, sha256) of each output.
+    state: dict[str, object] = field(repr=False, default_factory=dict)
 
     @property
     def projects(self) -> dict[NormalizedName, tuple[Distribution, ...]]:
@@ -232,7 +245,7 @@ def _yanks(
         if "==" in entry:
             name, _, version = entry.partition("==")
             try:
-                wanted = (canonicalize_name(name.strip()), Version(version.strip()))
+                wanted = (_canonical_name(name.strip()), Version(version.strip()))
             except InvalidVersion as e:
                 raise IndexInputError(entry, f"yanked entry: {e}") from e
             files = [d.filename for d in distributions if (d.project, d.version) == wanted]
@@ -264,11 +277,15 @@ def _sha256(path: Path) -> str:
 
 
 def _headers(data: bytes) -> email.message.Message:
+    import email.parser  # noqa: PLC0415
+
     return email.parser.BytesHeaderParser().parsebytes(data)
 
 
 def _wheel_metadata(path: Path) -> bytes:
-    """The METADATA of a wheel that :func:`validate_wheel` passed."""
+    """The METADATA of a wheel that :func:`~nativelib.wheelfile.validate_wheel` passed."""
+    from nativelib.safezip import SafeZipFile  # noqa: PLC0415
+
     with SafeZipFile(path) as zf:
         dist_info = next(
             n.split("/", 1)[0]
@@ -279,6 +296,13 @@ def _wheel_metadata(path: Path) -> bytes:
 
 
 def _read_wheel(path: Path) -> tuple[NormalizedName, Version, bytes]:
+    import zipfile  # noqa: PLC0415
+
+    from packaging.utils import InvalidWheelFilename, parse_wheel_filename  # noqa: PLC0415
+
+    from nativelib.safezip import ZipMemberError  # noqa: PLC0415
+    from nativelib.wheelfile import validate_wheel  # noqa: PLC0415
+
     try:
         name, version, _build, _tags = parse_wheel_filename(path.name)
     except InvalidWheelFilename as e:
@@ -296,6 +320,10 @@ def _read_wheel(path: Path) -> tuple[NormalizedName, Version, bytes]:
 
 
 def _read_sdist(path: Path) -> tuple[NormalizedName, Version, bytes]:
+    import tarfile  # noqa: PLC0415
+
+    from packaging.utils import InvalidSdistFilename, parse_sdist_filename  # noqa: PLC0415
+
     where = str(path)
     try:
         name, version = parse_sdist_filename(path.name)
@@ -319,9 +347,9 @@ def _read_sdist(path: Path) -> tuple[NormalizedName, Version, bytes]:
         raise IndexInputError(where, "no <name>-<version>/PKG-INFO in the sdist")
     meta = _headers(pkg_info)
     try:
-        got = (canonicalize_name(str(meta.get("Name", ""))), Version(str(meta.get("Version"))))
+        got = (_canonical_name(str(meta.get("Name", ""))), Version(str(meta.get("Version"))))
     except InvalidVersion:
-        got = (canonicalize_name(str(meta.get("Name", ""))), None)  # type: ignore[assignment]
+        got = (_canonical_name(str(meta.get("Name", ""))), None)  # type: ignore[assignment]
     if got != (name, version):
         raise IndexInputError(
             where,
@@ -353,6 +381,34 @@ def _describe(path: Path, st: os.stat_result) -> tuple[Distribution, bytes | Non
     return dist, served
 
 
+def _describe_all(
+    todo: list[tuple[Path, os.stat_result]], jobs: int | None
+) -> list[tuple[Distribution, bytes | None]]:
+    """:func:`_describe` of each file, in order: in this process for a few files or
+    ``jobs=1``, else on a pool of processes (reading a wheel is Python-bound: the RECORD
+    check and the metadata parsing hold the GIL). The first file in order that fails
+    raises, whichever process read it."""
+    workers = jobs if jobs is not None else len(os.sched_getaffinity(0))
+    workers = max(1, min(workers, _MAX_JOBS, len(todo) // _PER_JOB))
+    if workers == 1:
+        return [_describe(path, st) for path, st in todo]
+    import multiprocessing  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+    from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+
+    # fork is the cheapest start (the modules are loaded already); it is safe only while
+    # this process has one thread (the command line; an API caller may have more).
+    method = "fork" if threading.active_count() == 1 else "forkserver"
+    context = multiprocessing.get_context(method)
+    chunk = max(1, len(todo) // (workers * 4))
+    with ProcessPoolExecutor(workers, mp_context=context) as pool:
+        return list(pool.map(_describe_star, todo, chunksize=chunk))
+
+
+def _describe_star(item: tuple[Path, os.stat_result]) -> tuple[Distribution, bytes | None]:
+    return _describe(*item)
+
+
 def _kind(name: str) -> str | None:
     """'wheel', 'sdist', or None for a file that is not a distribution we index."""
     if name.endswith(".whl"):
@@ -382,31 +438,32 @@ def _load_state(out_dir: Path) -> dict[str, object]:
 def _cached(entry: object, filename: str, key: list[int]) -> Distribution | None:
     if not isinstance(entry, dict) or entry.get("key") != key:
         return None
+    project = entry.get("project")
+    # (A project name becomes a directory name: a state file that says otherwise is not
+    # trusted, and the file is read again.)
+    if not isinstance(project, str) or not _NORMALIZED.fullmatch(project):
+        return None
     try:
-        name, version = (
-            parse_wheel_filename(filename)[:2]
-            if filename.endswith(".whl")
-            else parse_sdist_filename(filename)
-        )
         return Distribution(
             filename=filename,
-            project=name,
-            version=version,
+            project=project,  # type: ignore[arg-type]
+            version=Version(str(entry["version"])),
             size=key[0],
             sha256=str(entry["sha256"]),
             requires_python=entry.get("requires_python"),
             metadata_sha256=entry.get("metadata_sha256"),
         )
-    except (KeyError, TypeError, ValueError, InvalidWheelFilename, InvalidSdistFilename):
+    except (KeyError, TypeError, ValueError, InvalidVersion):
         return None
 
 
 # ------------------------------------------------------------------------------- pages
 
 
-def _href(dist_dir: Path, out_dir: Path, project: str, filename: str) -> str:
-    rel = os.path.relpath(dist_dir / filename, out_dir / project)
-    return quote(rel.replace(os.sep, "/"), safe="/")
+def _files_url(dist_dir: Path, out_dir: Path) -> str:
+    """The URL of ``dist_dir`` relative to a project page (``out_dir/<project>/``)."""
+    rel = os.path.relpath(dist_dir, out_dir / "project").replace(os.sep, "/")
+    return "" if rel == "." else quote(rel, safe="/") + "/"
 
 
 def _attr(value: str) -> str:
@@ -425,16 +482,15 @@ def _html_page(title: str, links: Iterable[str]) -> bytes:
 
 
 def _json(doc: object) -> bytes:
-    return (json.dumps(doc, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    # Compact, as PyPI serves it (and json's C encoder only writes without an indent).
+    return (json.dumps(doc, sort_keys=True, separators=(",", ":")) + "\n").encode("utf-8")
 
 
-def _project_pages(
-    project: str, dists: list[Distribution], dist_dir: Path, out_dir: Path
-) -> tuple[bytes, bytes]:
+def _project_pages(project: str, dists: list[Distribution], files_url: str) -> tuple[bytes, bytes]:
     links = []
     files = []
     for d in dists:
-        href = _href(dist_dir, out_dir, project, d.filename)
+        href = files_url + quote(d.filename)
         attrs = [f'href="{_attr(href)}#sha256={d.sha256}"']
         entry: dict[str, object] = {
             "filename": d.filename,
@@ -531,6 +587,7 @@ def plan_index(
     out_dir: str | os.PathLike[str] | None = None,
     *,
     yanked: Mapping[str, str] | None = None,
+    jobs: int | None = None,
 ) -> IndexPlan:
     """Read and check every distribution in ``dist_dir`` and work out the pages of its
     index in ``out_dir`` (default ``dist_dir/simple``). Writes nothing; raises
@@ -538,11 +595,15 @@ def plan_index(
 
     ``yanked`` maps a file name, or a release ``NAME==VERSION`` (all its files), to the
     reason it is yanked ("" for none); an entry that matches nothing is an error.
+    ``jobs``: processes that read the files not in the state cache (default: one per
+    CPU, at most 8, each reading at least 32 files; 1: this process only).
     """
     dist_dir = Path(dist_dir).absolute()
     out = Path(out_dir).absolute() if out_dir is not None else dist_dir / "simple"
     if not dist_dir.is_dir():
-        raise IndexInputError(str(dist_dir), "not a directory")
+        raise IndexInputError(
+            str(dist_dir), "not a directory", hint="DIR is the directory of wheels and sdists"
+        )
     files, skipped = _scan(dist_dir)
     state = _load_state(out)
     cache = state.get("files", {})
@@ -550,18 +611,22 @@ def plan_index(
     distributions: list[Distribution] = []
     served: dict[str, bytes] = {}
     new_cache: dict[str, object] = {}
-    hashed = 0
+    cached = {path.name: _cached(cache.get(path.name), path.name, _key(st)) for path, st in files}
+    todo = [(path, st) for path, st in files if cached[path.name] is None]
+    read = dict(zip([p.name for p, _ in todo], _describe_all(todo, jobs), strict=True))
+    hashed = len(todo)
     for path, st in files:
         key = _key(st)
-        dist = _cached(cache.get(path.name), path.name, key)
+        dist = cached[path.name]
         if dist is None:
-            dist, metadata = _describe(path, st)
-            hashed += 1
+            dist, metadata = read[path.name]
             if metadata is not None:
                 served[path.name] = metadata
         distributions.append(dist)
         new_cache[path.name] = {
             "key": key,
+            "project": dist.project,
+            "version": str(dist.version),
             "sha256": dist.sha256,
             "requires_python": dist.requires_python,
             "metadata_sha256": dist.metadata_sha256,
@@ -569,39 +634,43 @@ def plan_index(
     distributions = _yanks(distributions, yanked or {}, str(dist_dir))
     distributions.sort(key=lambda d: (d.project, d.version, d.filename))
 
-    wanted: list[tuple[Path, bytes | None]] = []  # None: a .metadata file to check
+    # Every output: (where, the state's name for it, content or None, its sha256). None:
+    # a cached wheel's .metadata, whose content is read only if it must be written.
+    wanted: list[tuple[Path, str, bytes | None, str]] = []
     for d in distributions:
         if d.metadata_sha256 is not None:
-            wanted.append((dist_dir / f"{d.filename}.metadata", served.get(d.filename)))
+            name = f"{d.filename}.metadata"
+            wanted.append((dist_dir / name, name, served.get(d.filename), d.metadata_sha256))
     by_project: dict[str, list[Distribution]] = {}
     for d in distributions:
         by_project.setdefault(d.project, []).append(d)
-    for project, dists in sorted(by_project.items()):
-        page, doc = _project_pages(project, dists, dist_dir, out)
-        wanted += [(out / project / "index.html", page), (out / project / "index.json", doc)]
-    page, doc = _root_pages(by_project)
-    wanted += [(out / "index.html", page), (out / "index.json", doc)]
+    files_url = _files_url(dist_dir, out)
+    pages = [(f"{p}/", _project_pages(p, ds, files_url)) for p, ds in sorted(by_project.items())]
+    pages.append(("", _root_pages(by_project)))
+    for prefix, (page, doc) in pages:
+        for leaf, content in (("index.html", page), ("index.json", doc)):
+            rel = f"{_OUT}{prefix}{leaf}"
+            wanted.append((out / prefix / leaf, rel, content, hashlib.sha256(content).hexdigest()))
 
+    old = state.get("outputs")
+    old_outputs: dict[str, object] = old if isinstance(old, dict) else {}
     writes: list[tuple[Path, bytes]] = []
     unchanged: list[Path] = []
-    meta_sha = {f"{d.filename}.metadata": d.metadata_sha256 for d in distributions}
-    for path, data in wanted:
-        if data is None:  # a cached wheel's .metadata: check it by its sha256
-            expected = meta_sha[path.name]
-            try:
-                ok = os.path.isfile(path) and _sha256(path) == expected
-            except OSError:
-                ok = False
+    for path, rel, data, sha in wanted:
+        if _recorded(path, old_outputs.get(rel), sha):
+            unchanged.append(path)
+            continue
+        if data is None:  # a cached wheel's .metadata that is not as this module left it
+            ok = False
+            with contextlib.suppress(OSError):
+                ok = os.path.isfile(path) and _sha256(path) == sha
             if ok:
                 unchanged.append(path)
                 continue
-            data = _wheel_metadata(dist_dir / path.name[: -len(".metadata")])
-            if hashlib.sha256(data).hexdigest() != expected:  # changed under the same key
-                raise IndexInputError(
-                    str(dist_dir / path.name[: -len(".metadata")]),
-                    "changed while being indexed",
-                    hint="run again",
-                )
+            wheel = dist_dir / path.name[: -len(".metadata")]
+            data = _wheel_metadata(wheel)
+            if hashlib.sha256(data).hexdigest() != sha:  # changed under the same key
+                raise IndexInputError(str(wheel), "changed while being indexed", hint="run again")
         if _same_content(path, data):
             unchanged.append(path)
         else:
@@ -609,21 +678,15 @@ def plan_index(
 
     # What an earlier run wrote and this one does not: pages of projects that are gone,
     # .metadata files of wheels that are gone.
-    keep = {str(p) for p, _ in wanted}
-    old = state.get("outputs", [])
+    keep = {rel for _, rel, _, _ in wanted}
     removes = sorted(
-        {
-            base / rel
-            for rel in (old if isinstance(old, list) else [])
-            if isinstance(rel, str)
-            for base in (dist_dir if rel.endswith(".whl.metadata") and "/" not in rel else out,)
-            if str(base / rel) not in keep and (base / rel).is_file()
-        }
+        path
+        for rel in old_outputs
+        if rel not in keep
+        for path in (out / rel[len(_OUT) :] if rel.startswith(_OUT) else dist_dir / rel,)
+        if "/" not in rel or rel.startswith(_OUT)
+        if path.is_file()
     )
-    outputs = sorted(
-        os.path.relpath(p, dist_dir if p.parent == dist_dir else out) for p, _ in wanted
-    )
-    state_doc = {"version": _STATE_VERSION, "files": new_cache, "outputs": outputs}
     return IndexPlan(
         dist_dir=dist_dir,
         out_dir=out,
@@ -633,23 +696,50 @@ def plan_index(
         unchanged=tuple(unchanged),
         skipped=tuple(skipped),
         hashed=hashed,
-        state=_json(state_doc),
+        state={
+            "version": _STATE_VERSION,
+            "files": new_cache,
+            "outputs": {rel: (path, sha) for path, rel, _, sha in wanted},
+        },
     )
+
+
+def _recorded(path: Path, entry: object, sha: str) -> bool:
+    """Whether ``path`` is the file an earlier run wrote with this content: same size,
+    mtime and inode as the state recorded, and the sha256 wanted now."""
+    if not isinstance(entry, list) or len(entry) != 4 or entry[3] != sha:
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and entry[:3] == _key(st)
 
 
 # ----------------------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """``data`` at ``path``, through a temporary sibling renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale(path.parent, _TEMP_PATTERN)
-    tmp = path.parent / f".{path.name}.{owner_tag()}.tmp"
+def _write_atomic(path: Path, data: bytes, ready: set[Path]) -> None:
+    """``data`` at ``path``, through a temporary sibling renamed into place. A directory
+    is made, or cleaned of the temporary files of killed runs, once (``ready``)."""
+    parent = path.parent
+    if parent not in ready:
+        try:
+            parent.mkdir(parents=True)
+        except FileExistsError:
+            remove_stale(parent, _TEMP_PATTERN)
+        ready.add(parent)
+    final = os.fspath(path)
+    tmp = os.path.join(os.fspath(parent), f".{path.name}.{owner_tag()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
+        os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -660,16 +750,23 @@ def write_index(plan: IndexPlan) -> IndexResult:
     """Apply a plan: the ``.metadata`` files first, then the project pages, the root
     pages, the removals and the state file last, each file written atomically."""
     written: list[Path] = []
+    ready: set[Path] = set()
     try:
         for path, data in plan.writes:
-            _write_atomic(path, data)
+            _write_atomic(path, data, ready)
             written.append(path)
         for path in plan.removes:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
             with contextlib.suppress(OSError):
                 path.parent.rmdir()  # a project directory left empty
-        _write_atomic(plan.out_dir / STATE_FILE, plan.state)
+        outputs = plan.state.get("outputs", {})
+        assert isinstance(outputs, dict)
+        recorded: dict[str, list[object]] = {}
+        for rel, (path, sha) in outputs.items():
+            with contextlib.suppress(OSError):
+                recorded[rel] = [*_key(os.lstat(path)), sha]
+        _write_atomic(plan.out_dir / STATE_FILE, _json({**plan.state, "outputs": recorded}), ready)
     except OSError as e:
         raise IndexInputError(
             str(plan.out_dir), f"cannot write the index: {e}", hint="check the permissions"
@@ -691,7 +788,8 @@ def build_index(
     out_dir: str | os.PathLike[str] | None = None,
     *,
     yanked: Mapping[str, str] | None = None,
+    jobs: int | None = None,
 ) -> IndexResult:
     """Index the distributions of ``dist_dir`` into ``out_dir`` (default
     ``dist_dir/simple``): :func:`plan_index`, then :func:`write_index`."""
-    return write_index(plan_index(dist_dir, out_dir, yanked=yanked))
+    return write_index(plan_index(dist_dir, out_dir, yanked=yanked, jobs=jobs))
