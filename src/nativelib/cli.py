@@ -85,6 +85,12 @@ COMMANDS: tuple[Command, ...] = (
         extra="build",
     ),
     Command(
+        "release",
+        "nativelib.release.command",
+        "build the release set (runtime wheels, pynativelib sdist and wheel) of a release file",
+        extra="release",
+    ),
+    Command(
         "resolve",
         "nativelib.resolver.command",
         "pick the runtime wheels that satisfy what files need",
