@@ -227,7 +227,11 @@ class BoundDecision:
         return f"{self.distribution}>={short_version(self.bound)}"
 
     def describe(self) -> str:
-        parts = [self.requirement() + ":", self.rule.describe()]
+        return f"{self.requirement()}: {self.reasons()}"
+
+    def reasons(self) -> str:
+        """Why this bound: the node that sets it, a declared bound kept, the cross-check."""
+        parts = [self.rule.describe()]
         if self.kept_declared and self.declared is not None:
             parts.append(f"the declared bound {short_version(self.declared)} is tighter: kept")
         if not self.cross_checked:
@@ -237,7 +241,7 @@ class BoundDecision:
         parts += list(self.notes)
         if self.problem:
             parts.append(self.problem)
-        return " ".join(p if p.endswith(":") else p + ";" for p in parts).rstrip(";")
+        return "; ".join(parts)
 
 
 def _oldest_providing(

@@ -58,6 +58,7 @@ class TargetDecision:
     cross_checked: bool  # every required runtime was checked against candidates
     refusal: str | None = None  # why no tag (or the given --plat) works
     rejected: tuple[str, ...] = field(default_factory=tuple)  # why lower tags failed
+    given: bool = False  # the tag was given (--plat), not searched for
 
     @property
     def required(self) -> dict[NormalizedName, BoundDecision]:
@@ -71,16 +72,17 @@ class TargetDecision:
         for name in sorted(self.choices):
             c = self.choices[name]
             if c.required and c.bound is not None:
-                lines.append(f"require {c.bound.requirement()}  ({c.why}; {c.bound.describe()})")
+                lines.append(f"runtime {c.bound.requirement()}: {c.why}; {c.bound.reasons()}")
             else:
-                lines.append(f"host    {name} not required ({c.why})")
+                lines.append(f"runtime {name}: left to the host: {c.why}")
         if self.policy is not None:
-            lines.append(f"target  {self.platforms[0]}")
+            how = "as given (--plat), checked" if self.given else "the lowest tag that works"
+            lines.append(f"target  {self.platforms[0]}: {how}")
         lines += [f"lower   {r}" for r in self.rejected]
         if self.choices and not self.cross_checked:
             lines.append(
                 "note    the tag was not cross-checked against runtime wheels (no candidates "
-                "given: --find-links/--index-url)"
+                "given: --find-links/--index-url); the bound rule alone decided"
             )
         return lines
 
@@ -253,6 +255,8 @@ def decide_target(
         return all(c.bound.cross_checked for c in choices.values() if c.required and c.bound)
 
     if plat is not None:
+        if not plat.endswith(f"_{arch}"):
+            plat = f"{plat}_{arch}"  # auditwheel's names carry the arch; allow it left out
         policy, plat_arch = policy_for_tag(plat)
         choices, problems = at(policy)
         platforms = platform_tags_with_aliases(plat) if policy is not None else (plat,)
@@ -263,6 +267,7 @@ def decide_target(
             choices,
             cross_checked(choices),
             refusal=f"{plat}: " + "; ".join(problems) if problems else None,
+            given=True,
         )
     rejected: list[str] = []
     last: tuple[dict[NormalizedName, Choice], list[str]] = ({}, [])
