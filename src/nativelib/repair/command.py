@@ -11,7 +11,6 @@ from nativelib.catalog import Catalog, load_catalog
 from nativelib.errors import (
     NativeLibError,
     RepairError,
-    UsageError,
     WheelError,
     report_error,
 )
@@ -25,30 +24,11 @@ from nativelib.repair.core import (
 )
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
 from nativelib.repair.graft import external_needs, graft_with_auditwheel
-from nativelib.resolver import candidates
+from nativelib.resolver.target import target_candidates
 from nativelib.wheelfile import copy_wheel, validate_layout
 from nativelib.wheelfile.read import read_wheel
 
-__all__ = ["configure_parser", "link_candidates", "repair_wheel", "run"]
-
-
-def link_candidates(
-    find_links_dirs: Sequence[str] | None, index_urls: Sequence[str] | None
-) -> candidates.Source | None:
-    """The runtime wheels to cross-check bounds and tags against: ``--find-links`` and
-    ``--index-url`` (not the runtimes installed here, whose platforms are unknown); None
-    when neither is given."""
-    sources: list[candidates.Source] = []
-    for directory in find_links_dirs or ():
-        if not Path(directory).is_dir():
-            raise UsageError(
-                f"--find-links {directory!r}: not a directory",
-                hint="--find-links names a directory of wheels (as pip's does)",
-            )
-        sources.append(candidates.find_links(Path(directory)))
-    for url in index_urls or ():
-        sources.append(candidates.index(url, lowest=True))
-    return candidates.merge(*sources) if sources else None
+__all__ = ["configure_parser", "repair_wheel", "run"]
 
 
 def repair_wheel(
@@ -165,7 +145,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         catalog = load_catalog()
         forced = _runtimes(args.runtime or (), catalog)
-        link = LinkOptions(link_candidates(args.find_links, args.index_url), args.plat, forced)
+        link = LinkOptions(target_candidates(args.find_links, args.index_url), args.plat, forced)
     except NativeLibError as e:
         report_error(e)
         return 2

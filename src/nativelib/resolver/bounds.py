@@ -299,7 +299,12 @@ def requirement_bounds(
                     notes.append("bound taken from the oldest candidate that defines them")
             else:
                 newest = max(cands, key=lambda c: c.version)
-                need = ", ".join(sorted(n for ns in req.nodes.values() for n in ns)) or "it"
+                lacking = sorted(
+                    n
+                    for soname, ns in req.nodes.items()
+                    for n in ns - newest.definitions.get(soname, frozenset())
+                )
+                need = ", ".join(lacking) or ", ".join(sorted(req.nodes)) or "it"
                 at = f" at or above {short_version(bound)}" if bound is not None else ""
                 problem = (
                     f"no {req.name} candidate{at} defines {need} (the newest known is "

@@ -18,8 +18,9 @@ unresolvable by dependency. ``plat`` checks one given tag by the same rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -32,11 +33,13 @@ from nativelib.abi import (
     platform_tags_with_aliases,
 )
 from nativelib.elf import ElfInfo
+from nativelib.errors import UsageError
+from nativelib.resolver import candidates as _candidates
 from nativelib.resolver.bounds import BoundDecision, requirement_bounds
 from nativelib.resolver.candidates import Source
 from nativelib.resolver.model import Candidate, Pending, Requirement
 
-__all__ = ["Choice", "TargetDecision", "decide_target", "policy_for_tag"]
+__all__ = ["Choice", "TargetDecision", "decide_target", "policy_for_tag", "target_candidates"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,25 @@ class TargetDecision:
                 "given: --find-links/--index-url); the bound rule alone decided"
             )
         return lines
+
+
+def target_candidates(
+    find_links_dirs: Sequence[str] | None, index_urls: Sequence[str] | None
+) -> Source | None:
+    """The runtime wheels to cross-check bounds and tags against: ``--find-links`` and
+    ``--index-url`` (not the runtimes installed here, whose platforms are unknown); None
+    when neither is given."""
+    sources: list[Source] = []
+    for directory in find_links_dirs or ():
+        if not Path(directory).is_dir():
+            raise UsageError(
+                f"--find-links {directory!r}: not a directory",
+                hint="--find-links names a directory of wheels (as pip's does)",
+            )
+        sources.append(_candidates.find_links(Path(directory)))
+    for url in index_urls or ():
+        sources.append(_candidates.index(url, lowest=True))
+    return _candidates.merge(*sources) if sources else None
 
 
 def policy_for_tag(tag: str) -> tuple[ManylinuxPolicy | None, str]:
