@@ -213,6 +213,20 @@ def decide_target(
     def node_list(req: Requirement) -> list[str]:
         return sorted(n for soname, ns in req.nodes.items() for n in ns if n != soname)
 
+    def pulled_in(names: Iterable[NormalizedName]) -> dict[NormalizedName, NormalizedName]:
+        """Runtimes the files need that the candidates of ``names`` depend on (gfortran5
+        on cxx14): installed with them, their prefix copy comes before the host's."""
+        out: dict[NormalizedName, NormalizedName] = {}
+        if inst is None:
+            return out
+        for name in names:
+            for cand in inst.candidates(name):
+                for dep, _spec in cand.dependencies:
+                    dep_name = canonicalize_name(dep)
+                    if dep_name in reqs and dep_name != name:
+                        out.setdefault(dep_name, name)
+        return out
+
     def at(p: ManylinuxPolicy | None) -> tuple[dict[NormalizedName, Choice], list[str]]:
         """The choices at policy ``p`` and the reasons it fails (none: it works)."""
         choices: dict[NormalizedName, Choice] = {}
@@ -220,10 +234,21 @@ def decide_target(
         tag = _tag(p, arch)
         if p is not None and own_fit is not None and tag not in own_fit:
             problems.append(f"the files' own needs (glibc and its kin) are beyond {tag}")
+        # Runtimes no policy provides are required at every tag; what their candidates
+        # depend on comes into the prefix with them, so it is required too.
+        always = [
+            n for n, r in reqs.items() if not (r.nodes and all(s in host_sonames for s in r.nodes))
+        ]
+        companions = pulled_in(always)
         for name, req in sorted(reqs.items()):
             hostable = bool(req.nodes) and all(s in host_sonames for s in req.nodes)
             nodes = node_list(req)
-            if p is not None and hostable and name not in forced_names:
+            if name in companions and name not in forced_names:
+                why = (
+                    f"installed with {companions[name]} (its dependency), so its prefix copy "
+                    "comes before the host's"
+                )
+            elif p is not None and hostable and name not in forced_names:
                 beyond = [n for n in nodes if not p.allows(n)]
                 if not beyond:
                     sonames = ", ".join(sorted(req.nodes))
