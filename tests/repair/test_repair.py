@@ -259,6 +259,28 @@ def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None], record: boo
     return dest
 
 
+def test_a_tighter_declared_bound_is_kept_and_a_looser_one_replaced(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meta = "ompdemo-1.0.dist-info/METADATA"
+    for declared, expected in (("12.2", "nativelib-gomp>=12.2"), ("1.0", "nativelib-gomp>=4.9")):
+        head = f"Metadata-Version: 2.1\nName: ompdemo\nVersion: 1.0\nRequires-Dist: nativelib-gomp>={declared}\n"
+        wheel = _rewrite(
+            built["plain"], tmp_path / declared / built["plain"].name, {meta: head.encode()}
+        )
+        out = tmp_path / declared / "out"
+        assert main(["repair", str(wheel), "-w", str(out)]) == 0
+        err = capsys.readouterr().err
+        (fixed,) = out.glob("*.whl")
+        with zipfile.ZipFile(fixed) as zf:
+            lines = zf.read(meta).decode().splitlines()
+        assert [ln for ln in lines if ln.startswith("Requires-Dist")] == [
+            f"Requires-Dist: {expected}"
+        ]
+        kept = "nativelib-gomp: the declared bound 12.2 is tighter than what the nodes need (4.9.0); kept"
+        assert (kept in err) == (declared == "12.2")
+
+
 @pytest.mark.parametrize(
     ("case", "message"),
     [
