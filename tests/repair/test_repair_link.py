@@ -314,3 +314,107 @@ def test_only_an_older_cxx14_known_depends_on_none_or_refuses_and_doctor_sees_th
     )  # fmt: skip
     assert doctor.returncode == 1, doctor.stdout + doctor.stderr
     assert "GLIBCXX_3.4.30" in doctor.stdout and "nativelib-cxx14" in doctor.stdout
+
+
+CMAKE = """
+cmake_minimum_required(VERSION 3.15)
+project(${SKBUILD_PROJECT_NAME} LANGUAGES CXX)
+set(CMAKE_CXX_STANDARD 17)
+find_package(pybind11 CONFIG REQUIRED)
+find_package(OpenMP REQUIRED)
+pybind11_add_module(_ext src/ext.cpp)
+target_link_libraries(_ext PRIVATE OpenMP::OpenMP_CXX)
+install(TARGETS _ext DESTINATION skomp)
+"""
+PYBIND_SOURCE = r"""
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <omp.h>
+
+std::optional<std::string> total(long n) {
+    if (n < 0) throw std::invalid_argument("negative");
+    std::mutex m;
+    std::condition_variable cv;
+    {
+        std::unique_lock<std::mutex> lk(m);
+        if (n == -1) cv.wait(lk);  // never taken; binds wait() at GLIBCXX_3.4.30
+    }
+    long t = 0;
+#pragma omp parallel for reduction(+ : t)
+    for (long i = 0; i < n; i++) t += i;
+    if (n == 0) return std::nullopt;
+    return std::to_string(t);
+}
+PYBIND11_MODULE(_ext, m) { m.def("total", &total); }
+"""
+
+
+def test_scikit_build_core_pybind11_project_from_pypi(
+    runtime_wheelhouse: Path, pynativelib_dir: Path, tmp_path: Path
+) -> None:
+    """The maintainer's flow of the issue: scikit-build-core + pybind11 (from PyPI, build
+    isolation), ``pip wheel .``, ``nativelib repair --runtime cxx14``, pip install, run;
+    the exception crosses the boundary, the optional comes back, one libgomp and one
+    libstdc++, both the prefix's."""
+    project = tmp_path / "skomp"
+    (project / "src").mkdir(parents=True)
+    (project / "skomp").mkdir()
+    (project / "skomp/__init__.py").write_text("from ._ext import total\n")
+    (project / "src/ext.cpp").write_text(PYBIND_SOURCE)
+    (project / "CMakeLists.txt").write_text(CMAKE)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["scikit-build-core>=0.10", "pybind11>=2.12"]\n'
+        'build-backend = "scikit_build_core.build"\n\n'
+        '[project]\nname = "skomp"\nversion = "0.1.0"\n\n'
+        '[tool.scikit-build]\nwheel.packages = ["skomp"]\n'
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path / "dist"),
+         str(project)],
+        check=True,
+    )  # fmt: skip
+    (raw,) = (tmp_path / "dist").glob("*.whl")
+    code, wheel = _repair(
+        raw, tmp_path / "w", "--find-links", str(runtime_wheelhouse), "--runtime", "cxx14"
+    )
+    assert code == 0 and wheel is not None
+    assert _tag(wheel.name) == "manylinux_2_36_x86_64"
+    assert _metadata(wheel) == [
+        "Requires-Dist: nativelib-cxx14>=12.1",
+        "Requires-Dist: nativelib-gomp>=4.9",
+    ]
+    env = Env(tmp_path / "env", "venv")
+    (env.site / "pynativelib-src.pth").unlink()
+    subprocess.run(
+        [env.python, "-m", "pip", "install", "-q", "packaging", "resolvelib"], check=True,
+        env=env.env,
+    )  # fmt: skip
+    subprocess.run(
+        [env.python, "-m", "pip", "install", "-q", "--no-index", "--find-links",
+         str(runtime_wheelhouse), "--find-links", str(pynativelib_dir), str(wheel)],
+        check=True, env=env.env,
+    )  # fmt: skip
+    probe = textwrap.dedent(
+        """
+        import skomp
+        assert skomp.total(0) is None
+        try:
+            skomp.total(-5)
+        except ValueError as e:
+            assert str(e) == "negative"
+        maps = {l.split()[-1] for l in open("/proc/self/maps") if ".so" in l}
+        libs = sorted(p for p in maps if "libgomp" in p or "libstdc++" in p)
+        print(skomp.total(1000), "|".join(libs))
+        """
+    )
+    run = env.run(probe)
+    assert run.returncode == 0, run.stderr
+    value, libs = run.stdout.split()
+    prefix = env.site / "nativelib.prefix/lib"
+    assert value == str(1000 * 999 // 2)
+    assert libs.split("|") == [str(prefix / "libgomp.so.1"), str(prefix / "libstdc++.so.6")]

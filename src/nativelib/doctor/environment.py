@@ -33,7 +33,7 @@ from nativelib.doctor.installed import InstalledRuntime
 from nativelib.doctor.model import CudaFacts, Finding, finding
 from nativelib.elf import ElfInfo
 from nativelib.errors import ElfError, NotElfError
-from nativelib.prefix import LIB_DIR
+from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.resolver.host import cuda_policy, driver_version
 from nativelib.scan import ScanResult
 from nativelib.vendored import RuntimeCopy, canonical_name, identify
@@ -428,6 +428,7 @@ class Checks:
             if (
                 nodes
                 and direct is not None
+                and PREFIX_DIRNAME in direct.path
                 and not nodes <= frozenset(direct.version_definitions)
                 and any(os.path.realpath(direct.path).startswith(p) for p in self._prefix_libs)
             ):
