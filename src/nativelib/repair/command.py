@@ -51,6 +51,15 @@ def resolver_bounds(source: candidates.Source, arch: str) -> Bounds:
     return bounds
 
 
+def _extracted(name: str) -> bool:
+    """The members repair reads from disk besides the ELF files (which are always
+    extracted): the .dist-info files, files named like shared objects (to refuse those
+    that are not ELF), and ``__init__.py`` files (``--add-preload`` edits them). The
+    others are verified as they stream by and copied compressed into the output."""
+    base = name.rsplit("/", 1)[-1]
+    return ".dist-info/" in name or base == "__init__.py" or ".so" in base
+
+
 def repair_wheel(
     wheel: Path,
     out_dir: Path,
@@ -69,7 +78,7 @@ def repair_wheel(
     except WheelError as e:
         raise RepairError(e.path, e.reason) from e
     with temporary_tree("repair") as tmp:
-        contents = read_wheel(Path(wheel), Path(tmp))
+        contents = read_wheel(Path(wheel), Path(tmp), wanted=_extracted)
         plan = plan_repair(
             contents, catalog, runtimes=runtimes, bounds=bounds, add_preload=add_preload
         )

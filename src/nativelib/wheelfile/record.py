@@ -32,7 +32,7 @@ from nativelib.prefix import record_digest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import zipfile
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Container, Iterable, Iterator, Mapping
     from typing import BinaryIO
 
 __all__ = [
@@ -213,29 +213,39 @@ def verify_members(
     zf: zipfile.ZipFile,
     rows: Mapping[str, RecordRow],
     where: str,
-    open_out: Callable[[zipfile.ZipInfo], BinaryIO | None] | None = None,
-) -> list[tuple[zipfile.ZipInfo, int]]:
-    """Hash every file RECORD gives a hash for (after :func:`check_listing`), copying it
-    into ``open_out(info)`` on the way when that returns a file; returns ``(info, size)``
-    of each in archive order (RECORD and its signatures left out). Reading errors of the
-    zip (``BadZipFile``, ``zlib.error``, ``EOFError``, ``OSError``) are the caller's."""
+    open_out: Callable[[zipfile.ZipInfo, bytes], BinaryIO | None] | None = None,
+    *,
+    skip: Container[str] = (),
+) -> list[tuple[zipfile.ZipInfo, int, int | None]]:
+    """Hash every file RECORD gives a hash for (after :func:`check_listing`), but those in
+    ``skip``, each streamed once; ``open_out(info, first_chunk)`` is asked once the first
+    chunk is read, and the member is copied into the file it returns (if any). Returns
+    ``(info, size, stored_crc)`` of each in archive order (RECORD and its signatures left
+    out; ``stored_crc``: the CRC-32 of its stored bytes when ``zf`` is a
+    :class:`~nativelib.safezip.SafeZipFile`, else None). Reading errors of the zip
+    (``BadZipFile``, ``zlib.error``, ``EOFError``, ``OSError``) are the caller's."""
     import hashlib  # noqa: PLC0415 (not at import time: the doctor's start-up)
 
-    verified: list[tuple[zipfile.ZipInfo, int]] = []
+    verified: list[tuple[zipfile.ZipInfo, int, int | None]] = []
     for info in zf.infolist():
         row = rows.get(info.filename)
-        if info.is_dir() or row is None or row.algorithm is None:
+        if info.is_dir() or row is None or row.algorithm is None or info.filename in skip:
             continue
         h = hashlib.new(row.algorithm)
         done = 0
-        out = open_out(info) if open_out is not None else None
+        out = None
         try:
             with zf.open(info) as stream:
-                while chunk := stream.read(_CHUNK):
+                chunk = stream.read(_CHUNK)
+                out = open_out(info, chunk) if open_out is not None else None
+                while chunk:
                     h.update(chunk)
                     done += len(chunk)
                     if out is not None:
                         out.write(chunk)
+                    chunk = stream.read(_CHUNK)
+                # safezip's stream knows the CRC-32 of the stored bytes it read
+                stored = getattr(getattr(stream, "raw", None), "stored_crc", None)
         finally:
             if out is not None:
                 out.close()
@@ -252,5 +262,5 @@ def verify_members(
                 f"hash / size of {name} didn't match RECORD: it has {done} bytes, RECORD says "
                 f"{row.size}",
             )
-        verified.append((info, done))
+        verified.append((info, done, stored if isinstance(stored, int) else None))
     return verified
