@@ -13,7 +13,8 @@ level 6 on a thread pool (blocks of 256 KiB, like nativelib's writer). The edits
 
 Each repair is a fresh process (``python -m nativelib repair WHEEL -w OUT``), timed from
 start to exit. Peak memory: ``ru_maxrss`` of that process from ``wait4`` (it includes
-patchelf, its child), and the repair process's own peak (patchelf left out). Targets
+patchelf, its child), and the repair process's own peak (patchelf left out); the floor
+runs in a process of its own, so that no repair inherits its peak. Targets
 (issue 11): within 1.5x of the floor; peak memory below the largest member + 200 MB.
 
 ``--python`` adds interpreters whose ``nativelib`` is timed too (e.g. main's venv, for a
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import shutil
 import struct
@@ -213,18 +215,32 @@ def mb(n: float) -> str:
     return f"{n / (1 << 20):.0f} MB"
 
 
+def floor_child(wheel: Path, work: Path) -> None:
+    """The floor, in its own process (``--floor``): a child inherits its parent's peak
+    memory through exec (Linux counts the pre-exec image in ``ru_maxrss``), so the process
+    that starts the timed repairs never holds a whole member."""
+    with zipfile.ZipFile(wheel) as zf:
+        sizes = {i.filename: i.file_size for i in zf.infolist()}
+    edits = plan_edits(wheel)
+    work.mkdir(parents=True, exist_ok=True)
+    times = floor(wheel, edits, work)
+    shutil.rmtree(work)
+    edited = sum(sizes[e.member] for e in edits)  # type: ignore[attr-defined]
+    print(json.dumps({**times, "edits": len(edits), "edited": edited}))
+
+
 def bench_wheel(wheel: Path, pythons: list[str], work: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
-        infos = zf.infolist()
-    largest = max(i.file_size for i in infos)
-    edits = plan_edits(wheel)
-    edited = sum(next(i.file_size for i in infos if i.filename == e.member) for e in edits)  # type: ignore[attr-defined]
-    print(f"\n{wheel.name}: {len(infos)} members, {mb(sum(i.file_size for i in infos))} "
-          f"({mb(wheel.stat().st_size)} compressed); {len(edits)} edited ({mb(edited)}); "
+        sizes = [i.file_size for i in zf.infolist()]
+    largest = max(sizes)
+    run = subprocess.run(
+        [sys.executable, __file__, "--floor", str(wheel), "--work", str(work / "floor")],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    f = json.loads(run.stdout.strip().splitlines()[-1])
+    print(f"\n{wheel.name}: {len(sizes)} members, {mb(sum(sizes))} "
+          f"({mb(wheel.stat().st_size)} compressed); {f['edits']} edited ({mb(f['edited'])}); "
           f"largest member {mb(largest)}")  # fmt: skip
-    (work / "floor").mkdir(parents=True, exist_ok=True)
-    f = floor(wheel, edits, work / "floor")
-    shutil.rmtree(work / "floor")
     print(
         f"  floor              {f['total']:7.2f} s  (copy {f['copy']:.2f}, inflate edited "
         f"{f['inflate']:.2f}, patchelf {f['patchelf']:.2f}, deflate edited {f['deflate']:.2f})"
@@ -309,7 +325,7 @@ def bench_auditwheel(pythons: list[str], work: Path, repeat: int) -> None:
     for python in pythons:
         walls = [run_repair(python, wheel, work / "nl")[0] for _ in range(repeat)]
         fastest = min(walls)
-        print(f"  nativelib repair   {fastest:7.3f} s  = {fastest / aw:.2f}x auditwheel  ({python})")
+        print(f"  nativelib repair   {fastest:7.3f} s  = {fastest / aw:.2f}x auditwheel ({python})")
 
 
 def main() -> int:
@@ -319,7 +335,12 @@ def main() -> int:
                         help="another interpreter whose nativelib repair is timed too")  # fmt: skip
     parser.add_argument("--only", default="torch,sklearn,numpy,auditwheel")
     parser.add_argument("--repeat", type=int, default=3, help="auditwheel comparison runs")
+    parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # the child's job
+    parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.floor:
+        floor_child(args.floor, args.work)
+        return 0
     pythons = [sys.executable, *args.python]
     only = args.only.split(",")
     print(f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")
