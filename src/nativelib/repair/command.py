@@ -4,51 +4,31 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from nativelib.catalog import Catalog, load_catalog
 from nativelib.errors import (
     NativeLibError,
     RepairError,
-    ResolutionError,
     WheelError,
     report_error,
 )
 from nativelib.leftovers import temporary_tree
-from nativelib.repair.core import Bounds, RepairPlan, apply_repair, plan_repair
+from nativelib.repair.core import (
+    LinkOptions,
+    RepairPlan,
+    _read_elves,
+    apply_repair,
+    plan_repair,
+)
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
-from nativelib.resolver import candidates
-from nativelib.resolver.candidates import candidate_source
-from nativelib.resolver.host import detect_host
-from nativelib.resolver.model import Requirement
-from nativelib.resolver.provider import lower_bounds
+from nativelib.repair.graft import external_needs, graft_with_auditwheel
+from nativelib.resolver.target import target_candidates
 from nativelib.wheelfile import copy_wheel, validate_layout
 from nativelib.wheelfile.read import read_wheel
 
-__all__ = ["configure_parser", "repair_wheel", "resolver_bounds", "run"]
-
-
-def resolver_bounds(source: candidates.Source, arch: str) -> Bounds:
-    """Lower bounds from the resolver: for each requirement, the oldest candidate whose
-    version definitions cover the nodes. A distribution with no candidate at all gets no
-    bound; one whose candidates all lack a node is an error (devendoring would break)."""
-
-    def bounds(requirements: Sequence[Requirement]) -> Mapping[str, str]:
-        known = [r for r in requirements if source(r.name)]
-        if not known:
-            return {}
-        try:
-            lowest = lower_bounds(known, source, arch)
-        except ResolutionError as e:
-            raise RepairError(
-                "runtime wheels",
-                "; ".join(e.explanation)
-                + " (the shared runtime would not satisfy the wheel: nothing was written)",
-            ) from e
-        return {r.name: str(lowest.chosen[r.name].version) for r in known}
-
-    return bounds
+__all__ = ["configure_parser", "repair_wheel", "run"]
 
 
 def _extracted(name: str) -> bool:
@@ -65,23 +45,37 @@ def repair_wheel(
     out_dir: Path,
     *,
     catalog: Catalog,
-    bounds: Bounds,
+    link: LinkOptions | None = None,
     editor: Editor | None = None,
-    runtimes: set[str] | None = None,
     add_preload: bool = False,
     plan_only: bool = False,
+    graft: bool = True,
 ) -> tuple[RepairPlan, Path | None]:
     """Plan the repair of ``wheel`` and (unless ``plan_only``) write the result into
-    ``out_dir``; returns the plan and the written wheel (None when nothing was written)."""
+    ``out_dir``; returns the plan and the written wheel (None when nothing was written).
+    A wheel that needs external libraries no runtime owns goes through ``auditwheel
+    repair`` first (``graft``; with ``plan_only`` it is only reported)."""
     try:
         validate_layout(Path(wheel))
     except WheelError as e:
         raise RepairError(e.path, e.reason) from e
     with temporary_tree("repair") as tmp:
-        contents = read_wheel(Path(wheel), Path(tmp), wanted=_extracted)
-        plan = plan_repair(
-            contents, catalog, runtimes=runtimes, bounds=bounds, add_preload=add_preload
-        )
+        contents = read_wheel(Path(wheel), Path(tmp) / "in", wanted=_extracted)
+        external = external_needs(_read_elves(contents), catalog)
+        grafted = False
+        if external and graft and not plan_only:
+            patchelf = find_patchelf()[0]
+            sonames = [s for r in catalog.recipes.values() for s in r.sonames]
+            aw = graft_with_auditwheel(Path(wheel), Path(tmp) / "auditwheel", sonames, patchelf)
+            contents = read_wheel(aw, Path(tmp) / "grafted", wanted=_extracted)
+            grafted = True
+        plan = plan_repair(contents, catalog, link=link, add_preload=add_preload)
+        if external and not grafted:
+            libs = ", ".join(sorted({s for _, s in external}))
+            plan.notes.append(f"external libraries {libs}: grafted by auditwheel repair")
+        elif grafted:
+            libs = ", ".join(sorted({s for _, s in external}))
+            plan.notes.append(f"auditwheel repair grafted {libs} (runtimes excluded)")
         if plan_only or not plan.changes_anything:
             return plan, None
         if editor is None:
@@ -102,24 +96,25 @@ def _copy_unchanged(wheel: Path, out_dir: Path) -> Path:
         raise RepairError(e.path, e.reason) from e
 
 
-def _runtimes(values: Sequence[str], catalog: Catalog) -> set[str] | None:
-    if not values:
-        return None
+def _runtimes(values: Sequence[str], catalog: Catalog) -> frozenset[str]:
     out = set()
     for value in values:
         for name in filter(None, (v.strip() for v in value.split(","))):
             out.add(catalog.get(name).name)
-    return out
+    return frozenset(out)
 
 
 def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.description = (
-        "Find the runtime libraries a wheel vendors (auditwheel's pkg.libs/libgomp-<hash>"
-        ".so.1.0.0, or unrenamed copies such as torch/lib/libgomp.so.1), point the shared "
-        "objects that need them at the shared runtime (DT_NEEDED back to the canonical "
-        "soname, an $ORIGIN-relative RUNPATH to nativelib.prefix/lib), remove the copies "
-        "and add Requires-Dist on the runtime distributions. The input is never modified. "
-        "Exit status: 0 repaired (or nothing to repair), 2 error (nothing written)."
+        "Link any Linux wheel (raw from pip wheel/build, auditwheel's output, or repaired "
+        "before) to the runtime wheels: every shared object that NEEDs a runtime library "
+        "(libgomp, libgfortran, cudart, MKL; libstdc++/libgcc_s when the target policy "
+        "does not guarantee the nodes) gets an $ORIGIN-relative RUNPATH into "
+        "nativelib.prefix/lib, vendored copies are removed, Requires-Dist gets a bound "
+        "from the version nodes needed, and the manylinux tag is the lowest on whose every "
+        "host the wheel installs and runs. Other external libraries are grafted by "
+        "auditwheel repair, run as a step. The input is never modified. "
+        "Exit status: 0 repaired (or nothing to do), 2 error (nothing written)."
     )
     parser.add_argument("wheels", nargs="+", metavar="WHEEL")
     parser.add_argument(
@@ -128,7 +123,13 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--runtime", action="append", metavar="NAMES",
-        help="only these runtimes, e.g. gomp,gfortran5 (default: every runtime found)",
+        help="require these runtimes even where the target policy would do, e.g. cxx14",
+    )  # fmt: skip
+    parser.add_argument(
+        "--plat", metavar="PLATFORM",
+        help="the target tag, e.g. manylinux_2_28_x86_64 (auditwheel's names): checked, "
+        "refused with the reason when the wheel cannot both install and run there "
+        "(default: the lowest that works)",
     )  # fmt: skip
     parser.add_argument("--plan", action="store_true", help="print every edit; write nothing")
     parser.add_argument(
@@ -137,7 +138,10 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "(for --user, --target and other layouts that RUNPATH cannot reach)",
     )  # fmt: skip
     parser.add_argument(
-        "--find-links", action="append", metavar="DIR", help="runtime wheels (for bounds)"
+        "--find-links",
+        action="append",
+        metavar="DIR",
+        help="runtime wheels to cross-check bounds and the tag against",
     )
     parser.add_argument(
         "--index-url", action="append", metavar="URL", help="an index of runtime wheels"
@@ -147,23 +151,25 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Exit status: 0 every wheel repaired (or left alone), 2 an error (nothing written
     for that wheel)."""
-    catalog = load_catalog()
-    runtimes = _runtimes(args.runtime or (), catalog)
-    source = candidate_source(args.find_links, args.index_url, lowest=True)
-    bounds = resolver_bounds(source, detect_host().arch)
+    try:
+        catalog = load_catalog()
+        forced = _runtimes(args.runtime or (), catalog)
+        link = LinkOptions(target_candidates(args.find_links, args.index_url), args.plat, forced)
+    except NativeLibError as e:
+        report_error(e)
+        return 2
     out_dir = Path(args.wheel_dir)
     status = 0
     for wheel in args.wheels:
+        name = Path(wheel).name
         try:
             plan, written = repair_wheel(
-                Path(wheel), out_dir, catalog=catalog, bounds=bounds, runtimes=runtimes,
+                Path(wheel), out_dir, catalog=catalog, link=link,
                 add_preload=args.add_preload, plan_only=args.plan,
             )  # fmt: skip
-            name = Path(wheel).name
-            if not plan.changes_anything:
-                print(f"{name}: vendors no runtime library; unchanged", file=sys.stderr)
-                if not args.plan:
-                    print(_copy_unchanged(Path(wheel), out_dir))
+            if not plan.changes_anything and not args.plan:
+                print(f"{name}: already linked to the runtime wheels; unchanged", file=sys.stderr)
+                print(_copy_unchanged(Path(wheel), out_dir))
                 continue
         except NativeLibError as e:
             report_error(e)
@@ -173,12 +179,16 @@ def run(args: argparse.Namespace) -> int:
             print(f"{name} -> {out_dir / plan.filename}")
             for line in plan.describe():
                 print(f"  {line}")
+            if not plan.changes_anything:
+                print("  (nothing to change)")
             continue
         for line in plan.describe():
             print(f"  {line}", file=sys.stderr)
+        copies = len(plan.copies)
         print(
-            f"{name}: removed {len(plan.copies)} vendored "
-            f"cop{'y' if len(plan.copies) == 1 else 'ies'} ({plan.bytes_removed} bytes)",
+            f"{name}: linked {len(plan.edits)} shared object"
+            f"{'' if len(plan.edits) == 1 else 's'}, removed {copies} vendored "
+            f"cop{'y' if copies == 1 else 'ies'} ({plan.bytes_removed} bytes)",
             file=sys.stderr,
         )
         print(written)

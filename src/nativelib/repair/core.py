@@ -18,36 +18,41 @@ import ast
 import json
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement
 from packaging.requirements import Requirement as PkgRequirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from nativelib.abi import manylinux_tags, platform_tags_with_aliases
 from nativelib.catalog import Catalog
 from nativelib.elf import ElfInfo, has_elf_magic, read_elf
 from nativelib.errors import ElfError, RepairError, WheelError
 from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.repair.elfpatch import Editor, ElfEdit, check_edit
+from nativelib.resolver.candidates import Source
 from nativelib.resolver.model import Need, Requirement
 from nativelib.resolver.needs import Needs
+from nativelib.resolver.target import TargetDecision, decide_target
 from nativelib.vendored import RuntimeCopy, identify
 from nativelib.wheelfile import WheelFile, write_members
 from nativelib.wheelfile.read import Member, WheelContents
 
-__all__ = ["PRELOAD_MODULE", "RepairPlan", "apply_repair", "plan_repair"]
+__all__ = [
+    "PRELOAD_MODULE",
+    "LinkOptions",
+    "RepairPlan",
+    "apply_repair",
+    "declared_requirements",
+    "plan_repair",
+]
 
 #: The hook module ``--add-preload`` adds to each package that holds repaired objects.
 PRELOAD_MODULE = "_nativelib_preload"
 _SO_NAME = re.compile(r"\.so(\.[0-9]+)*$|\.so\.")
 _DATA_ROOTS = ("purelib", "platlib")
-
-#: Lower bounds: ``bounds(requirements) -> {distribution: version}``; a distribution
-#: missing from the result has no known candidate (no bound is written).
-Bounds = Callable[[Sequence[Requirement]], Mapping[str, str]]
 
 
 @dataclass
@@ -64,6 +69,9 @@ class RepairPlan:
     filename: str = ""
     preload_hooks: dict[str, str] = field(default_factory=dict)  # package dir -> module text
     init_edits: dict[str, bytes] = field(default_factory=dict)  # arcname -> new __init__.py
+    target: TargetDecision | None = None  # the tag and required runtimes, decided together
+    choices: list[str] = field(default_factory=list)  # why each runtime is (not) required
+    metadata_current: bool = True  # METADATA already has every Requires-Dist line
 
     @property
     def removed(self) -> set[str]:
@@ -75,7 +83,13 @@ class RepairPlan:
 
     @property
     def changes_anything(self) -> bool:
-        return bool(self.copies)
+        return bool(
+            self.copies
+            or self.edits
+            or self.preload_hooks
+            or self.platforms != self.old_platforms
+            or not self.metadata_current
+        )
 
     def describe(self) -> list[str]:
         lines = []
@@ -94,6 +108,7 @@ class RepairPlan:
         old, new = ".".join(self.old_platforms), ".".join(self.platforms)
         if old != new:
             lines.append(f"tag     {old} -> {new}")
+        lines += self.choices
         lines += [f"note    {n}" for n in self.notes]
         return lines
 
@@ -137,7 +152,12 @@ def _prefix_entry(member_dir: str) -> str:
 
 
 def _new_search_path(
-    info: ElfInfo, member_dir: str, kept_dirs: set[str], removed_dirs: set[str]
+    info: ElfInfo,
+    member_dir: str,
+    kept_dirs: set[str],
+    removed_dirs: set[str],
+    *,
+    prefix: bool = True,
 ) -> tuple[tuple[str, ...], str]:
     kind = "rpath" if info.rpath and not info.runpath else "runpath"
     old = info.rpath if kind == "rpath" else info.runpath
@@ -150,9 +170,9 @@ def _new_search_path(
             continue  # it only pointed at removed copies
         if entry not in out:
             out.append(entry)
-    prefix = _prefix_entry(member_dir)
-    if prefix not in out:
-        out.append(prefix)
+    entry = _prefix_entry(member_dir)
+    if prefix and entry not in out:
+        out.append(entry)
     return tuple(out), kind
 
 
@@ -178,20 +198,6 @@ def _read_elves(wheel: WheelContents) -> dict[str, ElfInfo]:
         except ElfError as e:
             raise RepairError(f"{wheel.source}!{m.arcname}", e.reason) from e
     return infos
-
-
-def _platform_tags(
-    wheel: WheelContents, infos: Iterable[ElfInfo], satisfied: set[str]
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    old = tuple(sorted({t.platform for t in wheel.tags}))
-    files = list(infos)
-    if not files or not all(p.startswith(("manylinux", "linux_")) for p in old):
-        return old, old
-    arch = files[0].machine_name
-    tags = manylinux_tags(files, arch, satisfied=satisfied)
-    if not tags:
-        return old, old
-    return old, platform_tags_with_aliases(tags[0])
 
 
 def _filename(wheel: WheelContents, platforms: tuple[str, ...]) -> str:
@@ -354,25 +360,80 @@ def _wheel_file(wheel: WheelContents, platforms: tuple[str, ...]) -> bytes:
     return ("\n".join(out) + "\n\n").encode("utf-8")
 
 
+@dataclass(frozen=True)
+class LinkOptions:
+    """How repair links a wheel to the runtime wheels: the candidates to cross-check the
+    bounds and the tag against (None: none known), the target tag (``--plat``, None: the
+    lowest that works) and the runtimes required even where the policy would do
+    (``--runtime``)."""
+
+    candidates: Source | None = None
+    plat: str | None = None
+    forced: frozenset[str] = frozenset()
+
+
+def declared_requirements(wheel: WheelContents) -> dict[str, SpecifierSet]:
+    """The unconditional ``Requires-Dist`` specifiers on ``nativelib-*`` in METADATA."""
+    member = wheel.member(f"{wheel.dist_info}/METADATA")
+    if member is None:
+        return {}
+    head = _text(wheel, member).partition("\n\n")[0]
+    out: dict[str, SpecifierSet] = {}
+    for line in head.split("\n"):
+        if not line.lower().startswith("requires-dist:"):
+            continue
+        try:
+            req = PkgRequirement(line.split(":", 1)[1].strip())
+        except InvalidRequirement:
+            continue
+        name = canonicalize_name(req.name)
+        if name.startswith("nativelib-") and req.marker is None and not req.extras:
+            out[name] = req.specifier
+    return out
+
+
+def _already(wheel: WheelContents, requires: Sequence[str]) -> bool:
+    """Whether METADATA already has exactly these Requires-Dist lines."""
+    member = wheel.member(f"{wheel.dist_info}/METADATA")
+    if member is None:
+        return False
+    head = _text(wheel, member).partition("\n\n")[0].split("\n")
+    have = {ln.split(":", 1)[1].strip() for ln in head if ln.lower().startswith("requires-dist:")}
+    return all(r in have for r in requires)
+
+
+def _linux_arch(wheel: WheelContents, infos: Iterable[ElfInfo]) -> str | None:
+    """The architecture when every platform tag is ``linux_*``/``manylinux*``."""
+    platforms = {t.platform for t in wheel.tags}
+    if not platforms or not all(p.startswith(("manylinux", "linux_")) for p in platforms):
+        return None
+    machines = {i.machine_name for i in infos}
+    return machines.pop() if len(machines) == 1 else None
+
+
 def plan_repair(
     wheel: WheelContents,
     catalog: Catalog,
     *,
-    runtimes: set[str] | None = None,
-    bounds: Bounds,
+    link: LinkOptions | None = None,
     add_preload: bool = False,
 ) -> RepairPlan:
-    """Everything :func:`apply_repair` will do; nothing is changed here."""
+    """Everything :func:`apply_repair` will do; nothing is changed here.
+
+    Every ELF member's NEEDED sonames that the catalog owns are linked: a vendored copy
+    is removed (DT_NEEDED renamed back to the soname); an object that needs a runtime
+    the wheel requires gets the prefix entry in its RPATH/RUNPATH. Which runtimes are
+    required and the tag are decided together (:func:`nativelib.resolver.target.
+    decide_target`), with the bounds of :mod:`nativelib.resolver.bounds`."""
+    link = link or LinkOptions()
     plan = RepairPlan(wheel)
     plan.infos = infos = _read_elves(wheel)
     for arcname, info in infos.items():
         copy = identify(arcname, info, catalog)
-        if copy is not None and (runtimes is None or copy.distribution in runtimes):
+        if copy is not None:
             plan.copies.append(copy)
     plan.old_platforms = plan.platforms = tuple(sorted({t.platform for t in wheel.tags}))
     plan.filename = wheel.filename
-    if not plan.copies:
-        return plan
     removed = plan.removed
     by_name: dict[str, RuntimeCopy] = {}
     for c in plan.copies:
@@ -381,6 +442,9 @@ def plan_repair(
             by_name[c.file_soname] = c
     removed_dirs = {posixpath.dirname(c.path) for c in plan.copies}
     kept_dirs = {posixpath.dirname(a) for a in infos if a not in removed}
+    inside = {posixpath.basename(a) for a in infos if a not in removed} | {
+        i.soname for a, i in infos.items() if i.soname and a not in removed
+    }
 
     def under(dirs: set[str], root: str) -> set[str]:
         """``dirs`` below the install root ``root``, relative to it."""
@@ -388,69 +452,115 @@ def plan_repair(
             _relative(d, root) for d in dirs if not root or d == root or d.startswith(root + "/")
         }
 
+    # What each kept object needs of each runtime: (arcname, soname used, runtime copy?).
     needs = Needs()
-    packages: dict[str, set[str]] = {}
+    uses_of: dict[str, list[tuple[str, str, str]]] = {}  # arcname -> (used, soname, dist)
     for arcname, info in infos.items():
         if arcname in removed:
             continue
-        uses = [n for n in info.needed if n in by_name]
-        if not uses:
-            continue
-        root = _install_root(arcname, wheel.dist_info)
-        if root is None:
-            raise RepairError(
-                f"{wheel.source}!{arcname}",
-                "installed outside site-packages (scripts, data or headers): no RUNPATH can "
-                "reach the runtime from there",
-            )
-        rel = _relative(arcname, root)
-        member_dir = posixpath.dirname(rel)
-        rename = tuple((n, by_name[n].soname) for n in uses if by_name[n].soname != n)
-        search, kind = _new_search_path(
-            info, member_dir, under(kept_dirs, root), under(removed_dirs, root)
-        )
-        old = info.rpath if kind == "rpath" else info.runpath
-        plan.edits.append(ElfEdit(arcname, rename, None if search == old else search, old, kind))
         wanted = info.version_needs
-        for n in uses:
-            c = by_name[n]
-            nodes = frozenset(wanted.get(n, ()))
-            missing = nodes - c.definitions
-            if missing:
+        for n in info.needed:
+            copy = by_name.get(n)
+            if copy is not None:
+                soname, dist = copy.soname, copy.distribution
+                nodes = frozenset(wanted.get(n, ()))
+                missing = nodes - copy.definitions
+                if missing:
+                    raise RepairError(
+                        f"{wheel.source}!{arcname}",
+                        f"needs {', '.join(sorted(missing))} from {n}, which its own copy lacks",
+                    )
+            else:
+                owner = catalog.owner_of(n)
+                if owner is None or n in inside:
+                    continue  # not a runtime's, or provided inside the wheel
+                soname, dist = n, owner.name
+                nodes = frozenset(wanted.get(n, ()))
+            uses_of.setdefault(arcname, []).append((n, soname, dist))
+            needs.add(
+                Requirement.of(dist, nodes={soname: nodes}, needs=(Need(arcname, soname, nodes),))
+            )
+    for c in plan.copies:
+        if canonicalize_name(c.distribution) not in needs.requirements:
+            needs.add(Requirement.of(c.distribution, nodes={c.soname: frozenset()}))
+            plan.notes.append(f"nothing in the wheel NEEDs {c.path}; removed all the same")
+    plan.requirements = needs.requirements
+    kept_infos = [i for a, i in infos.items() if a not in removed]
+    arch = _linux_arch(wheel, kept_infos) or (kept_infos[0].machine_name if kept_infos else None)
+    if not needs.requirements or arch is None:
+        return plan
+    declared = declared_requirements(wheel)
+    try:
+        decision = decide_target(
+            needs.requirements, kept_infos, arch, candidates=link.candidates,
+            forced=link.forced, declared=declared, plat=link.plat,
+        )  # fmt: skip
+    except ValueError as e:
+        raise RepairError(str(wheel.source), f"--plat: {e}") from e
+    if decision.refusal is not None:
+        floor = "" if link.plat else " (give --find-links/--index-url with newer runtime wheels)"
+        raise RepairError(
+            str(wheel.source),
+            decision.refusal,
+            hint=(
+                "choose a higher --plat, or supply runtime wheels built for it"
+                if link.plat
+                else f"no runtime wheel known satisfies the wheel on any manylinux tag{floor}"
+            ),
+        )
+    plan.target = decision
+    required = decision.required
+    for name in sorted(set(link.forced) - set(needs.requirements)):
+        plan.notes.append(f"--runtime {name}: nothing in the wheel needs it; not required")
+    packages: dict[str, set[str]] = {}
+    for arcname, uses in uses_of.items():
+        info = infos[arcname]
+        root = _install_root(arcname, wheel.dist_info)
+        linked = [u for u in uses if canonicalize_name(u[2]) in required]
+        rename = tuple((n, soname) for n, soname, _ in uses if soname != n)
+        if root is None:
+            if linked or rename:
                 raise RepairError(
                     f"{wheel.source}!{arcname}",
-                    f"needs {', '.join(sorted(missing))} from {n}, which its own copy lacks",
+                    "installed outside site-packages (scripts, data or headers): no RUNPATH "
+                    "can reach the runtime from there",
                 )
-            needs.add(
-                Requirement.of(
-                    c.distribution,
-                    nodes={c.soname: nodes},
-                    needs=(Need(arcname, c.soname, nodes),),
-                )
-            )
-        package = rel.split("/", 1)[0] if "/" in rel else ""
-        packages.setdefault(package, set()).update(by_name[n].distribution for n in uses)
-    plan.requirements = needs.requirements
-    for c in plan.copies:
-        if c.distribution not in plan.requirements:
-            plan.requirements[c.distribution] = Requirement.of(c.distribution, nodes={})
-            plan.notes.append(f"nothing in the wheel NEEDs {c.path}; removed all the same")
-    known = bounds(list(plan.requirements.values()))
-    for name in sorted(plan.requirements):
-        if name in known:
-            plan.requires_dist.append(f"{name}>={known[name]}")
-        else:
-            plan.requires_dist.append(name)
+            continue
+        rel = _relative(arcname, root)
+        member_dir = posixpath.dirname(rel)
+        old = info.rpath if info.rpath and not info.runpath else info.runpath
+        search: tuple[str, ...] | None = None
+        kind = "rpath" if info.rpath and not info.runpath else "runpath"
+        if linked or any(n in by_name for n, _, _ in uses):
+            new, kind = _new_search_path(
+                info, member_dir, under(kept_dirs, root), under(removed_dirs, root),
+                prefix=bool(linked),
+            )  # fmt: skip
+            search = None if new == old else new
+        if rename or search is not None:
+            plan.edits.append(ElfEdit(arcname, rename, search, old, kind))
+        if linked:
+            package = rel.split("/", 1)[0] if "/" in rel else ""
+            packages.setdefault(package, set()).update(u[2] for u in linked)
+    plan.requires_dist = decision.requires_dist()
+    for name, d in sorted(required.items()):
+        if d.kept_declared:
             plan.notes.append(
-                f"no {name} wheels were found to take a lower bound from (give --find-links "
-                "or --index-url); the requirement has none"
+                f"{name}: the declared bound {d.declared} is tighter than what the nodes "
+                f"need ({d.rule.bound}); kept"
             )
+        elif d.bound is None:
+            plan.notes.append(
+                f"{name}: {d.rule.describe()}, and no runtime wheels were found to take a "
+                "lower bound from (give --find-links or --index-url); the requirement has none"
+            )
+    plan.choices = decision.describe()
+    if _linux_arch(wheel, kept_infos) is not None and decision.platforms:
+        plan.platforms = decision.platforms
     if add_preload:
         _plan_preload(plan, packages)
         plan.requires_dist.insert(0, "pynativelib")  # the others are all nativelib-*
-    kept_infos = [i for a, i in infos.items() if a not in removed]
-    satisfied = {c.soname for c in plan.copies}
-    plan.old_platforms, plan.platforms = _platform_tags(wheel, kept_infos, satisfied)
+    plan.metadata_current = _already(wheel, plan.requires_dist)
     plan.filename = _filename(wheel, plan.platforms)
     return plan
 

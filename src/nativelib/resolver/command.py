@@ -9,11 +9,13 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nativelib.errors import ResolutionError, report_error
+from nativelib.errors import NativeLibError, ResolutionError, UsageError, report_error
 from nativelib.resolver import candidates
+from nativelib.resolver.bounds import requirement_bounds
 from nativelib.resolver.host import Host, detect_host
 from nativelib.resolver.needs import Needs, read_targets
-from nativelib.resolver.provider import Resolution, lower_bounds, resolve
+from nativelib.resolver.provider import Resolution, resolve
+from nativelib.resolver.target import decide_target, target_candidates
 
 if TYPE_CHECKING:
     from nativelib.catalog import Catalog
@@ -61,6 +63,18 @@ def configure_resolve_parser(parser: argparse.ArgumentParser) -> None:
 
 def configure_requires_parser(parser: argparse.ArgumentParser) -> None:
     _configure_common(parser, "the Requires-Dist lines a downstream wheel should declare")
+    parser.description = (parser.description or "") + (
+        " Each bound is the first upstream release that defines every version node "
+        "needed (the candidates only cross-check it). With a target (--plat/--glibc), a "
+        "runtime the target's manylinux policy guarantees (libstdc++, libgcc_s) is left "
+        "out, and a requirement whose candidates cannot be installed there is warned about."
+    )
+    parser.add_argument(
+        "--plat", metavar="TAG", help="target platform tag, e.g. manylinux_2_28_x86_64"
+    )
+    parser.add_argument(
+        "--glibc", metavar="VERSION", help="target glibc, e.g. 2.28 (= --plat manylinux_2_28)"
+    )
 
 
 def _catalog() -> Catalog:
@@ -151,25 +165,66 @@ def run_resolve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _requires_target(args: argparse.Namespace, arch: str) -> str | None:
+    if args.plat and args.glibc:
+        raise UsageError("give --plat or --glibc, not both")
+    if args.glibc:
+        parts = args.glibc.split(".")
+        if len(parts) != 2 or not all(p.isdigit() for p in parts):
+            raise UsageError(f"--glibc {args.glibc!r}: expected MAJOR.MINOR, e.g. 2.28")
+        return f"manylinux_{parts[0]}_{parts[1]}_{arch}"
+    return str(args.plat) if args.plat else None
+
+
 def run_requires(args: argparse.Namespace) -> int:
-    """The Requires-Dist lines a downstream wheel should declare: each lower bound is the
-    oldest candidate whose version definitions cover the needs (any platform, any driver)."""
+    """The Requires-Dist lines a downstream wheel should declare: each bound is the first
+    release defining every node needed (:mod:`nativelib.resolver.bounds`), cross-checked
+    against the candidates; with a target, decided with the tag (:mod:`.target`).
+    Exit status: 0 printed (warnings on stderr), 1 no candidate defines a need, 2 usage."""
     arch = detect_host().arch
+    try:
+        plat = _requires_target(args, arch)
+        source = target_candidates(args.find_links, args.index_url)
+    except NativeLibError as e:
+        report_error(e)
+        return 2
     needs = _needs(args, Host((2, 999), arch, "99999"))
     if not needs.requirements:
         print("# no runtime distribution is needed", file=sys.stderr)
         return 0
+    if plat is None:
+        decisions = requirement_bounds(needs.requirements.values(), source)
+        problems = [d.problem for d in decisions.values() if d.problem]
+        if problems:
+            report_error(
+                ResolutionError(
+                    tuple(problems),
+                    hint="give --index-url or --find-links where runtime wheels that provide "
+                    "it are",
+                )
+            )
+            return 1
+        for name in sorted(decisions):
+            d = decisions[name]
+            if d.bound is None:
+                _log.warning("%s: %s; no bound", name, d.rule.describe())
+            print(f"Requires-Dist: {d.requirement()}")
+        return 0
     try:
-        source = candidates.candidate_source(
-            args.find_links, args.index_url, lowest=True, prefetch_names=needs.requirements
+        decision = decide_target(needs.requirements, [], arch, candidates=source, plat=plat)
+    except ValueError as e:
+        report_error(UsageError(f"--plat: {e}"))
+        return 2
+    for name, choice in sorted(decision.choices.items()):
+        if not choice.required:
+            print(f"# {name}: not needed on {plat}: {choice.why}", file=sys.stderr)
+    for line in decision.requires_dist():
+        print(f"Requires-Dist: {line}")
+    if decision.refusal:
+        print(f"warning: {decision.refusal}", file=sys.stderr)
+    elif not decision.cross_checked:
+        print(
+            f"# not checked against runtime wheels for {plat} (give --find-links/--index-url)",
+            file=sys.stderr,
         )
-        lowest = lower_bounds(list(needs.requirements.values()), source, arch)
-    except ResolutionError as e:
-        e.hint = (
-            e.hint or "give --index-url or --find-links where runtime wheels that provide it are"
-        )
-        report_error(e)
-        return 1
-    for name in sorted(needs.requirements):
-        print(f"Requires-Dist: {name}>={lowest.chosen[name].version}")
     return 0
