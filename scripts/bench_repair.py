@@ -21,6 +21,7 @@ runs in a process of its own, so that no repair inherits its peak. Targets
 before/after comparison): each is labelled by its path.
 
     python scripts/bench_repair.py [--cache DIR] [--python PY]... [--only torch,...]
+                                   [--torch WHEEL]
 """
 
 from __future__ import annotations
@@ -205,9 +206,7 @@ def plan_edits(wheel: Path) -> list[object]:
     from nativelib.catalog import load_catalog  # noqa: PLC0415
     from nativelib.repair.command import repair_wheel  # noqa: PLC0415
 
-    plan, _ = repair_wheel(
-        wheel, Path("unused"), catalog=load_catalog(), bounds=lambda r: {}, plan_only=True
-    )
+    plan, _ = repair_wheel(wheel, Path("unused"), catalog=load_catalog(), plan_only=True)
     return list(plan.edits)
 
 
@@ -334,6 +333,9 @@ def main() -> int:
     parser.add_argument("--python", action="append", default=[], metavar="PY",
                         help="another interpreter whose nativelib repair is timed too")  # fmt: skip
     parser.add_argument("--only", default="torch,sklearn,numpy,auditwheel")
+    parser.add_argument(
+        "--torch", type=Path, help="this torch wheel instead of the newest pip finds"
+    )
     parser.add_argument("--repeat", type=int, default=3, help="auditwheel comparison runs")
     parser.add_argument("--floor", type=Path, help=argparse.SUPPRESS)  # the child's job
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
@@ -347,7 +349,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="bench-repair-") as tmp:
         for key, project in WHEELS.items():
             if key in only:
-                bench_wheel(download(args.cache, project), pythons, Path(tmp))
+                wheel = (
+                    args.torch if key == "torch" and args.torch else download(args.cache, project)
+                )
+                bench_wheel(wheel, pythons, Path(tmp))
         if "auditwheel" in only:
             bench_auditwheel(pythons, Path(tmp), args.repeat)
     return 0

@@ -104,6 +104,11 @@ COMMANDS: tuple[Command, ...] = (
         "replace vendored runtime copies in wheels with a dependency on runtime wheels",
     ),
     Command(
+        "check",
+        "nativelib.repair.check",
+        "audit wheels: the tag, the runtime requirements, every linking problem",
+    ),
+    Command(
         "doctor",
         "nativelib.doctor.command",
         "diagnose this environment (and, with --import, a live process)",

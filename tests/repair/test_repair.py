@@ -551,7 +551,7 @@ def test_add_preload_packages_from_the_members_and_the_refusal(tmp_path: Path) -
     is the .libs folder has no package to import the hook from: refused, named."""
     wheel = _numpylike_wheel(tmp_path / "in", top_level=None)
     plan, _ = repair_wheel(wheel, tmp_path / "out", catalog=load_catalog(),
-                           bounds=lambda r: {}, add_preload=True, plan_only=True)  # fmt: skip
+                           add_preload=True, plan_only=True)  # fmt: skip
     assert sorted(plan.preload_hooks) == ["numpylike", "other"]
     assert sorted(plan.init_edits) == ["numpylike/__init__.py", "other/__init__.py"]
 
@@ -563,5 +563,5 @@ def test_add_preload_packages_from_the_members_and_the_refusal(tmp_path: Path) -
     with pytest.raises(
         RepairError, match="--add-preload: the wheel has no top-level import package"
     ):
-        repair_wheel(bare, tmp_path / "out", catalog=load_catalog(), bounds=lambda r: {},
+        repair_wheel(bare, tmp_path / "out", catalog=load_catalog(),
                      add_preload=True, plan_only=True)  # fmt: skip
