@@ -170,3 +170,29 @@ def test_the_zip64_path_inflates_copied_members_again(
     with zipfile.ZipFile(out) as zf, zipfile.ZipFile(src) as zin:
         for name in _members():
             assert zf.read(name) == zin.read(name)
+
+
+def test_large_archives_are_verified_on_threads_with_the_same_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above a size, members are verified on several threads (the largest first): the
+    result is the one thread's, and of two bad members the first in archive order is
+    named whichever thread finds it."""
+    import nativelib.wheelfile.record as record_module  # noqa: PLC0415
+
+    src = _input(tmp_path / "in")
+    one = read_wheel(src, tmp_path / "w1", wanted=lambda name: True)
+    monkeypatch.setattr(record_module, "_PARALLEL_BYTES", 0)
+    monkeypatch.setattr(record_module.os, "cpu_count", lambda: 4)
+    many = read_wheel(src, tmp_path / "w2", wanted=lambda name: True)
+    assert [(m.arcname, m.size, m.stored) for m in one.members] == [
+        (m.arcname, m.size, m.stored) for m in many.members
+    ]
+    for m in many.members:
+        assert m.path.read_bytes() == (tmp_path / "w1" / m.arcname).read_bytes()
+
+    bad = _input(tmp_path / "bad", change={"demo/__init__.py": b"x = 9\n",
+                                           "demo/big.bin": BIG[:-1] + b"!"})  # fmt: skip
+    for _ in range(5):
+        with pytest.raises(RepairError, match=r"hash / size of demo/__init__\.py didn't match"):
+            read_wheel(bad, tmp_path / "w3", wanted=lambda name: False)
