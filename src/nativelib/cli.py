@@ -110,6 +110,11 @@ COMMANDS: tuple[Command, ...] = (
         "replace vendored runtime copies in wheels with a dependency on runtime wheels",
     ),
     Command(
+        "check",
+        "nativelib.repair.check",
+        "audit wheels: the tag, the runtime requirements, every linking problem",
+    ),
+    Command(
         "index",
         "nativelib.publish.command",
         "write a static simple index (PEP 503/691/658) for a directory of wheels",
