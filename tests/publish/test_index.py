@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -441,6 +442,20 @@ def test_many_files_are_read_by_a_pool_of_processes_with_the_same_result(tmp_pat
     a, b = tree(serial), tree(pooled)
     del a[STATE_FILE], b[STATE_FILE]
     assert a == b
+    # A caller with another thread running reads in its own process (fork is unsafe
+    # there, and spawn would run the caller's __main__ again): the same pages.
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        threaded = tmp_path / "threaded"
+        assert build_index(d, threaded, jobs=2).hashed == 70
+    finally:
+        done.set()
+        other.join()
+    c = tree(threaded)
+    del c[STATE_FILE]
+    assert c == a
     # The first bad file in name order is the one named, whichever process read it.
     _file(d / "p0-0.1-py3-none-any.whl", b"not a zip")
     _file(d / "zz-0.1-py3-none-any.whl", b"not a zip either")
