@@ -11,8 +11,10 @@ import shutil
 import tarfile
 import threading
 import zipfile
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -311,8 +313,19 @@ def test_dry_run_writes_nothing(dist_dir: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_json_summary(dist_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (dist_dir / "notes.txt").write_text("skipped")
     assert main(["index", str(dist_dir), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    schema = json.loads(
+        resources.files("nativelib").joinpath("data/schemas/index.schema.json").read_text()
+    )
+    jsonschema.validate(doc, schema)
+    assert doc["skipped"] == [
+        {
+            "file": str(dist_dir / "notes.txt"),
+            "reason": "not a distribution (a wheel or a .tar.gz sdist)",
+        }
+    ]
     assert doc["version"] == 1 and doc["url"] == (dist_dir / "simple").as_uri()
     assert sorted(doc["projects"]) == ["baz", "foo-bar"]
     entry = doc["projects"]["foo-bar"][0]
