@@ -9,9 +9,12 @@ import json
 import os
 import shutil
 import tarfile
+import threading
 import zipfile
+from importlib import resources
 from pathlib import Path
 
+import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -310,8 +313,19 @@ def test_dry_run_writes_nothing(dist_dir: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_json_summary(dist_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (dist_dir / "notes.txt").write_text("skipped")
     assert main(["index", str(dist_dir), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
+    schema = json.loads(
+        resources.files("nativelib").joinpath("data/schemas/index.schema.json").read_text()
+    )
+    jsonschema.validate(doc, schema)
+    assert doc["skipped"] == [
+        {
+            "file": str(dist_dir / "notes.txt"),
+            "reason": "not a distribution (a wheel or a .tar.gz sdist)",
+        }
+    ]
     assert doc["version"] == 1 and doc["url"] == (dist_dir / "simple").as_uri()
     assert sorted(doc["projects"]) == ["baz", "foo-bar"]
     entry = doc["projects"]["foo-bar"][0]
@@ -441,6 +455,20 @@ def test_many_files_are_read_by_a_pool_of_processes_with_the_same_result(tmp_pat
     a, b = tree(serial), tree(pooled)
     del a[STATE_FILE], b[STATE_FILE]
     assert a == b
+    # A caller with another thread running reads in its own process (fork is unsafe
+    # there, and spawn would run the caller's __main__ again): the same pages.
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        threaded = tmp_path / "threaded"
+        assert build_index(d, threaded, jobs=2).hashed == 70
+    finally:
+        done.set()
+        other.join()
+    c = tree(threaded)
+    del c[STATE_FILE]
+    assert c == a
     # The first bad file in name order is the one named, whichever process read it.
     _file(d / "p0-0.1-py3-none-any.whl", b"not a zip")
     _file(d / "zz-0.1-py3-none-any.whl", b"not a zip either")

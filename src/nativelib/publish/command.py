@@ -45,7 +45,11 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--dry-run", action="store_true", help="print what would be written; write nothing"
     )
-    parser.add_argument("--json", action="store_true", help="machine-readable summary (v1)")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="machine-readable summary (version 1; nativelib/data/schemas/index.schema.json)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -384,25 +384,30 @@ def _describe(path: Path, st: os.stat_result) -> tuple[Distribution, bytes | Non
 def _describe_all(
     todo: list[tuple[Path, os.stat_result]], jobs: int | None
 ) -> list[tuple[Distribution, bytes | None]]:
-    """:func:`_describe` of each file, in order: in this process for a few files or
-    ``jobs=1``, else on a pool of processes (reading a wheel is Python-bound: the RECORD
-    check and the metadata parsing hold the GIL). The first file in order that fails
-    raises, whichever process read it."""
+    """:func:`_describe` of each file, in order: in this process for a few files,
+    ``jobs=1`` or a caller with other threads running; else on a pool of forked processes
+    (reading a wheel is Python-bound: the RECORD check and the metadata parsing hold the
+    GIL). The first file in order that fails raises, whichever process read it."""
+    import threading  # noqa: PLC0415
+
     workers = jobs if jobs is not None else len(os.sched_getaffinity(0))
     workers = max(1, min(workers, _MAX_JOBS, len(todo) // _PER_JOB))
-    if workers == 1:
+    # fork is the start method that needs nothing of the caller's __main__ (spawn and
+    # forkserver run it again), and it is safe only while this process has one thread:
+    # the command line; an API caller with threads reads in its own process.
+    if workers == 1 or threading.active_count() > 1:
         return [_describe(path, st) for path, st in todo]
     import multiprocessing  # noqa: PLC0415
-    import threading  # noqa: PLC0415
     from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415
+    from concurrent.futures.process import BrokenProcessPool  # noqa: PLC0415
 
-    # fork is the cheapest start (the modules are loaded already); it is safe only while
-    # this process has one thread (the command line; an API caller may have more).
-    method = "fork" if threading.active_count() == 1 else "forkserver"
-    context = multiprocessing.get_context(method)
     chunk = max(1, len(todo) // (workers * 4))
-    with ProcessPoolExecutor(workers, mp_context=context) as pool:
-        return list(pool.map(_describe_star, todo, chunksize=chunk))
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork")) as pool:
+            return list(pool.map(_describe_star, todo, chunksize=chunk))
+    except BrokenProcessPool as e:  # a worker killed (out of memory): read them here
+        _log.warning("the processes reading the distributions died (%s); reading them here", e)
+        return [_describe(path, st) for path, st in todo]
 
 
 def _describe_star(item: tuple[Path, os.stat_result]) -> tuple[Distribution, bytes | None]:
@@ -596,7 +601,8 @@ def plan_index(
     ``yanked`` maps a file name, or a release ``NAME==VERSION`` (all its files), to the
     reason it is yanked ("" for none); an entry that matches nothing is an error.
     ``jobs``: processes that read the files not in the state cache (default: one per
-    CPU, at most 8, each reading at least 32 files; 1: this process only).
+    CPU, at most 8, each reading at least 32 files, forked; 1, or a caller with other
+    threads running: this process only).
     """
     dist_dir = Path(dist_dir).absolute()
     out = Path(out_dir).absolute() if out_dir is not None else dist_dir / "simple"
