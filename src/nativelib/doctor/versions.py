@@ -5,9 +5,10 @@ A runtime wheel's version is the upstream version of what it ships (GCC 12.2.0 f
 ``pip install "nativelib-cxx14>=13.2"``. The release that first defined each node is the
 one table the bound rule reads (``data/runtime-node-releases.json``, which
 :mod:`nativelib.resolver.bounds` parses; read here with the standard library only:
-libstdc++'s ABI history, libgcc_s, libgomp, libgfortran, libquadmath). A node from before GCC 5 (older than any runtime wheel) needs
-no bound; a node the table does not know gives no bound: the hint then asks for an
-upgrade without one, never for a version that might not have it. This is only for
+libstdc++'s ABI history, libgcc_s, libgomp, libgfortran, libquadmath). A node from
+before GCC 5 (older than any runtime wheel) needs no bound; a node the table does not
+know gives no bound: the hint then asks for an upgrade without one, never for a version
+that might not have it. This is only for
 hints: whether a runtime satisfies a need is decided by its version definitions, exact
 names.
 """
