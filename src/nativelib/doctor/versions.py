@@ -3,18 +3,22 @@
 A runtime wheel's version is the upstream version of what it ships (GCC 12.2.0 for
 ``nativelib-cxx14 12.2.0``), so "needs GLIBCXX_3.4.32" becomes
 ``pip install "nativelib-cxx14>=13.2"``. The release that first defined each node is the
-one table the bound rule reads (``data/runtime-node-releases.json`` through
-:mod:`nativelib.resolver.bounds`: libstdc++'s ABI history, libgcc_s, libgomp,
-libgfortran, libquadmath). A node from before GCC 5 (older than any runtime wheel) needs
-no bound; a node the table does not know gives no bound: the hint then asks for an
-upgrade without one, never for a version that might not have it. This is only for
+one table the bound rule reads (``data/runtime-node-releases.json``, which
+:mod:`nativelib.resolver.bounds` parses; read here with the standard library only:
+libstdc++'s ABI history, libgcc_s, libgomp, libgfortran, libquadmath). A node from
+before GCC 5 (older than any runtime wheel) needs no bound; a node the table does not
+know gives no bound: the hint then asks for an upgrade without one, never for a version
+that might not have it. This is only for
 hints: whether a runtime satisfies a need is decided by its version definitions, exact
 names.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from functools import lru_cache
+from importlib import resources
 
 __all__ = ["first_release", "pip_install", "requirement"]
 
@@ -22,15 +26,27 @@ _OLDEST = "0"  # older than any runtime wheel: no bound needed
 _NO_BOUND_BELOW = (5,)  # every runtime wheel ships GCC 5 or newer
 
 
+@lru_cache(maxsize=1)
+def _releases() -> dict[str, str]:
+    """Node -> first release, from the bound rule's table (read here with the standard
+    library only: the doctor runs where packaging may be missing)."""
+    text = resources.files("nativelib").joinpath("data/runtime-node-releases.json")
+    doc = json.loads(text.read_text("utf-8"))
+    out: dict[str, str] = {}
+    for dist in doc["distributions"].values():
+        for soname in dist["sonames"].values():
+            for node, release in soname["nodes"].items():
+                out.setdefault(str(node), str(release))
+    return out
+
+
 def first_release(node: str) -> str | None:
     """The upstream release that first defined ``node``; ``"0"`` for one older than any
     runtime wheel; None when not known."""
-    from nativelib.resolver.bounds import first_release as release_of  # noqa: PLC0415
-
-    found = release_of(node)
+    found = _releases().get(node)
     if found is None:
         return None
-    return _OLDEST if found.release < _NO_BOUND_BELOW else str(found)
+    return _OLDEST if _key(found) < _NO_BOUND_BELOW else found
 
 
 def _key(version: str) -> tuple[int, ...]:
