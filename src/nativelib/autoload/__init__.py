@@ -19,8 +19,6 @@ from __future__ import annotations
 import os
 import sys
 
-from nativelib._frozen import Frozen, setfield
-
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -165,9 +163,10 @@ def preload(path: Sequence[str] | None = None) -> list[LoadedLibrary]:
 # ----------------------------------------------------------------------------- the file
 
 
-class State(Frozen):
+class State:
     """The autoload file of one site directory: ``enabled`` when our file is there;
-    ``foreign`` when a file of that name is there that we did not write."""
+    ``foreign`` when a file of that name is there that we did not write. (A plain class:
+    ``nativelib._frozen`` is private to the top-level modules.)"""
 
     __slots__ = ("site", "file", "enabled", "foreign")
     site: str
@@ -176,13 +175,13 @@ class State(Frozen):
     foreign: bool
 
     def __init__(self, site: str, file: str, enabled: bool, foreign: bool) -> None:
-        setfield(self, "site", site)
-        setfield(self, "file", file)
-        setfield(self, "enabled", enabled)
-        setfield(self, "foreign", foreign)
+        self.site = site
+        self.file = file
+        self.enabled = enabled
+        self.foreign = foreign
 
 
-class Planned(Frozen):
+class Planned:
     """What the autoload would preload now: each distribution (dependencies first) with
     its version, prefix and the sonames it preloads; and why anything was skipped."""
 
@@ -195,8 +194,8 @@ class Planned(Frozen):
         distributions: tuple[tuple[str, str, str, tuple[str, ...]], ...],
         notes: tuple[str, ...],
     ) -> None:
-        setfield(self, "distributions", distributions)
-        setfield(self, "notes", notes)
+        self.distributions = distributions
+        self.notes = notes
 
 
 def site_dir(user: bool = False) -> str:
