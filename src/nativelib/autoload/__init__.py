@@ -41,19 +41,21 @@ __all__ = [
 ]
 
 #: The file, in a site directory. ``site`` runs the ``.pth`` files of a directory in
-#: name order: setuptools' ``__editable__.*.pth`` and ``distutils-precedence.pth`` come
-#: first, so an editable pynativelib is importable by the time this one runs.
-PTH_NAME = "nativelib-autoload.pth"
+#: name order (by code point): a leading ``_`` puts this one before every lower-case
+#: name (another package's ``.pth`` that imports an extension comes later), and after
+#: setuptools' ``__editable__.*.pth`` (an editable pynativelib is importable by then).
+PTH_NAME = "_nativelib-autoload.pth"
 DEBUG_VARIABLE = "NATIVELIB_AUTOLOAD_DEBUG"
 _MARKER = "# nativelib autoload"
 #: What the ``.pth`` line runs: this module's :func:`preload`, and nothing at all (or,
-#: with the debug variable, one line) when pynativelib cannot even be imported (it was
-#: uninstalled, or PyPI's unrelated ``nativelib`` took the name).
+#: with the debug variable, one line: a mark on ``sys`` says it was written, since site
+#: may run the file twice) when pynativelib cannot even be imported (it was uninstalled,
+#: or PyPI's unrelated ``nativelib`` took the name).
 _GUARDED = (
     "try:\n import nativelib.autoload as m\n m.preload()\n"
     "except Exception as e:\n"
-    f" if os.environ.get({DEBUG_VARIABLE!r}) == '1': "
-    "sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))"
+    f" if os.environ.get({DEBUG_VARIABLE!r}) == '1' and not hasattr(sys, '_nativelib_autoload'):\n"
+    "  sys._nativelib_autoload = 1; sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))"
 )
 #: The whole file: a comment (``site`` skips it), then the one line it executes.
 PTH_TEXT = (
