@@ -558,7 +558,7 @@ class Checks:
             victims = sorted(
                 (f, n - old_defs)
                 for f, n in needing.get(soname, ())
-                if f not in files and n - old_defs and n <= prefix_defs
+                if n - old_defs and n <= prefix_defs
             )
             if not victims:
                 continue
@@ -588,7 +588,7 @@ class Checks:
                 f"nativelib autoload enable (preloads {prefix_path} at interpreter start, "
                 "before any import)"
             )
-            file_list = (*files, old, *(f for f, _n in victims))
+            file_list = tuple(dict.fromkeys((*files, old, *(f for f, _n in victims))))
             out.append(finding("older-runtime-first", message, file_list, hint))
         return out
 
