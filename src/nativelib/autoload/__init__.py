@@ -158,7 +158,8 @@ def preload(path: Sequence[str] | None = None) -> list[LoadedLibrary]:
         loaded = ", ".join(f"{lib.soname} ({lib.how} {lib.path})" for lib in done) or "nothing"
         extra = f"; {'; '.join(notes)}" if notes else ""
         line = f"nativelib autoload: {loaded} in {ms:.2f} ms{extra}"
-        sys.stderr.write(" ".join(line.split()) + "\n")  # one line, whatever the notes hold
+        if sys.stderr is not None:  # None under pythonw
+            sys.stderr.write(" ".join(line.split()) + "\n")  # one line, whatever the notes hold
     return done
 
 
