@@ -168,6 +168,16 @@ def test_autoload_ends_the_glibcxx_trap(
     assert trap == []
     assert autoload == {"enabled": True, "file": str(site / PTH_NAME)}
 
+    # An older copy already in the process (LD_PRELOAD) is a conflict the loader refuses
+    # to paper over: start stays silent, and the debug line names it.
+    preloaded = {**env, "LD_PRELOAD": str(old_dir / "libstdc++.so.6")}
+    out = _run([python, "-c", "pass"], preloaded)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "", "")
+    out = _run([python, "-c", "pass"], {**preloaded, "NATIVELIB_AUTOLOAD_DEBUG": "1"})
+    assert len(out.stderr.splitlines()) == 1, out.stderr
+    assert out.stderr.startswith("nativelib autoload: nothing in "), out.stderr
+    assert f"{old_dir}/libstdc++.so.6" in out.stderr and "GLIBCXX_3.4.30" in out.stderr
+
     # A broken prefix never breaks interpreter start: the loader's own check refuses it.
     lib = prefix_copy.parent
     lib.chmod(0o777)
