@@ -11,12 +11,19 @@ median of ``--repeat`` are printed. ``auditwheel show`` runs once, on the torch 
 Targets: the doctor at least 50x faster than that one ``auditwheel show``, and under
 0.5 s wall for the whole environment.
 
-    python scripts/bench_doctor.py [--repeat 5] [--env DIR] [--torch-wheel PATH]
+``--src DIR`` runs the doctor from that source tree (on ``PYTHONPATH``, ahead of the
+environment's ``.pth``), e.g. a worktree of another commit; ``--no-auditwheel`` skips the
+peer (minutes on a busy machine) when only doctor timings are compared. A run whose
+output is not the doctor's JSON report (the doctor could not be imported) stops the
+benchmark rather than being timed.
+
+    python scripts/bench_doctor.py [--repeat 5] [--env DIR] [--torch-wheel PATH] [--src DIR]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -54,9 +61,11 @@ def make_env(env: Path, torch_wheel: str) -> None:
     (env / ".complete").write_text("")
 
 
-def time_doctor(env: Path, repeat: int) -> tuple[list[float], str]:
+def time_doctor(env: Path, repeat: int, src: Path | None = None) -> tuple[list[float], str]:
     argv = [str(_python(env)), "-m", "nativelib", "doctor", "--json"]
     environ = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "NATIVELIB"))}
+    if src is not None:
+        environ["PYTHONPATH"] = str(src.resolve())
     subprocess.run(argv, capture_output=True, env=environ, cwd=env)  # writes .pyc files
     times = []
     log = ""
@@ -66,6 +75,11 @@ def time_doctor(env: Path, repeat: int) -> tuple[list[float], str]:
         times.append(time.perf_counter() - start)
         if proc.returncode not in (0, 1):
             raise SystemExit(f"doctor failed ({proc.returncode}): {proc.stderr}")
+        try:
+            json.loads(proc.stdout)["version"]
+        except (ValueError, KeyError, TypeError):
+            # Exit 1 is also what "No module named nativelib" gives: not a report.
+            raise SystemExit(f"doctor gave no report ({proc.returncode}): {proc.stderr}") from None
         log = proc.stderr.strip()
     return times, log
 
@@ -85,11 +99,17 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--env", type=Path, default=DEFAULT_ENV)
     parser.add_argument("--torch-wheel", default=TORCH_WHEEL)
+    parser.add_argument("--src", type=Path, help="run the doctor from this source tree")
+    parser.add_argument("--no-auditwheel", action="store_true", help="skip the peer")
     args = parser.parse_args()
     make_env(args.env, args.torch_wheel)
 
-    times, log = time_doctor(args.env, args.repeat)
+    times, log = time_doctor(args.env, args.repeat, args.src)
     best, median = min(times), statistics.median(times)
+    if args.no_auditwheel:
+        print(f"doctor:      {log}")
+        print(f"nativelib doctor: best {best:.3f} s, median {median:.3f} s of {args.repeat}")
+        return 0
     audit = time_auditwheel(args.torch_wheel)
     ratio = audit / best
     print(f"environment: {args.env} (torch, scikit-learn, scipy, numpy)")
