@@ -26,6 +26,8 @@ runs each variant in fresh processes, interleaved, ``--runs`` times:
   without ``import nativelib.autoload``). Target: at most 3 ms over ``pass``. Wall time
   and CPU time (user + system, from ``wait4``: steadier where other processes share the
   CPUs) of each process.
+- ``pass+floor``: ``python -c pass`` with a ``.pth`` that only dlopens the same four files
+  (``_ctypes.dlopen``, no discovery, no checks): the floor of any preload at start-up.
 
 Each variant times itself inside the process (``time.perf_counter`` around its
 statements), so interpreter start-up does not blur the milliseconds. Prints medians
@@ -163,6 +165,11 @@ def main() -> int:
         pth = Path(site) / "_nativelib-autoload.pth"
         parked = Path(site) / "_nativelib-autoload.off"
         pth.rename(parked)
+        floor = Path(site) / "_floor.pth"
+        floor_line = "import _ctypes, os; " + "; ".join(
+            f"_ctypes.dlopen({lib + n!r}, os.RTLD_NOW)"
+            for n in ("libgcc_s.so.1", "libstdc++.so.6", "libatomic.so.1", "libgomp.so.1")
+        )
 
         names = [*TIMED, *(f"{n}{t}" for t in trees if t for n in COMPARED)]
         starts = (
@@ -170,6 +177,8 @@ def main() -> int:
             "pass+autoload",
             "pass cpu",
             "pass+autoload cpu",
+            "pass+floor",
+            "pass+floor cpu",
             "autoload (in-process)",
         )
         samples: dict[str, list[float]] = {name: [] for name in [*names, *starts]}
@@ -186,8 +195,11 @@ def main() -> int:
                         env=env,
                     )
                     samples[f"{name}{tree}"].append(float(out.stdout))
-            for name in ("pass", "pass+autoload"):
+            for name in ("pass", "pass+floor", "pass+autoload"):
+                if name == "pass+floor":
+                    floor.write_text(floor_line + "\n")
                 if name == "pass+autoload":
+                    floor.unlink()
                     parked.rename(pth)
                 wall, cpu = _start(python)
                 samples[name].append(wall)
@@ -220,6 +232,8 @@ def main() -> int:
         "pass+autoload": "the same, with the autoload .pth (wall time)",
         "pass cpu": "python -c pass (CPU time, user + system)",
         "pass+autoload cpu": "the same, with the autoload .pth (CPU time)",
+        "pass+floor": "python -c pass, a .pth dlopening the four files (wall time)",
+        "pass+floor cpu": "the same (CPU time)",
         "autoload (in-process)": "the preload, as NATIVELIB_AUTOLOAD_DEBUG=1 reports it",
     }
     for name in [*names, *starts]:
@@ -249,8 +263,12 @@ def main() -> int:
         cpu_over = med["pass+autoload cpu"] - med["pass cpu"]
         print(f"interpreter start with autoload over without: {start_over:+.2f} ms wall, ", end="")
         print(f"{cpu_over:+.2f} ms CPU (<= 3 ms)")
-        floor = med["autoload (in-process)"] - med["dlopen-4"]
-        print(f"the preload over a bare dlopen of the same four files: {floor:+.2f} ms")
+        over_floor = med["pass+autoload cpu"] - med["pass+floor cpu"]
+        floor_cost = med["pass+floor cpu"] - med["pass cpu"]
+        print(f"the floor (a .pth dlopening the four files) over without: {floor_cost:+.2f} ms CPU")
+        print(f"interpreter start with autoload over the floor: {over_floor:+.2f} ms CPU")
+        in_process = med["autoload (in-process)"] - med["dlopen-4"]
+        print(f"the preload in-process over a bare dlopen of the four files: {in_process:+.2f} ms")
         proc = med["proc-4"] - med["ctypes-4"]
         print(f"dlopen through /proc/self/fd (open, fstat, dlopen) over ctypes-4: {proc:+.2f} ms")
     print(f"heavy modules imported by import nativelib: {heavy or 'none'}")
