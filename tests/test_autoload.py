@@ -115,6 +115,14 @@ def test_enable_status_disable(clean: Venv) -> None:
     )
     quiet = venv.run("-c", "pass")
     assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    # At start-up it imports the loader's standard-library-only path and nothing else:
+    # no json, re, typing, ctypes or warnings (a .pth line runs at every start).
+    modules = "import sys; print(' '.join(sorted(sys.modules)))"
+    added = set(venv.run("-c", modules).stdout.split()) - set(
+        venv.run("-c", modules, env={"NATIVELIB_DISABLE": "1"}).stdout.split()
+    )
+    assert {m for m in added if not m.startswith("nativelib.")} <= {"_ctypes"}, added
+    assert "nativelib.loader" in added
     assert venv.mapped({"NATIVELIB_DISABLE": "1"}) == []
     # nativelib.load() afterwards is what the autoload did (the same loader, in the same
     # process): the prefix's copies, and no second one.
