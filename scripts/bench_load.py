@@ -16,7 +16,18 @@ runs each variant in fresh processes, interleaved, ``--runs`` times:
   dlopened as ``/proc/self/fd/<lib>/<soname>``: what the no-check-then-use path costs
   over ``ctypes-4`` by itself
 - ``import``:   ``import nativelib`` alone
+- ``dlopen-4``: the four files dlopened with ``_ctypes.dlopen`` (no ctypes import): the
+  floor of what a preload of them costs
 - ``pass``:     ``python -c pass`` (whole-process wall time, for scale)
+- ``pass+autoload``: the same with ``nativelib autoload enable``'s ``.pth`` file in the
+  venv (it preloads the four files at interpreter start; the file is renamed away for
+  ``pass`` and back for this one, interleaved), and the preload's own time as its debug
+  line reports it (``NATIVELIB_AUTOLOAD_DEBUG=1``: the loader's import and the loads,
+  without ``import nativelib.autoload``). Target: at most 3 ms over ``pass``. Wall time
+  and CPU time (user + system, from ``wait4``: steadier where other processes share the
+  CPUs) of each process.
+- ``pass+floor``: ``python -c pass`` with a ``.pth`` that only dlopens the same four files
+  (``_ctypes.dlopen``, no discovery, no checks): the floor of any preload at start-up.
 
 Each variant times itself inside the process (``time.perf_counter`` around its
 statements), so interpreter start-up does not blur the milliseconds. Prints medians
@@ -57,6 +68,8 @@ TIMED = {
     "    f = os.open(n, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=d); os.fstat(f)\n"
     "    ctypes.CDLL(f'/proc/self/fd/{d}/{n}'); os.close(f)",
     "import": "import nativelib",
+    "dlopen-4": "import _ctypes, os; [_ctypes.dlopen(LIB + n, os.RTLD_NOW) for n in "
+    "('libgcc_s.so.1', 'libstdc++.so.6', 'libatomic.so.1', 'libgomp.so.1')]",
 }
 #: The variants run against the ``--compare`` tree too.
 COMPARED = ("load", "load+ctypes", "import")
@@ -87,6 +100,18 @@ def _syscalls(python: str, body: str, lib: str, env: dict[str, str]) -> int | No
         lines = out.read().splitlines()
     marks = [i for i, line in enumerate(lines) if MARK in line]
     return marks[-1] - marks[0] - 1 if len(marks) >= 2 else None
+
+
+def _start(python: str) -> tuple[float, float]:
+    """Wall and CPU time (user + system, ms) of one ``python -c pass``."""
+    start = time.perf_counter()
+    child = subprocess.Popen([python, "-c", "pass"])
+    _pid, status, usage = os.wait4(child.pid, 0)
+    wall = (time.perf_counter() - start) * 1000
+    child.returncode = os.waitstatus_to_exitcode(status)
+    if child.returncode != 0:
+        raise SystemExit(f"python -c pass failed: {child.returncode}")
+    return wall, (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def main() -> int:
@@ -125,7 +150,9 @@ def main() -> int:
             [python, "-c", "import sysconfig; print(sysconfig.get_path('platlib'))"],
             check=True, capture_output=True, text=True,
         ).stdout.strip()  # fmt: skip
-        (Path(site) / "pynativelib-src.pth").write_text(f"{SRC}\n")
+        # Named to come before _nativelib-autoload.pth (site runs them in name order), as
+        # setuptools' __editable__.*.pth does: pynativelib is importable when it runs.
+        (Path(site) / "__pynativelib-src.pth").write_text(f"{SRC}\n")
         # As pip does at install time: without bytecode (PYTHONDONTWRITEBYTECODE set in
         # the environment, or an edited source) each run would compile the modules anew.
         subprocess.run([sys.executable, "-m", "compileall", "-q", str(SRC)], check=True)
@@ -134,9 +161,27 @@ def main() -> int:
             [python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *wheels], check=True
         )
         lib = f"{site}/nativelib.prefix/lib/"
+        subprocess.run([python, "-m", "nativelib", "autoload", "enable"], check=True)
+        pth = Path(site) / "_nativelib-autoload.pth"
+        parked = Path(site) / "_nativelib-autoload.off"
+        pth.rename(parked)
+        floor = Path(site) / "_floor.pth"
+        floor_line = "import _ctypes, os; " + "; ".join(
+            f"_ctypes.dlopen({lib + n!r}, os.RTLD_NOW)"
+            for n in ("libgcc_s.so.1", "libstdc++.so.6", "libatomic.so.1", "libgomp.so.1")
+        )
 
         names = [*TIMED, *(f"{n}{t}" for t in trees if t for n in COMPARED)]
-        samples: dict[str, list[float]] = {name: [] for name in [*names, "pass"]}
+        starts = (
+            "pass",
+            "pass+autoload",
+            "pass cpu",
+            "pass+autoload cpu",
+            "pass+floor",
+            "pass+floor cpu",
+            "autoload (in-process)",
+        )
+        samples: dict[str, list[float]] = {name: [] for name in [*names, *starts]}
         for _ in range(args.runs):
             for tree, env in trees.items():
                 for name, body in TIMED.items():
@@ -150,9 +195,21 @@ def main() -> int:
                         env=env,
                     )
                     samples[f"{name}{tree}"].append(float(out.stdout))
-            start = time.perf_counter()
-            subprocess.run([python, "-c", "pass"], check=True)
-            samples["pass"].append((time.perf_counter() - start) * 1000)
+            for name in ("pass", "pass+floor", "pass+autoload"):
+                if name == "pass+floor":
+                    floor.write_text(floor_line + "\n")
+                if name == "pass+autoload":
+                    floor.unlink()
+                    parked.rename(pth)
+                wall, cpu = _start(python)
+                samples[name].append(wall)
+                samples[f"{name} cpu"].append(cpu)
+            debug = subprocess.run(
+                [python, "-c", "pass"], check=True, capture_output=True, text=True,
+                env={**os.environ, "NATIVELIB_AUTOLOAD_DEBUG": "1"},
+            ).stderr  # fmt: skip
+            samples["autoload (in-process)"].append(float(debug.rsplit(" in ", 1)[1].split()[0]))
+            pth.rename(parked)
 
         syscalls = {
             f"{name}{tree}": _syscalls(python, TIMED[name], lib, env)
@@ -170,9 +227,18 @@ def main() -> int:
     if args.compare is not None:
         print(f"@{args.compare.name}: {args.compare.resolve()} (the same variants, that tree)")
     print(f"{'variant':<24}{'median ms':>10}{'min ms':>8}{'syscalls':>9}  what")
-    for name in [*names, "pass"]:
+    whats = {
+        "pass": "whole process: python -c pass (wall time)",
+        "pass+autoload": "the same, with the autoload .pth (wall time)",
+        "pass cpu": "python -c pass (CPU time, user + system)",
+        "pass+autoload cpu": "the same, with the autoload .pth (CPU time)",
+        "pass+floor": "python -c pass, a .pth dlopening the four files (wall time)",
+        "pass+floor cpu": "the same (CPU time)",
+        "autoload (in-process)": "the preload, as NATIVELIB_AUTOLOAD_DEBUG=1 reports it",
+    }
+    for name in [*names, *starts]:
         base = name.split("@")[0]
-        what = TIMED.get(base, "whole process: python -c pass (wall time)").split("\n")[0]
+        what = TIMED.get(base, whats.get(name, "")).split("\n")[0]
         median, least = statistics.median(samples[name]), min(samples[name])
         calls = syscalls.get(name)
         count = "-" if calls is None else str(calls)
@@ -193,6 +259,16 @@ def main() -> int:
             print(f"loader{label} over bare dlopen of the same four files: {over4:+.2f} ms")
             print(f"loader{label} with ctypes imported too, over the two files: {over_c:+.2f} ms")
             print(f"import nativelib{label}: {med[f'import{tree}']:.2f} ms (target <= 3 ms)")
+        start_over = med["pass+autoload"] - med["pass"]
+        cpu_over = med["pass+autoload cpu"] - med["pass cpu"]
+        print(f"interpreter start with autoload over without: {start_over:+.2f} ms wall, ", end="")
+        print(f"{cpu_over:+.2f} ms CPU (<= 3 ms)")
+        over_floor = med["pass+autoload cpu"] - med["pass+floor cpu"]
+        floor_cost = med["pass+floor cpu"] - med["pass cpu"]
+        print(f"the floor (a .pth dlopening the four files) over without: {floor_cost:+.2f} ms CPU")
+        print(f"interpreter start with autoload over the floor: {over_floor:+.2f} ms CPU")
+        in_process = med["autoload (in-process)"] - med["dlopen-4"]
+        print(f"the preload in-process over a bare dlopen of the four files: {in_process:+.2f} ms")
         proc = med["proc-4"] - med["ctypes-4"]
         print(f"dlopen through /proc/self/fd (open, fstat, dlopen) over ctypes-4: {proc:+.2f} ms")
     print(f"heavy modules imported by import nativelib: {heavy or 'none'}")

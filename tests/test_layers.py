@@ -54,6 +54,7 @@ GROUPS: dict[str, str] = {
     "nativelib.files": "base",
     "nativelib.leftovers": "base",
     "nativelib.safezip": "base",
+    "nativelib.autoload": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
@@ -125,6 +126,7 @@ STDLIB_ONLY = {
     "nativelib.elf",
     "nativelib.prefix",
     "nativelib.loader",
+    "nativelib.autoload",
 }
 
 #: Only this module imports command modules.

@@ -124,6 +124,11 @@ COMMANDS: tuple[Command, ...] = (
         "nativelib.doctor.command",
         "diagnose this environment (and, with --import, a live process)",
     ),
+    Command(
+        "autoload",
+        "nativelib.autoload.command",
+        "preload the prefix's GCC runtimes at interpreter start (enable|disable|status)",
+    ),
 )
 
 

@@ -12,6 +12,7 @@ import io
 import sys
 
 __all__ = [
+    "AutoloadError",
     "BuildError",
     "CatalogError",
     "ElfError",
@@ -232,6 +233,15 @@ class RuntimeNotFound(_AboutError):
 class UnsafeRuntimePath(_AboutError):
     """A runtime library path that must not be loaded (writable by others, foreign owner,
     outside its prefix); ``path`` names it."""
+
+    @property
+    def path(self) -> str:
+        return self.subject
+
+
+class AutoloadError(_AboutError):
+    """``nativelib autoload`` cannot write or remove its ``.pth`` file; ``path`` names the
+    site directory or the file."""
 
     @property
     def path(self) -> str:

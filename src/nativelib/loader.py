@@ -269,14 +269,17 @@ def _site_dirs(path: Sequence[str]) -> list[str]:
     return out
 
 
-def discover(path: Sequence[str] | None = None) -> dict[str, Installed]:
+def discover(
+    path: Sequence[str] | None = None, *, warn: Callable[[str], None] | None = None
+) -> dict[str, Installed]:
     """Every runtime distribution installed under a site directory on ``path``
     (default ``sys.path``); where one is installed twice, the first entry wins, as for
     imports. Only ``<entry>/nativelib.prefix/share/nativelib/runtimes/*.load`` is read
     (the loader's index of each manifest).
-    A malformed manifest is skipped with a warning: it must not break an import.
+    A malformed manifest is skipped with a warning (``warn``, default a RuntimeWarning):
+    it must not break an import.
     """
-    return _discover(path)[0]
+    return _discover(path, warn)[0]
 
 
 def _refused_prefix(
@@ -293,12 +296,13 @@ def _refused_prefix(
 
 
 def _discover(
-    path: Sequence[str] | None,
+    path: Sequence[str] | None, warn: Callable[[str], None] | None = None
 ) -> tuple[dict[str, Installed], dict[str, nativelib.errors.NativeLibError]]:
     """:func:`discover`, and why each distribution skipped was refused (its unsafe
     prefix, or its unreadable index), for the error that names it."""
     found: dict[str, Installed] = {}
     refused: dict[str, nativelib.errors.NativeLibError] = {}
+    say = _warn if warn is None else warn
     for entry in _site_dirs(sys.path if path is None else path):
         prefix = os.path.join(entry, PREFIX_DIRNAME)
         folder = os.path.join(prefix, MANIFEST_DIR)
@@ -309,7 +313,7 @@ def _discover(
         try:
             check_prefix(prefix)
         except nativelib.errors.UnsafeRuntimePath as e:
-            _warn(f"nativelib: skipping {prefix}: {e.reason}")
+            say(f"nativelib: skipping {prefix}: {e.reason}")
             for name in names:
                 dist = name[: -len(".load")]
                 refused.setdefault(dist, _refused_prefix(prefix, dist, e))
@@ -319,7 +323,7 @@ def _discover(
             try:
                 index = read_loader_index(where)
             except nativelib.errors.ManifestError as e:
-                _warn(f"nativelib: skipping {where}: {e}")
+                say(f"nativelib: skipping {where}: {e}")
                 dist = name[: -len(".load")]
                 refused.setdefault(
                     dist,
@@ -753,7 +757,7 @@ def _disabled() -> bool:
     return os.environ.get("NATIVELIB_DISABLE", "").strip() not in ("", "0")
 
 
-def _warn_openmp(loaded: Iterable[LoadedLibrary]) -> None:
+def _warn_openmp(loaded: Iterable[LoadedLibrary], warn: Callable[[str], None]) -> None:
     """Warn when more than one OpenMP family is in the process (probed by soname with
     RTLD_NOLOAD; auditwheel's renamed copies are for ``doctor --import`` to find)."""
     present: dict[str, list[str]] = {}
@@ -769,7 +773,7 @@ def _warn_openmp(loaded: Iterable[LoadedLibrary]) -> None:
                 present.setdefault(family, []).append(found)
     if len(present) > 1:
         listing = "; ".join(f"{k}: {', '.join(v)}" for k, v in sorted(present.items()))
-        _warn(f"nativelib: more than one OpenMP runtime is loaded in this process ({listing})")
+        warn(f"nativelib: more than one OpenMP runtime is loaded in this process ({listing})")
 
 
 def load(
@@ -777,6 +781,7 @@ def load(
     mode: int | None = None,
     path: Sequence[str] | None = None,
     needs: Mapping[str, Iterable[str]] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> list[LoadedLibrary]:
     """Load runtimes and their dependencies, dependencies first; idempotent, thread-safe.
 
@@ -785,13 +790,15 @@ def load(
     when asked). ``path`` replaces ``sys.path`` for discovery. ``needs`` maps sonames to
     the version nodes a consumer needs (``load_for`` passes them); without it a copy
     already in the process must provide every node the installed wheel's copy does.
+    ``warn`` receives each warning (a prefix or index skipped, two OpenMP runtimes)
+    instead of :func:`warnings.warn` (the autoload's ``.pth`` keeps start-up quiet).
     Returns what was done for each library, in load order.
     """
     if _disabled():
         return []
     base_mode = os.RTLD_LOCAL if mode is None else mode
     with _lock:
-        installed, refused = _discover(path)
+        installed, refused = _discover(path, warn)
         order = _order(installed, runtimes, refused)
         order, global_sonames = _mkl_openmp({_find(installed, r).name for r in runtimes}, order)
         prefer = _prefer()
@@ -811,7 +818,7 @@ def load(
             for dist, lib in preload
         ]
         if any(is_openmp_provider(d.name) for d in order):
-            _warn_openmp(results)
+            _warn_openmp(results, _warn if warn is None else warn)
         return results
 
 

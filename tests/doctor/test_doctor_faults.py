@@ -216,7 +216,7 @@ def test_usage_errors_exit_2() -> None:
 
 def test_json_top_level_is_exactly_the_documented_one(tmp_path: Path) -> None:
     result = run_doctor(None, "--path", str(tmp_path))
-    assert list(result.doc) == ["version", "host", "runtimes", "findings"]
+    assert list(result.doc) == ["version", "host", "runtimes", "findings", "autoload"]
     assert result.doc["version"] == 1 and result.code == 0
 
 

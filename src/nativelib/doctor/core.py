@@ -8,11 +8,12 @@ import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from nativelib.autoload import state as autoload_state
 from nativelib.catalog import Catalog, load_catalog
 from nativelib.doctor.environment import Checks, member_of, scan_environment
 from nativelib.doctor.hostfacts import CudaProbe, ElfCache, HostLibraries, host_facts
 from nativelib.doctor.installed import SiteDistributions, check_runtimes, normalize
-from nativelib.doctor.model import Finding, Report, bound_per_file
+from nativelib.doctor.model import AutoloadFacts, Finding, Report, bound_per_file
 from nativelib.doctor.process import ImportProbe
 from nativelib.elf import ElfInfo, read_elf
 from nativelib.errors import NativeLibError
@@ -160,6 +161,8 @@ def _diagnose(
     findings += checks.openmp()
     findings += checks.needs()
     findings += checks.rpaths()
+    autoload = _autoload(sites)
+    findings += checks.older_first(autoload.enabled)
     cuda, cuda_findings = cuda_probe.result()
     findings += cuda_findings
     findings += checks.cuda(cuda)
@@ -171,4 +174,14 @@ def _diagnose(
         runtimes=tuple(runtime_reports),
         findings=tuple(bound_per_file(sorted(findings, key=lambda f: f.sort_key()))),
         elf_files=len(scanned.files),
+        autoload=autoload,
     )
+
+
+def _autoload(sites: Sequence[str]) -> AutoloadFacts:
+    """Whether ``nativelib autoload`` is on: its file in one of the site directories."""
+    for site in sites:
+        current = autoload_state(site)
+        if current.enabled:
+            return AutoloadFacts(True, current.file)
+    return AutoloadFacts(False, None)

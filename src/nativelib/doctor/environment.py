@@ -33,6 +33,7 @@ from nativelib.doctor.installed import InstalledRuntime
 from nativelib.doctor.model import CudaFacts, Finding, finding
 from nativelib.elf import ElfInfo
 from nativelib.errors import ElfError, NotElfError
+from nativelib.loader import BACKWARD_COMPATIBLE
 from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.resolver.host import cuda_policy, driver_version
 from nativelib.scan import ScanResult
@@ -538,6 +539,98 @@ class Checks:
         if owner is not None:
             hint = versions.pip_install(versions.requirement(owner.name, missing))
         return finding("needs-prefix-too-old", message, tuple(files), hint)
+
+    # ------------------------------------------------------------------ older copy first
+
+    def older_first(self, autoload: bool) -> list[Finding]:
+        """The mixed-runtime trap, before it fires: a file whose RPATH/RUNPATH (or
+        LD_LIBRARY_PATH) reaches a copy of a backward-compatible GCC runtime (libstdc++,
+        libgomp, ...) older than the prefix's, while another file needs version nodes
+        that only the prefix's copy has. Whichever is imported first decides: the older
+        copy loaded first is reused by soname, and the other file then fails with
+        "version `GLIBCXX_3.4.30' not found". The autoload preloads the prefix's copy
+        before any import: nothing to report while it is on."""
+        if autoload:
+            return []
+        prefix_copies: dict[str, tuple[str, frozenset[str], str]] = {}
+        for runtime in self.runtimes:
+            libs = runtime.manifest.libraries
+            if not libs or not all(lib.soname in BACKWARD_COMPATIBLE for lib in libs):
+                continue  # not a runtime the autoload preloads
+            m = runtime.manifest
+            for lib in libs:
+                prefix_copies.setdefault(
+                    lib.soname,
+                    (
+                        runtime.library_path(lib.soname),
+                        frozenset(lib.version_definitions),
+                        f"{m.name} {m.version}",
+                    ),
+                )
+        if not prefix_copies:
+            return []
+        needing: dict[str, list[tuple[str, frozenset[str]]]] = {}
+        reached: dict[tuple[str, str], list[str]] = {}
+        older: dict[str, ElfInfo] = {}
+        for path, info in self.scanned.files.items():
+            wanted = [s for s in info.needed if s in prefix_copies]
+            if not wanted or not self._ours(info):
+                continue
+            nodes: dict[str, set[str]] = {}
+            for file, need in info.needed_nodes():
+                if not need.weak and file in prefix_copies:
+                    nodes.setdefault(file, set()).add(need.name)
+            searches = bool(info.rpath or info.runpath or self.host.ld_library_path)
+            for soname in wanted:
+                if nodes.get(soname):
+                    needing.setdefault(soname, []).append((path, frozenset(nodes[soname])))
+                direct = self._direct(info, soname) if searches else None
+                if direct is None or any(direct.path.startswith(p) for p in self._prefix_libs):
+                    continue
+                reached.setdefault((soname, direct.path), []).append(path)
+                older[direct.path] = direct
+        out = []
+        for (soname, old), files in sorted(reached.items()):
+            prefix_path, prefix_defs, dist = prefix_copies[soname]
+            old_defs = frozenset(older[old].version_definitions)
+            if not prefix_defs > old_defs:
+                continue  # the prefix's copy is not newer: preloading it would not help
+            victims = sorted(
+                (f, n - old_defs)
+                for f, n in needing.get(soname, ())
+                if n - old_defs and n <= prefix_defs
+            )
+            if not victims:
+                continue
+            missing = sorted({node for _f, n in victims for node in n})
+            top = _newest_like(old_defs, missing[0])
+            first = self.scanned.files[files[0]]
+            folder = posixpath.dirname(old)
+            how = (
+                "LD_LIBRARY_PATH"
+                if folder in self.host.ld_library_path
+                else ("RUNPATH" if first.runpath else "RPATH")
+            )
+            names = _names([posixpath.basename(f) for f in files])
+            needy = _names([posixpath.basename(f) for f, _n in victims])
+            shown = ", ".join(missing[:3]) + (
+                f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+            )
+            message = (
+                f"{names} reach{'es' if len(files) == 1 else ''} an older {soname} first, "
+                f"{old} ({f'up to {top}' if top else 'older'}), through {how}; {needy} "
+                f"need{'s' if len(victims) == 1 else ''} {shown}, which that copy lacks and "
+                f"the prefix's ({dist}) has: when {posixpath.basename(files[0])} is loaded first, "
+                f'importing {posixpath.basename(victims[0][0])} fails with "version '
+                f"`{missing[0]}' not found\""
+            )
+            hint = (
+                f"nativelib autoload enable (preloads {prefix_path} at interpreter start, "
+                "before any import)"
+            )
+            file_list = tuple(dict.fromkeys((*files, old, *(f for f, _n in victims))))
+            out.append(finding("older-runtime-first", message, file_list, hint))
+        return out
 
     # ------------------------------------------------------------------ RPATH / RUNPATH
 

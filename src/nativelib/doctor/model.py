@@ -15,6 +15,7 @@ __all__ = [
     "JSON_VERSION",
     "MAX_FINDINGS_PER_FILE",
     "SEVERITIES",
+    "AutoloadFacts",
     "CudaFacts",
     "Finding",
     "HostFacts",
@@ -123,6 +124,12 @@ CODES: dict[str, Code] = {
         "warning",
         "a needed library exists in the environment but not on the file's search path: it "
         "loads only if something else loaded it first",
+    ),
+    "older-runtime-first": Code(
+        "warning",
+        "a file's RPATH/RUNPATH (or LD_LIBRARY_PATH) reaches an older copy of a GCC runtime "
+        "while another file needs version nodes only the prefix's copy has: the import "
+        "order decides whether the second fails (autoload off)",
     ),
     "rpath-empty": Code("warning", "an empty RPATH/RUNPATH entry (the current directory)"),
     "rpath-relative": Code(
@@ -318,12 +325,25 @@ class RuntimeReport:
 
 
 @dataclass(frozen=True)
+class AutoloadFacts:
+    """``nativelib autoload``: whether its ``.pth`` file is in one of the environment's
+    site directories (``file``), preloading the prefix's GCC runtimes at start-up."""
+
+    enabled: bool
+    file: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return {"enabled": self.enabled, "file": self.file}
+
+
+@dataclass(frozen=True)
 class Report:
     host: HostFacts
     runtimes: tuple[RuntimeReport, ...]
     findings: tuple[Finding, ...]
     #: How many ELF files were read (for the log line; not in the JSON document).
     elf_files: int = 0
+    autoload: AutoloadFacts | None = None
 
     def count(self, severity: str) -> int:
         return sum(1 for f in self.findings if f.severity == severity)
@@ -340,4 +360,5 @@ class Report:
             "host": self.host.to_json(),
             "runtimes": [r.to_json() for r in self.runtimes],
             "findings": [f.to_json() for f in self.findings],
+            **({"autoload": self.autoload.to_json()} if self.autoload is not None else {}),
         }

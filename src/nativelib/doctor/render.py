@@ -9,7 +9,7 @@ import textwrap
 from collections.abc import Mapping
 from typing import TextIO
 
-from nativelib.doctor.model import Finding, HostFacts, Report, RuntimeReport
+from nativelib.doctor.model import AutoloadFacts, Finding, HostFacts, Report, RuntimeReport
 
 __all__ = ["use_colour", "write_json", "write_text"]
 
@@ -79,8 +79,16 @@ def _host(w: _Writer, host: HostFacts) -> None:
         w.wrapped(value, " " * 14, f"  {label:<11} ")
 
 
-def _runtimes(w: _Writer, runtimes: tuple[RuntimeReport, ...]) -> None:
+def _runtimes(
+    w: _Writer, runtimes: tuple[RuntimeReport, ...], autoload: AutoloadFacts | None
+) -> None:
     w.line(w.paint("Runtimes in the common prefix", "head"))
+    if autoload is not None:
+        w.line(
+            f"  autoload: enabled ({autoload.file})"
+            if autoload.enabled
+            else "  autoload: disabled (nativelib autoload enable preloads them at start-up)"
+        )
     if not runtimes:
         w.line("  none installed")
     for r in runtimes:
@@ -117,7 +125,7 @@ def write_text(report: Report, stream: TextIO, *, colour: bool) -> None:
     w = _Writer(stream, colour)
     _host(w, report.host)
     w.line()
-    _runtimes(w, report.runtimes)
+    _runtimes(w, report.runtimes, report.autoload)
     w.line()
     w.line(w.paint("Findings", "head"))
     if not report.findings:
