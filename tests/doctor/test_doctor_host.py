@@ -98,14 +98,17 @@ def test_hint_versions() -> None:
     assert requirement("nativelib-cxx14", ["GCC_12.0.0"]) == "nativelib-cxx14>=12"
     assert requirement("nativelib-gfortran5", ["GFORTRAN_10"]) == "nativelib-gfortran5>=10"
     assert requirement("nativelib-cxx14", ["GLIBCXX_3.4", "CXXABI_1.3"]) == "nativelib-cxx14"
+    # libgomp's nodes are in the one table (data/runtime-node-releases.json) too.
+    assert requirement("nativelib-gomp", ["GOMP_5.0", "OMP_1.0"]) == "nativelib-gomp>=9.1"
     # Not in the table: no bound at all, rather than one that might be wrong...
-    assert requirement("nativelib-gomp", ["GOMP_5.0", "OMP_1.0"]) == "nativelib-gomp"
+    assert requirement("nativelib-gomp", ["GOMP_99.0", "OMP_1.0"]) == "nativelib-gomp"
     assert requirement("nativelib-cxx14", ["GLIBCXX_3.4.99"]) == "nativelib-cxx14"
     # ...unless asked to bound by the nodes it knows (a copy's whole definition set).
     assert requirement(
         "nativelib-gfortran5", ["GFORTRAN_8", "GFORTRAN_C99_8"], known_only=True
     ) == ("nativelib-gfortran5>=8")
-    assert first_release("CXXABI_TM_1") is None
+    assert first_release("CXXABI_TM_1") == "0"  # GCC 4.7: older than any runtime wheel
+    assert first_release("GLIBCXX_3.4.30") == "12.1.0" and first_release("NOPE_1") is None
 
 
 def test_site_dirs_leave_out_the_standard_library_and_the_script_directory(tmp_path: Path) -> None:

@@ -226,6 +226,21 @@ def test_a_raw_wheel_is_linked_and_a_linked_one_left_unchanged(
     assert (again / raw.name).read_bytes() == raw.read_bytes()
 
 
+def test_a_wheel_needing_no_runtime_is_copied_unchanged(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = {
+        "purepkg/__init__.py": b"X = 1\n",
+        "purepkg-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: purepkg\nVersion: 1.0\n",
+        "purepkg-1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    wheel = write_wheel_members(tmp_path / "purepkg-1.0-py3-none-any.whl", files)
+    assert main(["repair", str(wheel), "-w", str(tmp_path / "out")]) == 0
+    captured = capsys.readouterr()
+    assert "purepkg-1.0-py3-none-any.whl: needs no runtime library; unchanged" in captured.err
+    assert (tmp_path / "out" / wheel.name).read_bytes() == wheel.read_bytes()
+
+
 def test_runtime_forces_a_requirement_only_where_needed(
     built: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -342,7 +342,7 @@ std::optional<std::string> total(long n) {
     std::condition_variable cv;
     {
         std::unique_lock<std::mutex> lk(m);
-        if (n == -1) cv.wait(lk);  // never taken; binds wait() at GLIBCXX_3.4.30
+        if (n == 987654321) cv.wait(lk);  // never taken; binds wait() at GLIBCXX_3.4.30
     }
     long t = 0;
 #pragma omp parallel for reduction(+ : t)

@@ -2,69 +2,35 @@
 
 A runtime wheel's version is the upstream version of what it ships (GCC 12.2.0 for
 ``nativelib-cxx14 12.2.0``), so "needs GLIBCXX_3.4.32" becomes
-``pip install "nativelib-cxx14>=13.2"``. The table is libstdc++'s ABI history
-(``libstdc++-v3/doc/xml/manual/abi.xml``: the release that first shipped each node),
-kept as data in ``data/gcc-node-releases.json``;
-libgcc_s (``GCC_12.0.0``) and libgfortran (``GFORTRAN_10``) name the release in the node.
-A node the table does not know gives no bound: the hint then asks for an upgrade without
-one, never for a version that might not have it. This is only for hints: whether a
-runtime satisfies a need is decided by its version definitions, exact names.
+``pip install "nativelib-cxx14>=13.2"``. The release that first defined each node is the
+one table the bound rule reads (``data/runtime-node-releases.json`` through
+:mod:`nativelib.resolver.bounds`: libstdc++'s ABI history, libgcc_s, libgomp,
+libgfortran, libquadmath). A node from before GCC 5 (older than any runtime wheel) needs
+no bound; a node the table does not know gives no bound: the hint then asks for an
+upgrade without one, never for a version that might not have it. This is only for
+hints: whether a runtime satisfies a need is decided by its version definitions, exact
+names.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Iterable
-from functools import lru_cache
-from importlib import resources
 
 __all__ = ["first_release", "pip_install", "requirement"]
 
-
-@lru_cache(maxsize=1)
-def _tables() -> tuple[dict[int, str], dict[int, str]]:
-    """GLIBCXX_3.4.<n> and CXXABI_1.3.<n> -> the GCC release that first defined it
-    (``data/gcc-node-releases.json``)."""
-    text = resources.files("nativelib").joinpath("data/gcc-node-releases.json").read_text("utf-8")
-    doc = json.loads(text)
-    return (
-        {int(k): str(v) for k, v in doc["GLIBCXX_3.4"].items()},
-        {int(k): str(v) for k, v in doc["CXXABI_1.3"].items()},
-    )
-
-
 _OLDEST = "0"  # older than any runtime wheel: no bound needed
-
-_GLIBCXX_NODE = re.compile(r"^GLIBCXX_3\.4(?:\.(\d+))?$")
-_CXXABI_NODE = re.compile(r"^CXXABI_1\.3(?:\.(\d+))?$")
-_GCC_NODE = re.compile(r"^GCC_(\d+)\.(\d+)(?:\.\d+)?$")
-_GFORTRAN_NODE = re.compile(r"^GFORTRAN_(\d+)$")
-
-
-def _from_table(table: dict[int, str], minor: str | None) -> str | None:
-    n = int(minor or 0)
-    if n < min(table):
-        return _OLDEST
-    return table.get(n)
+_NO_BOUND_BELOW = (5,)  # every runtime wheel ships GCC 5 or newer
 
 
 def first_release(node: str) -> str | None:
-    """The upstream release that first defined ``node``; None when not known."""
-    m = _GLIBCXX_NODE.match(node)
-    if m:
-        return _from_table(_tables()[0], m.group(1))
-    m = _CXXABI_NODE.match(node)
-    if m:
-        return _from_table(_tables()[1], m.group(1))
-    m = _GCC_NODE.match(node)
-    if m:
-        major = int(m.group(1))
-        return _OLDEST if major < 5 else str(major)
-    m = _GFORTRAN_NODE.match(node)
-    if m:
-        return m.group(1)
-    return None
+    """The upstream release that first defined ``node``; ``"0"`` for one older than any
+    runtime wheel; None when not known."""
+    from nativelib.resolver.bounds import first_release as release_of  # noqa: PLC0415
+
+    found = release_of(node)
+    if found is None:
+        return None
+    return _OLDEST if found.release < _NO_BOUND_BELOW else str(found)
 
 
 def _key(version: str) -> tuple[int, ...]:

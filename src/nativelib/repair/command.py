@@ -168,7 +168,12 @@ def run(args: argparse.Namespace) -> int:
                 add_preload=args.add_preload, plan_only=args.plan,
             )  # fmt: skip
             if not plan.changes_anything and not args.plan:
-                print(f"{name}: already linked to the runtime wheels; unchanged", file=sys.stderr)
+                what = (
+                    "already linked to the runtime wheels"
+                    if plan.requirements
+                    else "needs no runtime library"
+                )
+                print(f"{name}: {what}; unchanged", file=sys.stderr)
                 print(_copy_unchanged(Path(wheel), out_dir))
                 continue
         except NativeLibError as e:

@@ -18,14 +18,17 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
+from typing import TYPE_CHECKING
 
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from nativelib.errors import NativeLibError
-from nativelib.resolver.candidates import Source
 from nativelib.resolver.model import Candidate, Requirement
+
+if TYPE_CHECKING:
+    from nativelib.resolver.candidates import Source
 
 __all__ = [
     "BoundDecision",

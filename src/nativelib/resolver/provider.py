@@ -15,7 +15,7 @@ from nativelib.resolver.candidates import Source
 from nativelib.resolver.host import Host, cuda_policy, driver_version
 from nativelib.resolver.model import Candidate, Pending, Requirement
 
-__all__ = ["Resolution", "explain", "lower_bounds", "resolve", "why_unusable"]
+__all__ = ["Resolution", "explain", "resolve", "why_unusable"]
 
 
 def _ver(v: tuple[int, ...]) -> str:
@@ -218,16 +218,3 @@ def resolve(
         ) from e
     by_name: dict[str, Requirement] = {r.name: r for r in requirements}
     return Resolution(dict(result.mapping), by_name)
-
-
-def _anywhere(arch: str) -> Host:
-    """A target that every platform and driver restriction allows: lower bounds are about
-    version nodes alone."""
-    return Host((2, 999), arch, "99999")
-
-
-def lower_bounds(requirements: Sequence[Requirement], source: Source, arch: str) -> Resolution:
-    """For each requirement, the oldest candidate whose version definitions cover its
-    nodes (any platform, any driver): what a ``Requires-Dist`` lower bound should be.
-    Raises :class:`ResolutionError` when no candidate covers them."""
-    return resolve(requirements, source, _anywhere(arch), lowest=True)
