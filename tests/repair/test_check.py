@@ -173,3 +173,17 @@ def test_bad_input_is_exit_2_and_the_others_are_still_checked(
     assert status == 2
     assert captured.err.startswith(f"error: {junk}: ") and "Traceback" not in captured.err
     assert "ok: no problems" in captured.out
+
+
+def test_a_plat_the_runtime_wheels_cannot_serve(
+    wheels: dict[str, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--plat manylinux_2_17 with only a nativelib-gomp built for glibc 2.34 known: no
+    such tag works (a host it admits could not install the requirement): named."""
+    status, doc = _json(capsys, str(wheels["repaired"]), "--plat", "manylinux_2_17_x86_64",
+                        "--find-links", str(wheels["wheelhouse"]))  # fmt: skip
+    assert status == 1
+    (report,) = doc["wheels"]  # type: ignore[misc]
+    (problem,) = report["problems"]
+    assert problem["kind"] == "no-consistent-tag"
+    assert "manylinux_2_17" in problem["message"] and report["consistent_tag"] is None
