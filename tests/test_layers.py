@@ -68,6 +68,8 @@ GROUPS: dict[str, str] = {
     # users of the resolver
     "nativelib.repair": "repair",
     "nativelib.doctor": "doctor",
+    # builds against the runtime wheels: the prefix, flags, bounds (nativelib config)
+    "nativelib.config": "config",
     # the command line: assembles the command modules (``__main__`` runs ``cli.main``)
     "nativelib.cli": "top",
     "nativelib.inspection": "top",
@@ -92,6 +94,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "resolver": set(_SHARED),
     "repair": _SHARED | {"resolver"},
     "doctor": _SHARED | {"resolver"},
+    # the flag rule of the runtime wheels' own .pc files (runtime_wheels.buildfiles)
+    "config": _SHARED | {"resolver", "runtime_wheels"},
     "top": set(GROUPS.values()),
 }
 

@@ -104,6 +104,11 @@ COMMANDS: tuple[Command, ...] = (
         "replace vendored runtime copies in wheels with a dependency on runtime wheels",
     ),
     Command(
+        "config",
+        "nativelib.config.command",
+        "the prefix and the flags to build against the runtime wheels",
+    ),
+    Command(
         "doctor",
         "nativelib.doctor.command",
         "diagnose this environment (and, with --import, a live process)",
