@@ -46,7 +46,12 @@ from nativelib.prefix import (
     loader_index,
     sha256_file,
 )
-from nativelib.runtime_wheels.buildfiles import BuildInfo, files_for
+from nativelib.runtime_wheels.buildfiles import (
+    PKGCONFIG_PACKAGE,
+    BuildInfo,
+    files_for,
+    import_path_files,
+)
 from nativelib.sources import upstream_version
 from nativelib.wheelfile import WheelFile, WheelPlan, write_wheel
 
@@ -434,6 +439,8 @@ def _plan(
     build_files = files_for(build_info)
     for rel, data in build_files:
         files.append(WheelFile(f"{PREFIX_DIRNAME}/{rel}", data=data))
+    for rel, data in import_path_files(build_info):
+        files.append(WheelFile(rel, data=data))
     manifest = Manifest(
         name=name,
         version=version,
@@ -490,8 +497,13 @@ def _plan(
 #: What build backends read: scikit-build-core adds the ``cmake.prefix`` entry's package
 #: directory (pynativelib's ``nativelib/``, holding ``share/cmake/nativelib/
 #: nativelibConfig.cmake``, which finds this wheel's component in the prefix) to
-#: ``CMAKE_PREFIX_PATH``. pynativelib's own pyproject declares the same entry.
-_ENTRY_POINTS = (("cmake.prefix", "nativelib", "nativelib"),)
+#: ``CMAKE_PREFIX_PATH``; the ``pkgconf`` wheel adds the ``pkg_config`` entry's folder
+#: (``nativelib/pkgconfig``, this wheel's ``.pc`` copy) to ``PKG_CONFIG_PATH``.
+#: pynativelib's own pyproject declares the same entries.
+_ENTRY_POINTS = (
+    ("cmake.prefix", "nativelib", "nativelib"),
+    ("pkg_config", "nativelib", PKGCONFIG_PACKAGE),
+)
 
 
 def build(plan: BuildPlan, out_dir: Path, *, source_date_epoch: int | None = None) -> Path:

@@ -10,6 +10,13 @@ development symlink, and the linker records the soname as ``DT_NEEDED`` either w
 The common ``nativelibConfig.cmake`` that includes the components is pynativelib's own
 (``nativelib/share/cmake/nativelib/``), so no file is owned by two distributions.
 
+The ``.pc`` file has a second copy, ``<site>/nativelib/pkgconfig/<dist>.pc`` (the same text
+but for its ``prefix=`` line): the ``pkgconf`` wheel (what meson-python runs) finds
+``.pc`` folders through ``pkg_config`` entry points, which name an importable package
+and never a path, and ``nativelib.prefix`` cannot be imported (the dot is on purpose).
+``nativelib.pkgconfig`` is a namespace folder of pynativelib's package; each runtime
+wheel owns its one file in it.
+
 Standard library only; the builder and ``nativelib.config`` import it.
 """
 
@@ -20,14 +27,19 @@ from dataclasses import dataclass
 from nativelib.prefix import CMAKE_DIR, INCLUDE_DIR, LIB_DIR, PKGCONFIG_DIR, PREFIX_DIRNAME
 
 __all__ = [
+    "PKGCONFIG_PACKAGE",
     "BuildInfo",
     "cmake_component",
     "compile_flags",
     "files_for",
+    "import_path_files",
     "link_flags",
     "pkgconfig_file",
     "target_name",
 ]
+
+#: The importable folder of the second ``.pc`` copies (``pkg_config`` entry points).
+PKGCONFIG_PACKAGE = "nativelib.pkgconfig"
 
 #: Compile flags an OpenMP family needs with GCC (the runtime wheel is its runtime).
 _OPENMP_CFLAGS = {"gnu": ("-fopenmp",)}
@@ -73,15 +85,16 @@ def link_flags(info: BuildInfo, libdir: str) -> list[str]:
     return [f"-L{libdir}", *(f"-l:{s}" for s in info.sonames)]
 
 
-def pkgconfig_file(info: BuildInfo) -> str:
-    """The text of ``lib/pkgconfig/<dist>.pc``."""
+def pkgconfig_file(info: BuildInfo, prefix: str = "${pcfiledir}/../..") -> str:
+    """The text of ``lib/pkgconfig/<dist>.pc``; ``prefix``: the prefix, relative to the
+    file (``${pcfiledir}/../../nativelib.prefix`` for the copy in ``nativelib/pkgconfig``)."""
     include = f"{INCLUDE_DIR}/{info.short}"
     lines = [
         f"# pkg-config file of {info.name} {info.version}, written by pynativelib.",
         "# Paths are relative to this file: it works wherever the prefix is installed.",
         f"# At run time the extension finds {LIB_DIR}/ through its RUNPATH:",
         "# nativelib config --rpath-from <the directory it installs to>.",
-        "prefix=${pcfiledir}/../..",
+        f"prefix={prefix}",
         f"libdir=${{prefix}}/{LIB_DIR}",
     ]
     if info.has_headers:
@@ -168,6 +181,13 @@ def cmake_component(info: BuildInfo) -> str:
         ]
     lines.append("unset(_nativelib_owner)")
     return "\n".join(lines) + "\n"
+
+
+def import_path_files(info: BuildInfo) -> list[tuple[str, bytes]]:
+    """The ``.pc`` copy the ``pkgconf`` wheel finds: (path below the site dir, bytes)."""
+    folder = PKGCONFIG_PACKAGE.replace(".", "/")
+    text = pkgconfig_file(info, "${pcfiledir}/../../" + PREFIX_DIRNAME)
+    return [(f"{folder}/{info.name}.pc", text.encode("utf-8"))]
 
 
 def files_for(info: BuildInfo) -> list[tuple[str, bytes]]:
