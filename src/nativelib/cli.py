@@ -104,6 +104,11 @@ COMMANDS: tuple[Command, ...] = (
         "replace vendored runtime copies in wheels with a dependency on runtime wheels",
     ),
     Command(
+        "check",
+        "nativelib.repair.check",
+        "audit wheels: the tag, the runtime requirements, every linking problem",
+    ),
+    Command(
         "config",
         "nativelib.config.command",
         "the prefix and the flags to build against the runtime wheels",

@@ -17,6 +17,11 @@ here, in :class:`SafeZipFile`:
 - :meth:`SafeZipFile.read` (a whole member in memory) refuses a member that declares more
   than :data:`MAX_READ` bytes.
 
+A stream from :meth:`SafeZipFile.open` also reports the CRC-32 of the member's stored
+(compressed) bytes once it has been read to the end (:func:`stored_crc`): a writer that
+copies those bytes as they are (``nativelib.wheelfile``'s raw copy) checks with it that
+it copies exactly what was verified.
+
 Every problem is a :class:`ZipMemberError`, a :class:`zipfile.BadZipFile`, so the readers'
 existing handling of a damaged zip covers it; each names the member and the reason.
 """
@@ -42,6 +47,8 @@ __all__ = [
     "SafeZipFile",
     "ZipMemberError",
     "check_members",
+    "open_stored",
+    "stored_crc",
 ]
 
 #: Methods a wheel's members may use (PEP 427 practice).
@@ -114,8 +121,10 @@ class _MemberReader(io.RawIOBase):
         self._size = info.file_size
         self._crc_expected = info.CRC
         self._crc = 0
+        self._stored_crc = 0  # of the stored bytes read so far
         self._done = 0
         self._ended = False
+        self._checked = False
         self._inflate = (
             zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
         )
@@ -126,13 +135,24 @@ class _MemberReader(io.RawIOBase):
     def _error(self, reason: str) -> ZipMemberError:
         return ZipMemberError(self._name, reason)
 
+    def _stored(self, n: int) -> bytes:
+        data = self._raw.read(n)
+        self._stored_crc = zlib.crc32(data, self._stored_crc)
+        return data
+
+    @property
+    def stored_crc(self) -> int | None:
+        """The CRC-32 of all the member's stored bytes, once it was read to the end and
+        checked; None before."""
+        return self._stored_crc if self._checked else None
+
     def _produce(self, n: int) -> bytes:
         """Up to ``n`` more bytes of the member (``b""`` only when the input ends)."""
         if self._inflate is None:
-            return self._raw.read(n)
+            return self._stored(n)
         d = self._inflate
         while not d.eof:
-            src = d.unconsumed_tail or self._raw.read(_CHUNK)
+            src = d.unconsumed_tail or self._stored(_CHUNK)
             if not src:
                 return b""
             try:
@@ -152,6 +172,9 @@ class _MemberReader(io.RawIOBase):
             raise self._error("is truncated: its compressed data ends inside the deflate stream")
         if self._crc != self._crc_expected:
             raise self._error("is damaged: Bad CRC-32 (its data does not match its header)")
+        while self._stored(_CHUNK):  # bytes after the deflate stream: copied all the same
+            pass
+        self._checked = True
 
     def readinto(self, buffer: WriteableBuffer, /) -> int:
         view = memoryview(buffer).cast("B")
@@ -185,6 +208,25 @@ class _MemberReader(io.RawIOBase):
             self._raw.close()
         finally:
             super().close()
+
+
+def stored_crc(stream: IO[bytes]) -> int | None:
+    """The CRC-32 of the stored bytes of the member ``stream`` (from
+    :meth:`SafeZipFile.open`) was read from, once it has been read to its end and checked;
+    None before, or for a stream of another kind."""
+    raw = getattr(stream, "raw", None)
+    return raw.stored_crc if isinstance(raw, _MemberReader) else None
+
+
+def open_stored(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> IO[bytes]:
+    """A member's stored (compressed) bytes as they are in the archive: its
+    ``compress_size`` bytes after its local header (which zipfile checks against the
+    directory entry). Nothing is inflated or checked: for comparing stored bytes."""
+    raw_info = copy.copy(info)
+    raw_info.compress_type = zipfile.ZIP_STORED
+    raw_info.file_size = info.compress_size
+    del raw_info.CRC  # no CRC-32 of the stored bytes is known to zipfile
+    return zipfile.ZipFile.open(zf, raw_info)
 
 
 class SafeZipFile(zipfile.ZipFile):
@@ -223,11 +265,7 @@ class SafeZipFile(zipfile.ZipFile):
         info = name if isinstance(name, zipfile.ZipInfo) else self.getinfo(name)
         # zipfile reads the local header (and checks it against the directory); its
         # bytes come out as stored, and _MemberReader decompresses and checks them.
-        raw_info = copy.copy(info)
-        raw_info.compress_type = zipfile.ZIP_STORED
-        raw_info.file_size = info.compress_size
-        del raw_info.CRC  # the CRC-32 of the decompressed bytes: _MemberReader checks it
-        raw = super().open(raw_info)
+        raw = open_stored(self, info)
         return io.BufferedReader(_MemberReader(raw, info), _CHUNK)
 
     def read(self, name: str | zipfile.ZipInfo, pwd: bytes | None = None) -> bytes:

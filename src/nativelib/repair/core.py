@@ -5,8 +5,11 @@ everything: which files are vendored runtime copies (:mod:`nativelib.vendored`),
 shared objects need them and how each one's DT_NEEDED and RPATH/RUNPATH change
 (:mod:`.elfpatch`), the ``Requires-Dist`` lines (lower bounds from the resolver), the new
 platform tag and file name, and the optional preload hook. :func:`apply_repair` runs the
-editor on the extracted copies, checks every edit, and writes the new wheel next to
-nothing else: a temporary file renamed into place, or nothing at all on any error.
+editor once on each extracted copy that changes, checks every edit, and writes the new
+wheel next to nothing else: a temporary file renamed into place, or nothing at all on
+any error. Only what changes is written again (the edited ELF files, METADATA, WHEEL,
+RECORD, hooks); every other member is copied compressed, byte for byte, from the input
+(:class:`~nativelib.wheelfile.plan.StoredMember`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import ast
 import json
 import posixpath
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -247,6 +250,68 @@ def _text(wheel: WheelContents, member: Member) -> str:
         return member.path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
         raise RepairError(str(wheel.source), f"{member.arcname} is not UTF-8: {e}") from e
+
+
+def _import_packages(wheel: WheelContents) -> dict[str, str]:
+    """The wheel's top-level import packages: name -> the directory (a wheel path) that
+    holds its ``__init__.py``, below the wheel root or ``.data/platlib``/``purelib``.
+    Names come from ``top_level.txt`` where it lists any such package, else from the
+    members; ``.libs`` folders (auditwheel's, numpy's runtime copies) and the
+    ``.dist-info``/``.data`` directories are never packages."""
+    found: dict[str, str] = {}
+    for m in wheel.members:
+        if not m.arcname.endswith("/__init__.py"):
+            continue
+        root = _install_root(m.arcname, wheel.dist_info)
+        if root is None:
+            continue
+        parts = _relative(m.arcname, root).split("/")
+        if len(parts) != 2 or parts[0].endswith((".libs", ".dist-info", ".data")):
+            continue
+        if parts[0] == PREFIX_DIRNAME or not parts[0].isidentifier():
+            continue
+        found.setdefault(parts[0], f"{root}/{parts[0]}" if root else parts[0])
+    top_level = wheel.member(f"{wheel.dist_info}/top_level.txt")
+    if top_level is not None:
+        listed = {ln.strip() for ln in _text(wheel, top_level).splitlines()}
+        chosen = {k: v for k, v in found.items() if k in listed}
+        if chosen:
+            return chosen
+    return found
+
+
+def _plan_preload(plan: RepairPlan, users: Mapping[str, set[str]]) -> None:
+    """The ``--add-preload`` hooks: ``users`` maps the first path component (below the
+    install root) of each object that needs a runtime to the runtime distributions. An
+    object inside an import package gets the hook in that package; one elsewhere (a
+    ``.libs`` folder: ``numpy.libs/libscipy_openblas...so`` needing libgfortran) may be
+    loaded by any package, so every top-level package gets its runtimes."""
+    wheel = plan.wheel
+    tops = _import_packages(wheel)
+    hooks: dict[str, set[str]] = {}
+    shared: set[str] = set()
+    for key, dists in users.items():
+        if key in tops:
+            hooks.setdefault(key, set()).update(dists)
+        else:
+            shared |= dists
+    if shared:
+        for pkg in tops:
+            hooks.setdefault(pkg, set()).update(shared)
+    if not hooks:
+        raise RepairError(
+            str(wheel.source),
+            "--add-preload: the wheel has no top-level import package (a directory with an "
+            "__init__.py; from top_level.txt or the members, .libs folders left out) to "
+            "import the hook from",
+        )
+    for pkg in sorted(hooks):
+        directory = tops[pkg]
+        init = f"{directory}/__init__.py"
+        member = wheel.member(init)
+        assert member is not None  # _import_packages found it
+        plan.preload_hooks[directory] = _preload_text(hooks[pkg])
+        plan.init_edits[init] = _insert_import(init, member.read_bytes())
 
 
 def _metadata(wheel: WheelContents, requires: Sequence[str]) -> bytes:
@@ -493,17 +558,7 @@ def plan_repair(
     if _linux_arch(wheel, kept_infos) is not None and decision.platforms:
         plan.platforms = decision.platforms
     if add_preload:
-        for pkg, dists in sorted(packages.items()):
-            init = f"{pkg}/__init__.py" if pkg else ""
-            member = wheel.member(init) if pkg else None
-            if member is None:
-                where = pkg or "the top level"
-                raise RepairError(
-                    str(wheel.source),
-                    f"--add-preload: {where} has no __init__.py to import the hook from",
-                )
-            plan.preload_hooks[pkg] = _preload_text(dists)
-            plan.init_edits[init] = _insert_import(init, member.path.read_bytes())
+        _plan_preload(plan, packages)
         plan.requires_dist.insert(0, "pynativelib")  # the others are all nativelib-*
     plan.metadata_current = _already(wheel, plan.requires_dist)
     plan.filename = _filename(wheel, plan.platforms)
@@ -564,10 +619,11 @@ def apply_repair(plan: RepairPlan, out_dir: Path, editor: Editor) -> Path:
             str(wheel.source), "the repaired wheel would replace the input; choose another -w"
         )
     by_member = {m.arcname: m for m in wheel.members}
-    for edit in plan.edits:
+    for edit in plan.edits:  # one editor run per file, with all its edits
         member = by_member[edit.member]
         editor(member.path, edit)
         check_edit(member.path, plan.infos[edit.member], edit)
+    edited = {e.member for e in plan.edits}
     files: list[WheelFile] = []
     for m in wheel.members:
         if m.arcname in plan.removed:
@@ -579,9 +635,11 @@ def apply_repair(plan: RepairPlan, out_dir: Path, editor: Editor) -> Path:
         elif m.arcname in plan.init_edits:
             files.append(WheelFile(m.arcname, data=plan.init_edits[m.arcname]))
         elif m.arcname.startswith(f"{wheel.dist_info}/sboms/") and m.arcname.endswith(".json"):
-            files.append(WheelFile(m.arcname, data=_update_sbom(m.path.read_bytes(), plan)))
-        else:
+            files.append(WheelFile(m.arcname, data=_update_sbom(m.read_bytes(), plan)))
+        elif m.arcname in edited or m.stored is None:
             files.append(WheelFile(m.arcname, source=m.path, executable=m.executable))
+        else:  # unchanged: its compressed bytes are copied as they are
+            files.append(WheelFile(m.arcname, stored=m.stored, executable=m.executable))
     for pkg, text in sorted(plan.preload_hooks.items()):
         files.append(WheelFile(f"{pkg}/{PRELOAD_MODULE}.py", data=text.encode()))
 

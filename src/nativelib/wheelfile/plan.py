@@ -64,26 +64,55 @@ def _arcname_problem(arcname: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class StoredMember:
+    """Where the verified, compressed bytes of a member of another zip are: what the
+    writer copies byte for byte (:func:`nativelib.wheelfile.write.write_members`).
+
+    Made by :func:`nativelib.wheelfile.read.read_wheel`, which streamed the member once
+    through :class:`~nativelib.safezip.SafeZipFile` (method stored or deflated, size and
+    CRC-32 bounded and checked) and checked its hash against RECORD. ``stored_crc`` is the
+    CRC-32 of the ``compress_size`` stored bytes it read then: the writer checks that it
+    copies the same bytes. ``record_hash`` is the hash as RECORD spelled it
+    (``sha256=...``), kept for the new RECORD.
+    """
+
+    archive: Path
+    name: str  # the member's name in ``archive``
+    header_offset: int
+    method: int  # zipfile.ZIP_STORED or zipfile.ZIP_DEFLATED
+    crc: int  # of the uncompressed bytes
+    compress_size: int
+    file_size: int
+    stored_crc: int
+    record_hash: str
+
+
+@dataclass(frozen=True)
 class WheelFile:
     """One file of a wheel: its archive name and where its bytes come from.
 
     ``arcname`` is a relative POSIX path (for a licence file: the path below
-    ``.dist-info/licenses/``). Exactly one of ``data`` (the bytes) and ``source`` (a
-    regular file, read when the wheel is written) is given. ``executable`` selects mode
-    0755 instead of 0644.
+    ``.dist-info/licenses/``). Exactly one of ``data`` (the bytes), ``source`` (a
+    regular file, read when the wheel is written) and ``stored`` (a verified member of
+    another zip, copied compressed as it is) is given. ``executable`` selects mode 0755
+    instead of 0644.
     """
 
     arcname: str
     data: bytes | None = None
     source: Path | None = None
     executable: bool = False
+    stored: StoredMember | None = None
 
     def __post_init__(self) -> None:
         problem = _arcname_problem(self.arcname)
         if problem is not None:
             raise WheelError(repr(self.arcname), problem)
-        if (self.data is None) == (self.source is None):
-            raise WheelError(repr(self.arcname), "exactly one of data and source must be given")
+        given = (self.data is not None) + (self.source is not None) + (self.stored is not None)
+        if given != 1:
+            raise WheelError(
+                repr(self.arcname), "exactly one of data and source (or stored) must be given"
+            )
         if self.data is not None and not isinstance(self.data, bytes):
             object.__setattr__(self, "data", bytes(self.data))
         if self.source is not None and not isinstance(self.source, Path):
@@ -93,6 +122,8 @@ class WheelFile:
         """Size in bytes (for a source file: as it is now)."""
         if self.data is not None:
             return len(self.data)
+        if self.stored is not None:
+            return self.stored.file_size
         fd, size = _open_source(self)
         os.close(fd)
         return size

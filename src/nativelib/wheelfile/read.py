@@ -1,5 +1,11 @@
 """Reading a wheel for repair: its members checked against RECORD, extracted safely.
 
+Each member is streamed once (bounded memory) and hashed; those the caller asks for
+(``wanted``, and every ELF file) are copied to disk on the way, the others are not
+written anywhere: each :class:`Member` says where its verified, compressed bytes are in
+the wheel (:class:`~nativelib.wheelfile.plan.StoredMember`), so that a writer copies the
+members that do not change as they are (``WheelFile(stored=...)``).
+
 RECORD is checked by :mod:`nativelib.wheelfile.record` (the rules the validator applies
 too): every member listed with a hash that matches its content (sha256 or a stronger
 hashlib algorithm) and its size, RECORD listing nothing that is not in the archive and
@@ -14,6 +20,7 @@ import os
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -25,17 +32,34 @@ from nativelib.archive.members import name_problem
 from nativelib.errors import RepairError, WheelError
 from nativelib.safezip import SafeZipFile, ZipMemberError
 from nativelib.wheelfile.opening import open_zip
+from nativelib.wheelfile.plan import StoredMember
 from nativelib.wheelfile.record import check_listing, parse_record, verify_members
 
-__all__ = ["Member", "WheelContents", "read_wheel", "verify_record"]
+__all__ = ["ELF_MAGIC", "Member", "WheelContents", "read_wheel", "verify_record"]
+
+
+#: The first bytes of an ELF file: such a member is always extracted.
+ELF_MAGIC = b"\x7fELF"
 
 
 @dataclass(frozen=True)
 class Member:
     arcname: str
-    path: Path  # the extracted copy
+    path: Path  # the extracted copy (where it would be, when ``extracted`` is False)
     size: int
     executable: bool
+    extracted: bool = True
+    elf: bool = False  # its content starts with the ELF magic
+    stored: StoredMember | None = None  # its verified compressed bytes in the wheel
+
+    def read_bytes(self) -> bytes:
+        """The member's content: the extracted copy, else read (and inflated, bounded
+        and checked against its CRC-32) from the wheel."""
+        if self.extracted:
+            return self.path.read_bytes()
+        assert self.stored is not None
+        with SafeZipFile(self.stored.archive) as zf:
+            return zf.read(self.stored.name)
 
 
 @dataclass(frozen=True)
@@ -89,10 +113,16 @@ def verify_record(path: Path) -> None:
     except (zipfile.BadZipFile, OSError) as e:
         raise RepairError(where, f"not a readable zip file: {e}") from e
     with zf:
-        _check(where, zf, extract_to=None)
+        _check(path, zf, extract_to=None, wanted=None)
 
 
-def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[str, list[Member]]:
+def _check(
+    path: Path,
+    zf: zipfile.ZipFile,
+    extract_to: Path | None,
+    wanted: Callable[[str], bool] | None,
+) -> tuple[str, list[Member]]:
+    where = str(path)
     infos = zf.infolist()
     names = [i.filename for i in infos]
     seen: set[str] = set()
@@ -119,12 +149,18 @@ def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[st
     except (zipfile.BadZipFile, OSError) as e:
         raise RepairError(where, f"cannot read {record_name}: {e}") from e
     files = [i.filename for i in infos if not i.is_dir()]
+    elves: set[str] = set()
+    extracted: set[str] = set()
 
-    def open_out(info: zipfile.ZipInfo) -> BinaryIO | None:
-        if extract_to is None:
+    def open_out(info: zipfile.ZipInfo, head: bytes) -> BinaryIO | None:
+        elf = head.startswith(ELF_MAGIC)
+        if elf:
+            elves.add(info.filename)
+        if extract_to is None or not (elf or wanted is None or wanted(info.filename)):
             return None
         target = extract_to / info.filename
         target.parent.mkdir(parents=True, exist_ok=True)
+        extracted.add(info.filename)
         return open(target, "xb")  # verify_members closes it
 
     try:
@@ -138,22 +174,36 @@ def _check(where: str, zf: zipfile.ZipFile, extract_to: Path | None) -> tuple[st
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as e:
         raise RepairError(where, f"cannot read a member: {e}") from e
     members: list[Member] = []
-    for info, size in verified:
+    for info, size, stored_crc in verified:
         name = info.filename
         executable = bool((info.external_attr >> 16) & 0o111)
-        target = extract_to / name if extract_to is not None else None
-        if target is not None:
+        target = extract_to / name if extract_to is not None else Path(name)
+        if name in extracted:
             os.chmod(target, 0o755 if executable else 0o644)
-        members.append(Member(name, target or Path(name), size, executable))
+        row = rows[name]
+        stored = None
+        if stored_crc is not None:
+            stored = StoredMember(
+                archive=path, name=name, header_offset=info.header_offset,
+                method=info.compress_type, crc=info.CRC, compress_size=info.compress_size,
+                file_size=info.file_size, stored_crc=stored_crc,
+                record_hash=f"{row.algorithm}={row.digest}",
+            )  # fmt: skip
+        members.append(
+            Member(name, target, size, executable, name in extracted, name in elves, stored)
+        )
     return dist_info, members
 
 
-def read_wheel(path: Path, workdir: Path) -> WheelContents:
-    """Verify ``path`` and extract its members into ``workdir`` (which must be empty)."""
-    where = str(path)
+def read_wheel(
+    path: Path, workdir: Path, *, wanted: Callable[[str], bool] | None = None
+) -> WheelContents:
+    """Verify ``path`` and extract its members into ``workdir`` (which must be empty):
+    every member when ``wanted`` is None, else the ELF files and the members whose names
+    ``wanted`` accepts (the others are verified and not written)."""
     zf, name_part, version_part, build_part, tags = _open(path)
     with zf:
-        dist_info, members = _check(where, zf, extract_to=workdir)
+        dist_info, members = _check(path, zf, extract_to=workdir, wanted=wanted)
     return WheelContents(
         source=path,
         filename=path.name,

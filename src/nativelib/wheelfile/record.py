@@ -22,6 +22,7 @@ the line.
 from __future__ import annotations
 
 import csv
+import os
 import posixpath
 import re
 from typing import NamedTuple
@@ -32,7 +33,8 @@ from nativelib.prefix import record_digest
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import zipfile
-    from collections.abc import Callable, Iterable, Iterator, Mapping
+    from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+    from contextlib import AbstractContextManager
     from typing import BinaryIO
 
 __all__ = [
@@ -209,48 +211,124 @@ def check_listing(
             raise WheelError(where, f"RECORD line {row.line}: no hash or no size for {name!r}")
 
 
+#: Members are verified on this many threads when there is this much to inflate (zlib
+#: and hashlib release the GIL): the largest members first, each thread in archive order.
+_THREADS = 4
+_PARALLEL_BYTES = 64 << 20
+
+
 def verify_members(
     zf: zipfile.ZipFile,
     rows: Mapping[str, RecordRow],
     where: str,
-    open_out: Callable[[zipfile.ZipInfo], BinaryIO | None] | None = None,
-) -> list[tuple[zipfile.ZipInfo, int]]:
-    """Hash every file RECORD gives a hash for (after :func:`check_listing`), copying it
-    into ``open_out(info)`` on the way when that returns a file; returns ``(info, size)``
-    of each in archive order (RECORD and its signatures left out). Reading errors of the
-    zip (``BadZipFile``, ``zlib.error``, ``EOFError``, ``OSError``) are the caller's."""
-    import hashlib  # noqa: PLC0415 (not at import time: the doctor's start-up)
+    open_out: Callable[[zipfile.ZipInfo, bytes], BinaryIO | None] | None = None,
+    *,
+    skip: Container[str] = (),
+) -> list[tuple[zipfile.ZipInfo, int, int | None]]:
+    """Hash every file RECORD gives a hash for (after :func:`check_listing`), but those in
+    ``skip``, each streamed once; ``open_out(info, first_chunk)`` is asked once the first
+    chunk is read, and the member is copied into the file it returns (if any). Returns
+    ``(info, size, stored_crc)`` of each in archive order (RECORD and its signatures left
+    out; ``stored_crc``: the CRC-32 of its stored bytes when ``zf`` is a
+    :class:`~nativelib.safezip.SafeZipFile`, else None). Reading errors of the zip
+    (``BadZipFile``, ``zlib.error``, ``EOFError``, ``OSError``) are the caller's.
 
-    verified: list[tuple[zipfile.ZipInfo, int]] = []
+    Large archives are verified on a few threads (the members split by size, each thread
+    in archive order); the error raised is the one of the first bad member in archive
+    order, as one thread would have found it."""
+    todo = []
     for info in zf.infolist():
         row = rows.get(info.filename)
-        if info.is_dir() or row is None or row.algorithm is None:
+        if info.is_dir() or row is None or row.algorithm is None or info.filename in skip:
             continue
-        h = hashlib.new(row.algorithm)
-        done = 0
-        out = open_out(info) if open_out is not None else None
+        todo.append((info, row))
+    threads = min(_THREADS, os.cpu_count() or 1)
+    if threads < 2 or sum(i.file_size for i, _ in todo) < _PARALLEL_BYTES:
+        return [_verify_one(zf, info, row, where, open_out) for info, row in todo]
+    import threading  # noqa: PLC0415
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    # zipfile's reads are locked, but its count of open members is not: opening and
+    # closing are serialised here.
+    lock = threading.Lock()
+
+    groups: list[list[int]] = [[] for _ in range(threads)]
+    loads = [0] * threads
+    for index in sorted(range(len(todo)), key=lambda k: -todo[k][0].file_size):
+        least = loads.index(min(loads))
+        groups[least].append(index)
+        loads[least] += todo[index][0].file_size
+    results: dict[int, tuple[zipfile.ZipInfo, int, int | None]] = {}
+    failures: dict[int, BaseException] = {}
+
+    def run(group: list[int]) -> None:
+        for index in sorted(group):
+            with lock:
+                if failures and min(failures) < index:
+                    return  # an earlier member failed: this one's result cannot matter
+            info, row = todo[index]
+            try:
+                results[index] = _verify_one(zf, info, row, where, open_out, lock)
+            except BaseException as e:  # (re-raised below, in archive order)
+                with lock:
+                    failures[index] = e
+                return
+
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for job in [pool.submit(run, g) for g in groups if g]:
+            job.result()
+    if failures:
+        raise failures[min(failures)]
+    return [results[k] for k in range(len(todo))]
+
+
+def _verify_one(
+    zf: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    row: RecordRow,
+    where: str,
+    open_out: Callable[[zipfile.ZipInfo, bytes], BinaryIO | None] | None,
+    lock: AbstractContextManager[object] | None = None,
+) -> tuple[zipfile.ZipInfo, int, int | None]:
+    import contextlib  # noqa: PLC0415 (not at import time: the doctor's start-up)
+    import hashlib  # noqa: PLC0415
+
+    assert row.algorithm is not None
+    guard = lock if lock is not None else contextlib.nullcontext()
+    h = hashlib.new(row.algorithm)
+    done = 0
+    out = None
+    with guard:
+        stream = zf.open(info)
+    try:
+        chunk = stream.read(_CHUNK)
+        out = open_out(info, chunk) if open_out is not None else None
+        while chunk:
+            h.update(chunk)
+            done += len(chunk)
+            if out is not None:
+                out.write(chunk)
+            chunk = stream.read(_CHUNK)
+        # safezip's stream knows the CRC-32 of the stored bytes it read
+        stored = getattr(getattr(stream, "raw", None), "stored_crc", None)
+    finally:
         try:
-            with zf.open(info) as stream:
-                while chunk := stream.read(_CHUNK):
-                    h.update(chunk)
-                    done += len(chunk)
-                    if out is not None:
-                        out.write(chunk)
-        finally:
             if out is not None:
                 out.close()
-        name = info.filename
-        if record_digest(h.digest()) != row.digest:
-            raise WheelError(
-                where,
-                f"hash / size of {name} didn't match RECORD: its {row.algorithm} does not match "
-                "RECORD's",
-            )
-        if done != row.size:
-            raise WheelError(
-                where,
-                f"hash / size of {name} didn't match RECORD: it has {done} bytes, RECORD says "
-                f"{row.size}",
-            )
-        verified.append((info, done))
-    return verified
+        finally:
+            with guard:
+                stream.close()
+    name = info.filename
+    if record_digest(h.digest()) != row.digest:
+        raise WheelError(
+            where,
+            f"hash / size of {name} didn't match RECORD: its {row.algorithm} does not match "
+            "RECORD's",
+        )
+    if done != row.size:
+        raise WheelError(
+            where,
+            f"hash / size of {name} didn't match RECORD: it has {done} bytes, RECORD says "
+            f"{row.size}",
+        )
+    return info, done, stored if isinstance(stored, int) else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.parser
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from packaging.metadata import ExceptionGroup, InvalidMetadata, Metadata
@@ -13,9 +13,10 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from packaging.version import InvalidVersion, Version
 
 from nativelib.errors import WheelError
+from nativelib.safezip import open_stored
 from nativelib.wheelfile.opening import open_zip
-from nativelib.wheelfile.plan import _WHEEL_VERSION_RE, _arcname_problem
-from nativelib.wheelfile.record import check_listing, parse_record, verify_members
+from nativelib.wheelfile.plan import _WHEEL_VERSION_RE, StoredMember, _arcname_problem
+from nativelib.wheelfile.record import RecordRow, check_listing, parse_record, verify_members
 
 # --------------------------------------------------------------------------- validating
 
@@ -44,8 +45,16 @@ def validate_layout(path: Path) -> None:
     _check_wheel(path, path.name, record=False)
 
 
-def _check_wheel(path: Path, filename: str, *, record: bool = True) -> None:
-    """validate_wheel for the file at ``path`` as if it were named ``filename``."""
+def _check_wheel(
+    path: Path,
+    filename: str,
+    *,
+    record: bool = True,
+    copied: Mapping[str, StoredMember] | None = None,
+) -> None:
+    """validate_wheel for the file at ``path`` as if it were named ``filename``; members in
+    ``copied`` (written by copying the stored bytes of a verified member) are checked by
+    those bytes (:func:`_check_copied`) instead of being inflated and hashed again."""
     where = str(path.parent / filename)
     try:
         name, version, _build, _tags = parse_wheel_filename(filename)
@@ -56,7 +65,7 @@ def _check_wheel(path: Path, filename: str, *, record: bool = True) -> None:
         try:
             dist_info = _check_structure(zf, where, name, version)
             if record:
-                _check_record(zf, where, dist_info)
+                _check_record(zf, where, dist_info, copied or {})
             _check_metadata(zf, where, dist_info, name, version)
         except (zipfile.BadZipFile, zlib.error, EOFError) as e:
             raise WheelError(where, f"corrupt zip data: {e}") from e
@@ -122,7 +131,9 @@ def _check_structure(zf: zipfile.ZipFile, where: str, name: str, version: Versio
     return dist_info
 
 
-def _check_record(zf: zipfile.ZipFile, where: str, dist_info: str) -> None:
+def _check_record(
+    zf: zipfile.ZipFile, where: str, dist_info: str, copied: Mapping[str, StoredMember]
+) -> None:
     record_text = _read_member(zf, where, f"{dist_info}/RECORD")
     try:
         rows = parse_record(record_text, where)
@@ -132,9 +143,37 @@ def _check_record(zf: zipfile.ZipFile, where: str, dist_info: str) -> None:
         raise WheelError(where, reason) from e
     try:
         check_listing(rows, [m for m in zf.namelist() if not m.endswith("/")], dist_info, where)
-        verify_members(zf, rows, where)
+        verify_members(zf, rows, where, skip=copied)
+        for name, stored in copied.items():
+            _check_copied(zf, rows, where, name, stored)
     except WheelError as e:
         raise WheelError(where, f"RECORD check failed: {e.reason}") from e
+
+
+def _check_copied(
+    zf: zipfile.ZipFile,
+    rows: Mapping[str, RecordRow],
+    where: str,
+    name: str,
+    stored: StoredMember,
+) -> None:
+    """A member written as a copy of ``stored``: its directory entry (method, CRC-32,
+    sizes) and RECORD row are the verified member's, and so are its stored bytes (by
+    their CRC-32): then its content is the verified content."""
+    info = zf.getinfo(name)
+    row = rows[name]
+    if (info.compress_type, info.CRC, info.compress_size, info.file_size) != (
+        stored.method, stored.crc, stored.compress_size, stored.file_size,
+    ):  # fmt: skip
+        raise WheelError(where, f"{name}: its zip entry differs from the member it copies")
+    if (f"{row.algorithm}={row.digest}", row.size) != (stored.record_hash, stored.file_size):
+        raise WheelError(where, f"{name}: its RECORD row differs from the member it copies")
+    crc = 0
+    with open_stored(zf, info) as f:
+        while chunk := f.read(1 << 20):
+            crc = zlib.crc32(chunk, crc)
+    if crc != stored.stored_crc:
+        raise WheelError(where, f"{name}: its compressed bytes differ from the member it copies")
 
 
 def _check_metadata(

@@ -19,6 +19,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO
 
@@ -35,6 +36,7 @@ from nativelib.wheelfile.plan import (
     COMPRESSLEVEL,
     DEFAULT_DATE_TIME,
     DateTime,
+    StoredMember,
     WheelFile,
     WheelPlan,
     _open_source,
@@ -65,6 +67,9 @@ def zip_date_time(source_date_epoch: int | None = None) -> DateTime:
     return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
 
 
+Rows = list[tuple[str, str, str]]
+
+
 @dataclass(frozen=True)
 class _Entry:
     arcname: str
@@ -93,7 +98,11 @@ def _entry_chunks(entry: _Entry) -> Iterator[bytes]:
     if entry.data is not None:
         yield entry.data
         return
-    assert entry.file is not None and entry.file.source is not None
+    assert entry.file is not None
+    if entry.file.stored is not None:
+        yield from _stored_chunks(entry.file.stored)
+        return
+    assert entry.file.source is not None
     fd, _ = _open_source(entry.file)
     written = 0
     try:
@@ -105,16 +114,40 @@ def _entry_chunks(entry: _Entry) -> Iterator[bytes]:
     finally:
         os.close(fd)
     if written != entry.size:
-        raise WheelError(
-            str(entry.file.source),
-            f"source of {entry.arcname!r} changed while the wheel was written: it had"
-            f" {entry.size} bytes when checked and "
-            + ("has more now" if written > entry.size else f"{written} when read"),
-        )
+        raise _changed(entry, written)
 
 
-def _entry_bytes(entry: _Entry) -> bytes:
-    return entry.data if entry.data is not None else b"".join(_entry_chunks(entry))
+def _changed(entry: _Entry, read: int) -> WheelError:
+    assert entry.file is not None
+    return WheelError(
+        str(entry.file.source),
+        f"source of {entry.arcname!r} changed while the wheel was written: it had"
+        f" {entry.size} bytes when checked and "
+        + ("has more now" if read > entry.size else f"{read} when read"),
+    )
+
+
+def _stored_chunks(stored: StoredMember) -> Iterator[bytes]:
+    """A stored member's content, inflated and checked again (the ZIP64 path, which
+    writes through :mod:`zipfile` and so cannot copy compressed bytes)."""
+    from nativelib.safezip import SafeZipFile, ZipMemberError, stored_crc  # noqa: PLC0415
+
+    try:
+        with SafeZipFile(stored.archive) as zf, zf.open(zf.getinfo(stored.name)) as f:
+            while chunk := f.read(_CHUNK):
+                yield chunk
+            crc = stored_crc(f)
+    except (ZipMemberError, zipfile.BadZipFile, KeyError, OSError, zlib.error) as e:
+        raise WheelError(str(stored.archive), f"cannot read {stored.name!r} again: {e}") from e
+    if crc != stored.stored_crc:
+        raise _stored_changed(stored)
+
+
+def _stored_changed(stored: StoredMember) -> WheelError:
+    return WheelError(
+        str(stored.archive),
+        f"{stored.name}: its compressed bytes changed since they were verified",
+    )
 
 
 def _write_entry(zf: zipfile.ZipFile, entry: _Entry, date_time: DateTime) -> tuple[str, str, str]:
@@ -141,53 +174,74 @@ _RAW_LIMIT = 0xFFFFFFFF - (1 << 24)
 _LOCAL = struct.Struct("<4s5H3I2H")
 _CENTRAL = struct.Struct("<4s6H3I5H2I")
 _END = struct.Struct("<4s4H2IH")
+_SIZES = struct.Struct("<3I")  # crc, compressed size, size: at offset 14 of a local header
+_UTF8 = 0x800
 
 
-def _deflate_block(data: memoryview, start: int, end: int) -> bytes:
-    if start:
-        dictionary = bytes(data[max(0, start - _DEFLATE_WINDOW) : start])
+def _deflate_block(dictionary: bytes, data: memoryview | bytes, final: bool) -> bytes:
+    """One block of a deflate stream: primed with the 32 KiB before it (``dictionary``),
+    sync-flushed, or finished when it is the ``final`` one."""
+    if dictionary:
         c = zlib.compressobj(
             COMPRESSLEVEL, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, dictionary
         )
     else:
         c = zlib.compressobj(COMPRESSLEVEL, zlib.DEFLATED, -15)
-    out = c.compress(data[start:end])
-    return out + c.flush(zlib.Z_FINISH if end == len(data) else zlib.Z_SYNC_FLUSH)
+    out = c.compress(data)
+    return out + c.flush(zlib.Z_FINISH if final else zlib.Z_SYNC_FLUSH)
 
 
 class _RawZip:
-    """Writes members that are already deflated (no ZIP64: see ``_RAW_LIMIT``)."""
+    """Writes a zip whose members are already compressed (no ZIP64: see ``_RAW_LIMIT``):
+    :meth:`add` when the sizes and CRC are known before the data (a stored member being
+    copied, a one-block member), :meth:`start` ... :meth:`end` when they are known after
+    it (the local header is then patched)."""
 
     def __init__(self, fh: IO[bytes], date_time: DateTime) -> None:
         self._fh = fh
         self._offset = 0
         self._central: list[bytes] = []
+        self._open: tuple[bytes, int, int, int, int] | None = None
+        self._written = 0
         y, mo, d, h, mi, sec = date_time
         self._time = (h << 11) | (mi << 5) | (sec // 2)
         self._date = ((y - 1980) << 9) | (mo << 5) | d
 
-    def add(self, name: str, deflated: bytes, crc: int, size: int, mode: int) -> None:
+    def start(
+        self, name: str, method: int, mode: int, crc: int = 0, csize: int = 0, size: int = 0
+    ) -> None:
         raw = name.encode("utf-8")
-        flags = 0 if name.isascii() else 0x800  # the name is UTF-8
-        head = (20, flags, zipfile.ZIP_DEFLATED, self._time, self._date, crc, len(deflated), size)
+        flags = 0 if name.isascii() else _UTF8
+        head = (20, flags, method, self._time, self._date, crc, csize, size)
         self._fh.write(_LOCAL.pack(b"PK\x03\x04", *head, len(raw), 0) + raw)
-        self._fh.write(deflated)
+        self._open = (raw, flags, method, mode, self._offset)
+        self._offset += _LOCAL.size + len(raw)
+        self._written = 0
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._fh.write(data)
+        self._offset += len(data)
+        self._written += len(data)
+
+    def end(self, crc: int, size: int, *, patch: bool = True) -> None:
+        assert self._open is not None
+        raw, flags, method, mode, at = self._open
+        csize = self._written
+        if patch:
+            self._fh.seek(at + 14)
+            self._fh.write(_SIZES.pack(crc, csize, size))
+            self._fh.seek(self._offset)
+        head = (20, flags, method, self._time, self._date, crc, csize, size)
+        version = (_CREATE_SYSTEM_UNIX << 8) | 20
         self._central.append(
-            _CENTRAL.pack(
-                b"PK\x01\x02",
-                (_CREATE_SYSTEM_UNIX << 8) | 20,
-                *head,
-                len(raw),
-                0,
-                0,
-                0,
-                0,
-                mode << 16,
-                self._offset,
-            )
-            + raw
+            _CENTRAL.pack(b"PK\x01\x02", version, *head, len(raw), 0, 0, 0, 0, mode << 16, at) + raw
         )
-        self._offset += _LOCAL.size + len(raw) + len(deflated)
+        self._open = None
+
+    def add(self, name: str, deflated: bytes, crc: int, size: int, mode: int) -> None:
+        self.start(name, zipfile.ZIP_DEFLATED, mode, crc, len(deflated), size)
+        self.write(deflated)
+        self.end(crc, size, patch=False)
 
     def close(self) -> None:
         directory = b"".join(self._central)
@@ -196,56 +250,211 @@ class _RawZip:
         self._fh.write(_END.pack(b"PK\x05\x06", 0, 0, n, n, len(directory), self._offset, 0))
 
 
+class _Sources:
+    """The archives stored members are copied from, each opened once."""
+
+    def __init__(self) -> None:
+        self._fds: dict[Path, int] = {}
+
+    def fd(self, stored: StoredMember) -> int:
+        fd = self._fds.get(stored.archive)
+        if fd is None:
+            try:
+                fd = os.open(stored.archive, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as e:
+                raise WheelError(str(stored.archive), f"cannot open: {e.strerror or e}") from e
+            self._fds[stored.archive] = fd
+        return fd
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+        self._fds.clear()
+
+
+def _copy_stored(zf: _RawZip, sources: _Sources, arcname: str, stored: StoredMember,
+                 mode: int) -> None:  # fmt: skip
+    """Copy a member's compressed bytes as they are, from its local header's data on:
+    the header must name the member, and the bytes must be the ones verified (their
+    CRC-32 is ``stored.stored_crc``)."""
+    fd = sources.fd(stored)
+    where = str(stored.archive)
+    at = stored.header_offset
+    try:
+        head = os.pread(fd, _LOCAL.size, at)
+        if len(head) != _LOCAL.size or head[:4] != b"PK\x03\x04":
+            raise WheelError(where, f"{stored.name}: no local header at offset {at}")
+        fields = _LOCAL.unpack(head)
+        flags, name_len, extra_len = fields[2], fields[-2], fields[-1]
+        raw_name = os.pread(fd, name_len, at + _LOCAL.size)
+        name = raw_name.decode("utf-8" if flags & _UTF8 else "cp437", "replace")
+        if name != stored.name:
+            raise WheelError(
+                where, f"{stored.name}: its local header names {name!r}: the archive changed"
+            )
+        pos = at + _LOCAL.size + name_len + extra_len
+        zf.start(arcname, stored.method, mode, stored.crc, stored.compress_size, stored.file_size)
+        left = stored.compress_size
+        crc = 0
+        while left:
+            chunk = os.pread(fd, min(_CHUNK, left), pos)
+            if not chunk:
+                raise WheelError(where, f"{stored.name}: the archive ends inside its data")
+            crc = zlib.crc32(chunk, crc)
+            zf.write(chunk)
+            pos += len(chunk)
+            left -= len(chunk)
+    except OSError as e:
+        raise WheelError(where, f"{stored.name}: cannot read: {e.strerror or e}") from e
+    if crc != stored.stored_crc:
+        raise _stored_changed(stored)
+    zf.end(stored.crc, stored.file_size, patch=False)
+
+
+def _blocks(entry: _Entry) -> Iterator[tuple[bytes, memoryview | bytes, bool]]:
+    """``(dictionary, block, final)`` for each ``_BLOCK``-sized block of an entry, read
+    one block at a time (a source file is never in memory whole); a source whose size
+    differs from the one checked is an error."""
+    if entry.data is not None:
+        view = memoryview(entry.data)
+        n = len(view)
+        for start in range(0, n, _BLOCK) if n else range(1):
+            end = min(start + _BLOCK, n)
+            yield bytes(view[max(0, start - _DEFLATE_WINDOW) : start]), view[start:end], end == n
+        return
+    assert entry.file is not None
+    fd, _ = _open_source(entry.file)
+    try:
+        done = 0
+        previous = b""
+        while True:
+            want = min(_BLOCK, entry.size - done)
+            parts = []
+            got = 0
+            while got < want and (chunk := os.read(fd, want - got)):
+                parts.append(chunk)
+                got += len(chunk)
+            block = b"".join(parts)
+            done += got
+            if got < want:
+                raise _changed(entry, done)
+            final = done == entry.size
+            if final and os.read(fd, 1):
+                raise _changed(entry, done + 1)
+            yield previous[-_DEFLATE_WINDOW:], block, final
+            if final:
+                return
+            previous = block
+    finally:
+        os.close(fd)
+
+
+def _add_whole(
+    zf: _RawZip, rows: Rows, name: str, job: Future[bytes], crc: int, size: int, mode: int,
+    row: tuple[str, str, str],
+) -> None:  # fmt: skip
+    zf.add(name, job.result(), crc, size, mode)
+    rows.append(row)
+
+
+def _write_job(zf: _RawZip, job: Future[bytes]) -> None:
+    zf.write(job.result())
+
+
+def _end_streamed(zf: _RawZip, rows: Rows, crc: int, size: int, row: tuple[str, str, str]) -> None:
+    zf.end(crc, size)
+    rows.append(row)
+
+
+def _add_stored(
+    zf: _RawZip, rows: Rows, sources: _Sources, name: str, stored: StoredMember, mode: int
+) -> None:
+    _copy_stored(zf, sources, name, stored, mode)
+    rows.append((name, stored.record_hash, str(stored.file_size)))
+
+
 #: How far ahead of the writer the deflating may run (bytes of member data in memory).
 _AHEAD = 64 << 20
 
 
 def _write_raw(fh: IO[bytes], entries: list[_Entry], record: str, date_time: DateTime) -> None:
-    """All entries, then RECORD: deflated on a thread pool, up to ``_AHEAD`` bytes ahead of
-    the writer, and written in order; hashing overlaps the deflating."""
+    """All entries, then RECORD, in order. A stored member (``WheelFile.stored``) is copied
+    compressed as it is; every other entry is deflated block by block on a thread pool,
+    up to ``_AHEAD`` bytes ahead of the writer, and hashed as it is read: memory stays
+    bounded whatever the size of a member."""
     zf = _RawZip(fh, date_time)
     rows: list[tuple[str, str, str]] = []
-    pending: deque[tuple[_Entry, bytes, list[Future[bytes]]]] = deque()
+    pending: deque[tuple[int, Callable[[], None]]] = deque()  # (bytes held, write it)
     ahead = 0
-    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+    sources = _Sources()
 
-        def submit(entry: _Entry, data: bytes) -> None:
-            nonlocal ahead
-            view = memoryview(data)
-            starts = range(0, len(data), _BLOCK) if data else range(1)
-            blocks = [
-                pool.submit(_deflate_block, view, start, min(start + _BLOCK, len(data)))
-                for start in starts
-            ]
-            pending.append((entry, data, blocks))
-            ahead += len(data)
+    def write_next() -> None:
+        nonlocal ahead
+        held, action = pending.popleft()
+        action()
+        ahead -= held
 
-        def write_next() -> None:
-            nonlocal ahead
-            entry, data, blocks = pending.popleft()
-            digest = record_digest(hashlib.sha256(data).digest())
-            crc = zlib.crc32(data)
-            executable = entry.file.executable if entry.file is not None else False
-            mode = _EXEC_MODE if executable else _FILE_MODE
-            zf.add(entry.arcname, b"".join(f.result() for f in blocks), crc, len(data), mode)
-            rows.append((entry.arcname, f"sha256={digest}", str(len(data))))
-            ahead -= len(data)
-
-        for entry in entries:
-            submit(entry, _entry_bytes(entry))
+    def deflate(pool: ThreadPoolExecutor, entry: _Entry) -> None:
+        nonlocal ahead
+        executable = entry.file.executable if entry.file is not None else False
+        mode = _EXEC_MODE if executable else _FILE_MODE
+        name, size = entry.arcname, entry.size
+        sha = hashlib.sha256()
+        crc = 0
+        first = True
+        for dictionary, block, final in _blocks(entry):
+            sha.update(block)
+            crc = zlib.crc32(block, crc)
+            job = pool.submit(_deflate_block, dictionary, block, final)
+            row = (name, f"sha256={record_digest(sha.digest())}", str(size))
+            if first and final:  # one block: the header is written whole
+                add = partial(_add_whole, zf, rows, name, job, crc, size, mode, row)
+                pending.append((len(block), add))
+            else:
+                if first:
+                    pending.append((0, partial(zf.start, name, zipfile.ZIP_DEFLATED, mode)))
+                pending.append((len(block), partial(_write_job, zf, job)))
+                if final:
+                    pending.append((0, partial(_end_streamed, zf, rows, crc, size, row)))
+            first = False
+            ahead += len(block)
             while ahead > _AHEAD:
                 write_next()
-        while pending:
-            write_next()
-        rows.append((record, "", ""))
-        data = _record_bytes(rows)
-        submit(_Entry(record, None, data, len(data)), data)
-        write_next()
+
+    try:
+        with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+            for entry in entries:
+                stored = entry.file.stored if entry.file is not None else None
+                if stored is None:
+                    deflate(pool, entry)
+                    continue
+                executable = entry.file is not None and entry.file.executable
+                mode = _EXEC_MODE if executable else _FILE_MODE
+                copy = partial(_add_stored, zf, rows, sources, entry.arcname, stored, mode)
+                pending.append((0, copy))
+            while pending:
+                write_next()
+            rows.append((record, "", ""))
+            data = _record_bytes(rows)
+            deflate(pool, _Entry(record, None, data, len(data)))
+            while pending:
+                write_next()
+    finally:
+        sources.close()
     zf.close()
 
 
 def _fits_raw(entries: list[_Entry]) -> bool:
-    total = sum(e.size for e in entries)
+    """Whether the wheel can be written without ZIP64: fewer than 65000 members, each
+    under ``_RAW_LIMIT``, and the archive too (stored members count their compressed
+    size, the others their size: deflate grows nothing by more than a few bytes a block)."""
+    total = 0
+    for e in entries:
+        if e.size >= _RAW_LIMIT:
+            return False
+        stored = e.file.stored if e.file is not None else None
+        total += stored.compress_size if stored is not None else e.size + e.size // 256
+        total += 2 * len(e.arcname.encode()) + 128
     return len(entries) < 65000 and total < _RAW_LIMIT // 2
 
 
@@ -336,6 +545,13 @@ def write_members(
     validated and renamed into place, removed on any error); ``check(temporary_path)``
     validates the result before the rename, by default with the checks of
     :func:`validate_wheel`.
+
+    A member given as ``WheelFile(stored=...)`` (a member of another wheel that
+    :func:`~nativelib.wheelfile.read.read_wheel` verified) is copied compressed, byte for
+    byte, without being inflated or deflated again; its RECORD row is the one it had. The
+    default check verifies such a member by its stored bytes (their CRC-32 is the one
+    verified when it was read; its sizes, CRC and RECORD row are the input's) instead of
+    inflating it again; every other member is inflated and hashed.
     """
     out_dir = Path(out_dir)
     final = out_dir / filename
@@ -344,9 +560,14 @@ def write_members(
     except WheelError as e:
         raise WheelError(str(final), f"{e.path}: {e.reason}") from e
     entries = [_Entry(f.arcname, f, f.data, f.size()) for f in files]
+    # (the ZIP64 path inflates stored members and deflates them again: they are checked
+    # like the others)
+    copied = {e.arcname: e.file.stored for e in entries if e.file and e.file.stored}
+    if not _fits_raw(entries):
+        copied = {}
     return _write_archive(
         out_dir, filename, entries, record, date_time,
-        check or (lambda tmp: _check_wheel(tmp, filename)),
+        check or (lambda tmp: _check_wheel(tmp, filename, copied=copied)),
     )  # fmt: skip
 
 
