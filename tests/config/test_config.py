@@ -94,7 +94,7 @@ def test_every_flag_builds_an_extension_that_runs_on_the_prefix_copy(
         str(prefix),
         str(prefix / "lib"),
         "-fopenmp",
-        f"-L{prefix / 'lib'} -l:libgomp.so.1",
+        f"-Wl,-L{prefix / 'lib'} -Wl,-l:libgomp.so.1",
         "$ORIGIN/../nativelib.prefix/lib",
         str(prefix / "lib/pkgconfig"),
     ]
@@ -116,8 +116,8 @@ def test_every_flag_builds_an_extension_that_runs_on_the_prefix_copy(
         ["pkg-config", "--cflags", "--libs", "nativelib-gomp"], capture_output=True, text=True,
         env={**os.environ, "PKG_CONFIG_PATH": out[5]}, check=True,
     ).stdout.split()  # fmt: skip
-    assert pc[0] == "-fopenmp" and pc[-1] == "-l:libgomp.so.1"
-    assert os.path.realpath(pc[1][2:]) == str(prefix / "lib")
+    assert pc[0] == "-fopenmp" and pc[-1] == "-Wl,-l:libgomp.so.1"
+    assert os.path.realpath(pc[1].removeprefix("-Wl,-L")) == str(prefix / "lib")
     other = tmp_path / "viapc"
     ext2 = _compile(
         other,
@@ -181,7 +181,7 @@ def test_python_api_matches_the_command(wheels: dict[str, Path], tmp_path: Path)
     where = config.layout(target=target)
     prefix = target / "nativelib.prefix"
     assert config.prefix(where=where) == str(prefix)
-    assert config.libs("gomp", where=where) == [f"-L{prefix / 'lib'}", "-l:libgomp.so.1"]
+    assert config.libs("gomp", where=where) == [f"-Wl,-L{prefix / 'lib'}", "-Wl,-l:libgomp.so.1"]
     assert config.cflags("nativelib-gomp", where=where) == ["-fopenmp"]
     assert config.rpath_from("a/b", where=where) == "$ORIGIN/../../nativelib.prefix/lib"
     assert config.pkg_config_path(where=where) == str(prefix / "lib/pkgconfig")
@@ -307,7 +307,8 @@ def test_pc_and_cmake_files_survive_pip_install_target_and_a_move(
             ["pkg-config", "--libs", "nativelib-gomp"], capture_output=True, text=True,
             env={**os.environ, "PKG_CONFIG_PATH": str(pcdir)}, check=True,
         ).stdout.split()  # fmt: skip
-        assert os.path.realpath(got[0][2:]) == str(lib) and got[1] == "-l:libgomp.so.1"
+        assert os.path.realpath(got[0].removeprefix("-Wl,-L")) == str(lib)
+        assert got[1] == "-Wl,-l:libgomp.so.1"
     if shutil.which("cmake") is None:
         pytest.skip("needs cmake for the CMake half")
     located = _cmake_locate(

@@ -3,7 +3,8 @@
 ``nativelib config`` prints these; a build script imports them::
 
     from nativelib import config
-    config.cflags("gomp") + config.libs("gomp")   # ['-fopenmp', '-L.../lib', '-l:libgomp.so.1']
+    config.cflags("gomp") + config.libs("gomp")
+    # ['-fopenmp', '-Wl,-L.../lib', '-Wl,-l:libgomp.so.1']
     config.rpath_from("mypkg")                    # '$ORIGIN/../nativelib.prefix/lib'
     config.requires("gomp")                       # ['nativelib-gomp>=12.1']
 
@@ -231,7 +232,8 @@ def cflags(*runtimes: str, where: Layout | None = None) -> list[str]:
 
 
 def libs(*runtimes: str, where: Layout | None = None) -> list[str]:
-    """The link flags: ``-L<prefix>/lib -l:<soname>...`` (the soname is the link name)."""
+    """The link flags: ``-Wl,-L<prefix>/lib -Wl,-l:<soname>...`` (the soname is the link
+    name; see :func:`nativelib.runtime_wheels.buildfiles.link_flags`)."""
     out: list[str] = []
     for rt in _runtimes(runtimes, where):
         for flag in link_flags(rt.build_info, rt.libdir):

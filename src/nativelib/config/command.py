@@ -39,7 +39,7 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     q.add_argument(
         "--libs", nargs="*", metavar="RUNTIME",
-        help="link flags: -L<prefix>/lib -l:<soname> (the soname is the link name)",
+        help="link flags: -Wl,-L<prefix>/lib -Wl,-l:<soname> (the soname is the link name)",
     )  # fmt: skip
     q.add_argument(
         "--rpath-from", metavar="DIR",

@@ -4,7 +4,7 @@ component per distribution, and the flags ``nativelib config`` prints (one rule 
 Every path is relative to the file that holds it (``${pcfiledir}`` in the ``.pc``,
 ``CMAKE_CURRENT_LIST_DIR`` in the ``.cmake``), so the files work wherever the prefix is
 installed (a venv, ``--user``, ``pip install --target``). The link name is the soname
-itself (``-l:libgomp.so.1``; CMake's ``IMPORTED_LOCATION``): the prefix holds no ``.so``
+itself (``-Wl,-l:libgomp.so.1``; CMake's ``IMPORTED_LOCATION``): the prefix holds no ``.so``
 development symlink, and the linker records the soname as ``DT_NEEDED`` either way.
 
 The common ``nativelibConfig.cmake`` that includes the components is pynativelib's own
@@ -81,8 +81,12 @@ def compile_flags(info: BuildInfo, includedir: str) -> list[str]:
 
 
 def link_flags(info: BuildInfo, libdir: str) -> list[str]:
-    """``-L<libdir> -l:<soname>...``: the soname is the link name (no dev symlink)."""
-    return [f"-L{libdir}", *(f"-l:{s}" for s in info.sonames)]
+    """``-Wl,-L<libdir> -Wl,-l:<soname>...``: the soname is the link name (the prefix has
+    no dev symlink), passed to the linker as is. Not ``-L``/``-l``: meson resolves those
+    to an absolute library path and bakes that directory into the installed RUNPATH
+    (meson-python keeps it: the temporary build environment, a path in /tmp); gcc, clang
+    and CMake take the ``-Wl,`` form the same."""
+    return [f"-Wl,-L{libdir}", *(f"-Wl,-l:{s}" for s in info.sonames)]
 
 
 def pkgconfig_file(info: BuildInfo, prefix: str = "${pcfiledir}/../..") -> str:
