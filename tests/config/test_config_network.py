@@ -206,3 +206,68 @@ def test_meson_python_project_finds_the_pc_file_through_the_pkgconf_wheel(
     total, libs, env = _install_and_run(wheel, "mesgomp", links, tmp_path / "env")
     assert total == str(1000 * 999 // 2)
     assert libs == str(env.site / "nativelib.prefix/lib/libgomp.so.1")
+
+
+# cuda_runtime_api.h includes crt/host_defines.h, which NVIDIA ships in
+# nvidia-cuda-nvcc-cu12, not in nvidia-cuda-runtime-cu12 (the recipe's source): so the
+# declaration is written here, and a header of the wheel that needs no crt/ proves the
+# include directory (CUDA_R_32F is library_types.h's).
+CUDA_SOURCE = r"""
+#include <Python.h>
+#include <library_types.h>
+extern int cudaRuntimeGetVersion(int *runtimeVersion);  /* cudaError_t: an int enum */
+static PyObject *version(PyObject *self, PyObject *args) {
+    int v = 0;
+    int e = cudaRuntimeGetVersion(&v);
+    return Py_BuildValue("iii", e, v, (int)CUDA_R_32F);
+}
+static PyMethodDef methods[] = {{"version", version, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cuda", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__cuda(void) { return PyModule_Create(&module); }
+"""
+
+
+def test_cuda_style_build_without_a_gpu_through_the_pc_file(tmp_path: Path) -> None:
+    """Plain C (no nvcc) against nativelib-cudart-cu12 (built here from NVIDIA's PyPI
+    wheel): the headers and libcudart.so.12 through the .pc file; cudaRuntimeGetVersion
+    needs no GPU and says 12.9 (12090)."""
+    import sysconfig  # noqa: PLC0415
+
+    assert main(["-q", "build", "cudart-cu12", "-w", str(tmp_path / "wh")]) == 0
+    (wheel,) = (tmp_path / "wh").glob("nativelib_cudart_cu12-*.whl")
+    env = Env(tmp_path / "env", "target")
+    env.install(wheel)
+    config = [env.python, "-m", "nativelib", "config", "--target", str(env.site)]
+    pcdir = subprocess.run([*config, "--pkg-config-path"], capture_output=True, text=True,
+                           env=env.env, check=True).stdout.strip()  # fmt: skip
+    flags = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "nativelib-cudart-cu12"], capture_output=True,
+        text=True, env={**os.environ, "PKG_CONFIG_PATH": pcdir}, check=True,
+    ).stdout.split()  # fmt: skip
+    include = subprocess.run([*config, "--includedir", "cudart-cu12"], capture_output=True,
+                             text=True, env=env.env, check=True).stdout.strip()  # fmt: skip
+    assert Path(include, "library_types.h").is_file()
+    assert os.path.realpath(flags[0].removeprefix("-I")) == include
+    rpath = subprocess.run([*config, "--rpath-from", "cudapkg"], capture_output=True,
+                           text=True, env=env.env, check=True).stdout.strip()  # fmt: skip
+    pkg = env.site / "cudapkg"
+    pkg.mkdir()
+    (pkg / "cuda.c").write_text(CUDA_SOURCE)
+    ext = pkg / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", "-o", str(ext),
+         str(pkg / "cuda.c"), *flags, f"-Wl,-rpath,{rpath}"],
+        check=True,
+    )  # fmt: skip
+    info = read_elf(ext)
+    assert info.runpath == ("$ORIGIN/../nativelib.prefix/lib",)
+    assert "libcudart.so.12" in info.needed
+    probe = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import _cuda; print(*_cuda.version()); "
+        "print([l.split()[-1] for l in open('/proc/self/maps') if 'libcudart' in l][0])"
+    )
+    run = env.run(probe, str(pkg))
+    assert run.returncode == 0, run.stderr
+    first, where = run.stdout.splitlines()
+    assert first == "0 12090 0"  # cudaSuccess, CUDA 12.9; CUDA_R_32F is 0
+    assert where == str(env.site / "nativelib.prefix/lib/libcudart.so.12")
