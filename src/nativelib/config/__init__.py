@@ -213,9 +213,8 @@ def includedir(runtime: str, *, where: Layout | None = None) -> str:
     if not rt.manifest.headers:
         raise NativeLibError(
             f"{rt.name} ships no headers",
-            hint="its headers come with the compiler (omp.h with gcc)"
-            if rt.openmp
-            else "build against the upstream SDK's headers",
+            hint="its headers come with the compiler (omp.h, the C++ and Fortran headers) "
+            "or the upstream SDK",
         )
     return rt.includedir
 
