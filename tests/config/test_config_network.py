@@ -319,3 +319,15 @@ def test_cuda_style_build_without_a_gpu_through_the_pc_file(tmp_path: Path) -> N
     first, where = run.stdout.splitlines()
     assert first == "0 12090 0"  # cudaSuccess, CUDA 12.9; CUDA_R_32F is 0
     assert where == str(env.site / "nativelib.prefix/lib/libcudart.so.12")
+
+    # The same through --includedir and --libs instead of the .pc file.
+    libs = subprocess.run([*config, "--libs", "cudart-cu12"], capture_output=True, text=True,
+                          env=env.env, check=True).stdout.split()  # fmt: skip
+    subprocess.run(
+        ["gcc", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", "-o", str(ext),
+         str(pkg / "cuda.c"), f"-I{include}", *libs, f"-Wl,-rpath,{rpath}"],
+        check=True,
+    )  # fmt: skip
+    again = env.run(probe, str(pkg))
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.splitlines() == [first, where]
