@@ -73,6 +73,8 @@ GROUPS: dict[str, str] = {
     "nativelib.doctor": "doctor",
     # publishing: the static simple index of a release directory
     "nativelib.publish": "publish",
+    # builds against the runtime wheels: the prefix, flags, bounds (nativelib config)
+    "nativelib.config": "config",
     # the command line: assembles the command modules (``__main__`` runs ``cli.main``)
     "nativelib.cli": "top",
     "nativelib.inspection": "top",
@@ -100,6 +102,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "repair": _SHARED | {"resolver"},
     "doctor": _SHARED | {"resolver"},
     "publish": {"base", "archive", "wheelfile"},
+    # the flag rule of the runtime wheels' own .pc files (runtime_wheels.buildfiles)
+    "config": _SHARED | {"resolver", "runtime_wheels"},
     "top": set(GROUPS.values()),
 }
 

@@ -120,6 +120,11 @@ COMMANDS: tuple[Command, ...] = (
         "write a static simple index (PEP 503/691/658) for a directory of wheels",
     ),
     Command(
+        "config",
+        "nativelib.config.command",
+        "the prefix and the flags to build against the runtime wheels",
+    ),
+    Command(
         "doctor",
         "nativelib.doctor.command",
         "diagnose this environment (and, with --import, a live process)",

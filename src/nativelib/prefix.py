@@ -7,6 +7,9 @@ from ever being imported)::
     include/<short name>/...                  headers of one distribution, where the source
                                               has them (CUDA 12 and 13 share header names)
     share/nativelib/runtimes/<dist>.json      the manifest of each runtime distribution
+    lib/pkgconfig/<dist>.pc                   the pkg-config file of each distribution
+    share/cmake/nativelib/<dist>.cmake        its component of the CMake package ``nativelib``
+                                              (whose nativelibConfig.cmake pynativelib owns)
 
 Standard library only, like the loader. The loader itself does not import this module: it
 reads the prefix through :mod:`nativelib._index` alone (the layout constants and the
@@ -42,11 +45,13 @@ if TYPE_CHECKING:
     from typing import Any
 
 __all__ = [
+    "CMAKE_DIR",
     "INCLUDE_DIR",
     "LIB_DIR",
     "MANIFEST_DIR",
     "MANIFEST_VERSION",
     "MAX_INDEX_BYTES",
+    "PKGCONFIG_DIR",
     "PREFIX_DIRNAME",
     "PROVIDES_BEGIN",
     "PROVIDES_END",
@@ -63,6 +68,10 @@ __all__ = [
 ]
 
 INCLUDE_DIR = "include"
+#: Where each runtime's pkg-config file (``<dist>.pc``) and CMake component
+#: (``<dist>.cmake``) are, relative to the prefix: the files a build against it reads.
+PKGCONFIG_DIR = "lib/pkgconfig"
+CMAKE_DIR = "share/cmake/nativelib"
 
 #: The block of a runtime wheel's description listing each library's version nodes, so
 #: that METADATA alone (what PEP 658 serves) tells the resolver what a wheel provides.
@@ -204,6 +213,7 @@ class Manifest(Frozen):
         "platform_tag",
         "headers",
         "preload",
+        "build_files",
     )
     name: str
     version: str
@@ -214,6 +224,7 @@ class Manifest(Frozen):
     platform_tag: str
     headers: tuple[str, ...]
     preload: tuple[str, ...]  # the sonames the loader preloads; () means all
+    build_files: tuple[str, ...]  # pkg-config and CMake files (paths in the prefix)
 
     def __init__(
         self,
@@ -226,6 +237,7 @@ class Manifest(Frozen):
         platform_tag: str,
         headers: tuple[str, ...] = (),
         preload: tuple[str, ...] = (),
+        build_files: tuple[str, ...] = (),
     ) -> None:
         setfield(self, "name", name)
         setfield(self, "version", version)
@@ -236,6 +248,7 @@ class Manifest(Frozen):
         setfield(self, "platform_tag", platform_tag)
         setfield(self, "headers", headers)
         setfield(self, "preload", preload)
+        setfield(self, "build_files", build_files)
 
     @property
     def to_preload(self) -> tuple[str, ...]:
@@ -275,6 +288,7 @@ class Manifest(Frozen):
             "load_order": list(self.load_order),
             "preload": list(self.preload),
             "headers": list(self.headers),
+            "build_files": list(self.build_files),
             "dependencies": [{"name": d.name, "specifier": d.specifier} for d in self.dependencies],
             "provenance": {
                 "source": self.provenance.source,
@@ -403,6 +417,7 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         platform_tag=r.str_(doc, "platform_tag", "manifest"),
         headers=r.strs(doc, "headers", "manifest"),
         preload=r.strs(doc, "preload", "manifest"),
+        build_files=r.strs(doc, "build_files", "manifest"),
     )
     sonames = [lib.soname for lib in manifest.libraries]
     if len(set(sonames)) != len(sonames):
@@ -411,6 +426,19 @@ def parse_manifest(text: str | bytes, where: str) -> Manifest:
         raise r.fail("load_order must list every library's soname exactly once")
     if not set(manifest.preload) <= set(sonames):
         raise r.fail("preload names a soname that is not one of the libraries")
+    for rel in manifest.build_files:
+        folder, _, base = rel.rpartition("/")
+        suffix = ".pc" if folder == PKGCONFIG_DIR else ".cmake"
+        if (
+            folder not in (PKGCONFIG_DIR, CMAKE_DIR)
+            or not base.endswith(suffix)
+            or base.startswith(".")
+            or not base.isprintable()
+        ):
+            raise r.fail(
+                f"build file {rel!r} must be a <name>.pc in {PKGCONFIG_DIR}/ or a "
+                f"<name>.cmake in {CMAKE_DIR}/"
+            )
     for entry in manifest.libraries:
         if entry.file != f"lib/{entry.soname}":
             raise r.fail(

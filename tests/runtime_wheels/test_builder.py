@@ -149,7 +149,12 @@ def test_plan_then_build_then_pip_install(debs: dict[str, Path], tmp_path: Path)
         metadata = zf.read("nativelib_foo-1.2.3.dist-info/METADATA").decode()
     assert sorted(n for n in names if n.startswith("nativelib.prefix/lib/")) == [
         "nativelib.prefix/lib/libbar.so.1", "nativelib.prefix/lib/libfoo.so.1",
+        "nativelib.prefix/lib/pkgconfig/nativelib-foo.pc",  # issue 15: for builds against it
     ]  # fmt: skip
+    assert manifest.build_files == (
+        "lib/pkgconfig/nativelib-foo.pc", "share/cmake/nativelib/nativelib-foo.cmake",
+    )  # fmt: skip
+    assert "nativelib/pkgconfig/nativelib-foo.pc" in names  # the pkgconf wheel's copy
     assert "nativelib_foo-1.2.3.dist-info/licenses/libfoo1/usr/share/doc/libfoo1/copyright" in names
     assert manifest.provenance.packages[0].version == "1.2.3-4+deb12u1"
     assert manifest.provenance.packages[0].sha256 == inputs(debs["foo"])[0].sha256
@@ -166,7 +171,10 @@ def test_plan_then_build_then_pip_install(debs: dict[str, Path], tmp_path: Path)
         check=True, capture_output=True, text=True,
     ).stdout.strip()  # fmt: skip
     installed = Path(site) / "nativelib.prefix/lib"
-    assert sorted(p.name for p in installed.iterdir()) == ["libbar.so.1", "libfoo.so.1"]
+    assert sorted(p.name for p in installed.iterdir() if p.is_file()) == [
+        "libbar.so.1",
+        "libfoo.so.1",
+    ]
     # The installed library loads, and its dependency resolves from the same prefix.
     probe = (
         "import ctypes, sys; d = sys.argv[1]; "

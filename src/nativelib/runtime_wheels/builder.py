@@ -46,6 +46,12 @@ from nativelib.prefix import (
     loader_index,
     sha256_file,
 )
+from nativelib.runtime_wheels.buildfiles import (
+    PKGCONFIG_PACKAGE,
+    BuildInfo,
+    files_for,
+    import_path_files,
+)
 from nativelib.sources import upstream_version
 from nativelib.wheelfile import WheelFile, WheelPlan, write_wheel
 
@@ -420,16 +426,32 @@ def _plan(
         license=recipe.license_expression,
         license_files=tuple(sorted(f.arcname for f in licenses)),
     )
+    order = load_order(libraries)
+    build_info = BuildInfo(
+        name=name,
+        short=recipe.short,
+        summary=recipe.summary,
+        version=version,
+        sonames=order,
+        has_headers=bool(headers),
+        openmp=recipe.openmp,
+    )
+    build_files = files_for(build_info)
+    for rel, data in build_files:
+        files.append(WheelFile(f"{PREFIX_DIRNAME}/{rel}", data=data))
+    for rel, data in import_path_files(build_info):
+        files.append(WheelFile(rel, data=data))
     manifest = Manifest(
         name=name,
         version=version,
         libraries=libraries,
-        load_order=load_order(libraries),
+        load_order=order,
         dependencies=dependencies,
         provenance=provenance,
         platform_tag=tag.split("-", 2)[2],
         headers=tuple(sorted(headers)),
         preload=recipe.preload,
+        build_files=tuple(rel for rel, _ in build_files),
     )
     files.append(
         WheelFile(f"{PREFIX_DIRNAME}/{manifest.filename}", data=manifest.to_json().encode())
@@ -467,8 +489,21 @@ def _plan(
         license_expression=recipe.license_expression,
         description=description,
         description_content_type="text/markdown",
+        entry_points=_ENTRY_POINTS,
     )
     return BuildPlan(recipe, provenance.source, version, tuple(chosen), manifest, wheel)
+
+
+#: What build backends read: scikit-build-core adds the ``cmake.prefix`` entry's package
+#: directory (pynativelib's ``nativelib/``, holding ``share/cmake/nativelib/
+#: nativelibConfig.cmake``, which finds this wheel's component in the prefix) to
+#: ``CMAKE_PREFIX_PATH``; the ``pkgconf`` wheel adds the ``pkg_config`` entry's folder
+#: (``nativelib/pkgconfig``, this wheel's ``.pc`` copy) to ``PKG_CONFIG_PATH``.
+#: pynativelib's own pyproject declares the same entries.
+_ENTRY_POINTS = (
+    ("cmake.prefix", "nativelib", "nativelib"),
+    ("pkg_config", "nativelib", PKGCONFIG_PACKAGE),
+)
 
 
 def build(plan: BuildPlan, out_dir: Path, *, source_date_epoch: int | None = None) -> Path:

@@ -46,6 +46,10 @@ _NAME_RE = re.compile(r"^([A-Z0-9]|[A-Z0-9][A-Z0-9._-]*[A-Z0-9])$", re.IGNORECAS
 # One member of a compressed tag set component, as the filenames of wheels spell them.
 _TAG_PART_RE = re.compile(r"^[a-z0-9_]+$")
 _WHEEL_VERSION_RE = re.compile(r"^\s*(\d+)\.(\d+)\s*$")
+# Entry points (the packaging specification's entry-points.txt): groups are dotted names
+# of word characters and '-'; a value is a module path, optionally ':' an attribute path.
+_ENTRY_GROUP_RE = re.compile(r"^[\w.-]+$")
+_ENTRY_VALUE_RE = re.compile(r"^[\w.]+(:[\w.]+)?$")
 _CONTENT_TYPES = ("text/plain", "text/x-rst", "text/markdown")
 # Characters that end a line for str.splitlines() (and so for RECORD and METADATA readers).
 _LINE_BREAKS = frozenset("\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029")
@@ -182,6 +186,7 @@ class WheelPlan:
     classifiers: tuple[str, ...] = ()
     description: str | None = None
     description_content_type: str | None = None
+    entry_points: tuple[tuple[str, str, str], ...] = ()  # (group, name, value)
     tags: tuple[Tag, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -249,6 +254,20 @@ class WheelPlan:
             )
         if self.description_content_type is not None:
             _single_line(label, "Description-Content-Type", self.description_content_type)
+
+        points = tuple(sorted((str(g), str(n), str(v)) for g, n, v in self.entry_points))
+        for group, name, value in points:
+            for what, text in (("group", group), ("name", name), ("value", value)):
+                _single_line(label, f"an entry point {what}", text)
+            if not _ENTRY_GROUP_RE.match(group) or "=" in name or name != name.strip():
+                raise WheelError(label, f"invalid entry point {group!r} {name!r} = {value!r}")
+            if not _ENTRY_VALUE_RE.match(value):
+                raise WheelError(
+                    label, f"invalid entry point value {value!r}: 'module' or 'module:attr'"
+                )
+        if len({(g, n) for g, n, _ in points}) != len(points):
+            raise WheelError(label, "an entry point is given twice")
+        object.__setattr__(self, "entry_points", points)
 
         files = tuple(sorted(self.files, key=lambda f: f.arcname))
         licenses = tuple(sorted(self.license_files, key=lambda f: f.arcname))
@@ -352,6 +371,22 @@ class WheelPlan:
             *(f"Tag: {t}" for t in self.tags),
         ]
 
+    def entry_points_text(self) -> str | None:
+        """The text of ``entry_points.txt`` (groups and names sorted), or None when there
+        are no entry points."""
+        if not self.entry_points:
+            return None
+        lines: list[str] = []
+        group = None
+        for g, name, value in self.entry_points:
+            if g != group:
+                if group is not None:
+                    lines.append("")
+                lines.append(f"[{g}]")
+                group = g
+            lines.append(f"{name} = {value}")
+        return "\n".join(lines) + "\n"
+
     def describe(self) -> str:
         """A human-readable account of the wheel, for ``--plan``.
 
@@ -380,6 +415,10 @@ class WheelPlan:
             out.append(f"    (description: {n} line{'s' if n != 1 else ''})")
         out.append(f"  {self.dist_info}/WHEEL:")
         out += [f"    {line}" for line in self.wheel_lines()]
+        points = self.entry_points_text()
+        if points is not None:
+            out.append(f"  {self.dist_info}/entry_points.txt:")
+            out += [f"    {line}" for line in points.splitlines()]
         return "\n".join(out) + "\n"
 
 

@@ -472,10 +472,14 @@ def _entries(plan: WheelPlan) -> list[_Entry]:
         entries.append(_Entry(f.arcname, f, f.data, f.size()))
     for f in plan.license_files:
         entries.append(_Entry(f"{plan.dist_info}/licenses/{f.arcname}", f, f.data, f.size()))
-    for name, text in (
+    generated = [
         ("METADATA", plan.metadata_text()),
         ("WHEEL", "\n".join(plan.wheel_lines()) + "\n"),
-    ):
+    ]
+    points = plan.entry_points_text()
+    if points is not None:
+        generated.append(("entry_points.txt", points))
+    for name, text in generated:
         data = text.encode("utf-8")
         entries.append(_Entry(f"{plan.dist_info}/{name}", None, data, len(data)))
     return entries
