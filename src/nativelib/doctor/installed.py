@@ -663,6 +663,17 @@ OWN_PACKAGE = "nativelib"
 _CLASH_SHOWN = 3
 
 
+#: Where each runtime wheel puts the copy of its ``.pc`` file that the ``pkgconf`` wheel
+#: finds through the ``pkg_config`` entry point (``nativelib.pkgconfig``; see
+#: ``runtime_wheels.buildfiles``): the one place under ``nativelib/`` a runtime wheel writes.
+_RUNTIME_PC_DIR = OWN_PACKAGE + "/pkgconfig/"
+
+
+def _runtime_pc_copy(rel: str) -> bool:
+    name = rel[len(_RUNTIME_PC_DIR) :] if rel.startswith(_RUNTIME_PC_DIR) else ""
+    return name.endswith(".pc") and "/" not in name
+
+
 def _import_name_clash(check: _SiteCheck) -> None:
     """Another distribution whose RECORD installs files in ``nativelib/`` (the PyPI
     project ``nativelib``, a ClickHouse reader, ships an import package of that name):
@@ -681,11 +692,13 @@ def _import_name_clash(check: _SiteCheck) -> None:
             continue  # reported as unreadable or malformed elsewhere
         if rows is None:
             continue
+        runtime = normalize(dist_info.partition("-")[0]).startswith("nativelib-")
         clashing = sorted(
             {
                 rel
                 for rel in (os.path.normpath(r) for r in rows)
-                if rel == OWN_PACKAGE or rel.startswith(needle)
+                if (rel == OWN_PACKAGE or rel.startswith(needle))
+                and not (runtime and _runtime_pc_copy(rel))
             }
         )
         if not clashing:
