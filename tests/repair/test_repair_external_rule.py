@@ -220,3 +220,33 @@ def test_auditwheel_grafts_the_external_and_excludes_the_others(
     value, loaded = _run_installed(tmp_path, wheel, "barfoo/lib/_ext.so", libs).split(" ", 1)
     assert int(value) == 40 + 3 * 1
     assert "otherdist/lib/libbar.so" in loaded
+
+
+def test_entries_into_the_wheels_own_folders_or_the_prefix_do_not_hide_an_external(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A stale ``$ORIGIN/../lib`` into a folder of the wheel's own package that it does not
+    ship, and the runtime wheels' ``nativelib.prefix/lib``: no other distribution installs
+    there, so libfoo, which the objects NEED through them, is still external."""
+    libs = _libraries(tmp_path)
+    src = "int foo_scale(int);\nint user_value(void) { return foo_scale(14); }\n"
+    flags = [f"-L{libs['foo'].parent}", "-l:libfoo.so.1", "-Wl,--enable-new-dtags"]
+    stale = _so(tmp_path / "b/stale.so", src, "stale.so", *flags, "-Wl,-rpath,$ORIGIN/../lib")
+    prefix = _so(tmp_path / "b/prefix.so", src, "prefix.so", *flags,
+                 "-Wl,-rpath,$ORIGIN/../nativelib.prefix/lib")  # fmt: skip
+    assert read_elf(stale).runpath == ("$ORIGIN/../lib",)
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    files = {
+        "own/sub/stale.so": stale.read_bytes(),
+        "own/prefix.so": prefix.read_bytes(),
+        "own-1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: own\nVersion: 1.0\n",
+        "own-1.0.dist-info/WHEEL": (
+            "Wheel-Version: 1.0\nGenerator: nativelib-tests\nRoot-Is-Purelib: false\n"
+            f"Tag: {tag}-{tag}-linux_x86_64\n"
+        ).encode(),
+    }
+    raw = write_wheel_members(tmp_path / f"dist/own-1.0-{tag}-{tag}-linux_x86_64.whl", files)
+    code, report = _check_json(capsys, raw)
+    external = sorted(p["member"] for p in report["problems"] if p["kind"] == "external-library")
+    assert code == 1 and external == ["own/prefix.so", "own/sub/stale.so"]
+    assert report["other_distributions"] == [] and report["host_drivers"] == []

@@ -41,6 +41,7 @@ from nativelib.abi import load_policies
 from nativelib.catalog import Catalog
 from nativelib.elf import ElfInfo
 from nativelib.errors import RepairError
+from nativelib.prefix import PREFIX_DIRNAME
 
 __all__ = [
     "NeedClasses",
@@ -108,9 +109,13 @@ def _installed(arcname: str) -> str:
     return _DATA_ROOT.sub("", arcname)
 
 
-def _outside_entries(arcname: str, info: ElfInfo, directories: set[str]) -> list[str]:
+def _outside_entries(arcname: str, info: ElfInfo, top: set[str]) -> list[str]:
     """The ``$ORIGIN``-relative search path entries of ``info`` that lead out of the wheel:
-    above the install root, or to a directory none of the wheel's members is in."""
+    above the install root, or into a top-level directory of site-packages that is not
+    one of the wheel's (another distribution's, like ``nvidia/``). An entry into a missing
+    folder of the wheel's own package (a stale ``$ORIGIN/../lib``) does not count: no
+    other distribution installs there; nor does the runtime wheels' prefix (it holds the
+    catalog's runtimes only)."""
     member_dir = posixpath.dirname(_installed(arcname))
     out = []
     for entry in info.runpath or info.rpath:
@@ -120,7 +125,9 @@ def _outside_entries(arcname: str, info: ElfInfo, directories: set[str]) -> list
                 joined = posixpath.join(member_dir, rest) if rest else member_dir
                 target = posixpath.normpath(joined) if joined else ""
                 target = "" if target == "." else target
-                if target.startswith("../") or target == ".." or target not in directories:
+                above = target == ".." or target.startswith("../")
+                first = target.split("/", 1)[0]
+                if above or (target and first not in {*top, PREFIX_DIRNAME}):
                     out.append(entry)
                 break
     return out
@@ -137,13 +144,10 @@ def classify_needs(
     host = set(policies.host_libraries) | set(policies.loaders.values())
     drivers = host_drivers()
     inside = {posixpath.basename(a) for a in infos} | {i.soname for i in infos.values() if i.soname}
-    directories = set()
-    for name in [*members, *infos]:
-        parts = _installed(name).split("/")[:-1]
-        directories |= {"/".join(parts[:i]) for i in range(len(parts) + 1)}
+    top = {_installed(name).split("/", 1)[0] for name in [*members, *infos]}
     out = NeedClasses()
     for arcname, info in sorted(infos.items()):
-        outside = _outside_entries(arcname, info, directories)
+        outside = _outside_entries(arcname, info, top)
         for soname in info.needed:
             if soname in host or soname in inside or soname.startswith(_POLICY_ADDED):
                 continue
