@@ -15,7 +15,9 @@ tag it is consistent with, the runtime requirements it must declare, and every p
 - ``runpath``: an object that needs a runtime but whose RUNPATH/RPATH does not reach
   ``nativelib.prefix/lib``;
 - ``external-library``: a NEEDED library that is no runtime's, not the host's by the
-  manylinux policy, and not grafted into the wheel;
+  manylinux policy or its driver's, not reached through an ``$ORIGIN`` RUNPATH entry
+  that leaves the wheel (another distribution's: listed, no problem), and not grafted
+  into the wheel (the rule of :func:`nativelib.repair.graft.classify_needs`);
 - ``platform-tag``: a ``linux_*`` tag (PyPI refuses it), or a manylinux tag older than
   the one the files and the runtime floors are consistent with;
 - ``no-consistent-tag``: no manylinux tag works with the runtime wheels known.
@@ -45,7 +47,7 @@ from nativelib.repair.core import (
     declared_requirements,
     plan_repair,
 )
-from nativelib.repair.graft import external_needs
+from nativelib.repair.graft import classify_needs
 from nativelib.resolver.bounds import declared_lower_bound
 from nativelib.resolver.candidates import Source
 from nativelib.resolver.target import target_candidates
@@ -76,6 +78,10 @@ class WheelReport:
     requirements: list[str]  # the Requires-Dist lines on runtimes the wheel must declare
     declared: dict[str, str]  # its Requires-Dist on runtimes, as declared
     problems: list[Problem] = field(default_factory=list)
+    # NEEDed, not carried, and no problem: found in other distributions through an
+    # $ORIGIN RUNPATH entry that leaves the wheel; provided by the host's driver
+    other_distributions: list[str] = field(default_factory=list)
+    drivers: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -86,6 +92,8 @@ class WheelReport:
             "requirements": self.requirements,
             "declared": [f"{k}{v}" for k, v in sorted(self.declared.items())],
             "problems": [p.to_json() for p in self.problems],
+            "other_distributions": self.other_distributions,
+            "host_drivers": self.drivers,
         }
 
 
@@ -219,7 +227,10 @@ def check_wheel(
             )
         report.problems += _requirement_problems(plan, declared)
         report.problems += _runpath_problems(plan)
-        for member, soname in external_needs(infos, catalog):  # (a copy counts as grafted)
+        needs = classify_needs(infos, catalog, (m.arcname for m in contents.members))
+        report.other_distributions = sorted({s for _, s, _ in needs.other_distributions})
+        report.drivers = sorted({s for _, s in needs.drivers})
+        for member, soname in needs.external:  # (a copy counts as grafted)
             report.problems.append(
                 Problem(
                     "external-library",
@@ -247,6 +258,10 @@ def _text(report: WheelReport) -> list[str]:
     if report.declared:
         declared = ", ".join(f"{k}{v}" for k, v in sorted(report.declared.items()))
         lines.append(f"  declared        {declared}")
+    if report.other_distributions:
+        lines.append(f"  from other distributions {', '.join(report.other_distributions)}")
+    if report.drivers:
+        lines.append(f"  from the host's driver   {', '.join(report.drivers)}")
     if not report.problems:
         lines.append("  ok: no problems")
     for p in report.problems:

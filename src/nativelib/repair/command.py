@@ -23,7 +23,7 @@ from nativelib.repair.core import (
     plan_repair,
 )
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
-from nativelib.repair.graft import external_needs, graft_with_auditwheel
+from nativelib.repair.graft import classify_needs, graft_with_auditwheel
 from nativelib.resolver.target import target_candidates
 from nativelib.wheelfile import copy_wheel, validate_layout
 from nativelib.wheelfile.read import read_wheel
@@ -61,15 +61,21 @@ def repair_wheel(
         raise RepairError(e.path, e.reason) from e
     with temporary_tree("repair") as tmp:
         contents = read_wheel(Path(wheel), Path(tmp) / "in", wanted=_extracted)
-        external = external_needs(_read_elves(contents), catalog)
+        needs = classify_needs(
+            _read_elves(contents), catalog, (m.arcname for m in contents.members)
+        )
+        external = needs.external
         grafted = False
         if external and graft and not plan_only:
             patchelf = find_patchelf()[0]
-            sonames = [s for r in catalog.recipes.values() for s in r.sonames]
+            # Never grafted: every runtime soname, the driver's libraries and those found
+            # in other distributions through RUNPATH.
+            sonames = {s for r in catalog.recipes.values() for s in r.sonames} | needs.excluded()
             aw = graft_with_auditwheel(Path(wheel), Path(tmp) / "auditwheel", sonames, patchelf)
             contents = read_wheel(aw, Path(tmp) / "grafted", wanted=_extracted)
             grafted = True
         plan = plan_repair(contents, catalog, link=link, add_preload=add_preload)
+        plan.notes += needs.notes()
         if external and not grafted:
             libs = ", ".join(sorted({s for _, s in external}))
             plan.notes.append(f"external libraries {libs}: grafted by auditwheel repair")
