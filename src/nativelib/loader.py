@@ -67,6 +67,7 @@ __all__ = [
     "check_library",
     "check_prefix",
     "discover",
+    "discover_all",
     "is_openmp_provider",
     "load",
     "load_for",
@@ -280,6 +281,15 @@ def discover(
     it must not break an import.
     """
     return _discover(path, warn)[0]
+
+
+def discover_all(
+    path: Sequence[str] | None = None, *, warn: Callable[[str], None] | None = None
+) -> tuple[dict[str, Installed], dict[str, nativelib.errors.NativeLibError]]:
+    """:func:`discover`, and why each distribution it skipped was refused (an unsafe
+    prefix, an unreadable index): what :func:`load` takes as ``discovered``, so that a
+    caller that chose its runtimes from a discovery does not pay for a second one."""
+    return _discover(path, warn)
 
 
 def _refused_prefix(
@@ -782,6 +792,8 @@ def load(
     path: Sequence[str] | None = None,
     needs: Mapping[str, Iterable[str]] | None = None,
     warn: Callable[[str], None] | None = None,
+    discovered: tuple[Mapping[str, Installed], Mapping[str, nativelib.errors.NativeLibError]]
+    | None = None,
 ) -> list[LoadedLibrary]:
     """Load runtimes and their dependencies, dependencies first; idempotent, thread-safe.
 
@@ -792,13 +804,16 @@ def load(
     already in the process must provide every node the installed wheel's copy does.
     ``warn`` receives each warning (a prefix or index skipped, two OpenMP runtimes)
     instead of :func:`warnings.warn` (the autoload's ``.pth`` keeps start-up quiet).
+    ``discovered`` is what :func:`discover_all` returned for ``path`` (the autoload chose
+    its runtimes from it): used instead of discovering again; every check on the prefix
+    and each library is made as ever when the library is opened.
     Returns what was done for each library, in load order.
     """
     if _disabled():
         return []
     base_mode = os.RTLD_LOCAL if mode is None else mode
     with _lock:
-        installed, refused = _discover(path, warn)
+        installed, refused = _discover(path, warn) if discovered is None else discovered
         order = _order(installed, runtimes, refused)
         order, global_sonames = _mkl_openmp({_find(installed, r).name for r in runtimes}, order)
         prefer = _prefer()
