@@ -20,6 +20,10 @@ if TYPE_CHECKING:
     from nativelib.loader import LoadedLibrary
 
 __version__ = "0.1.0.dev0"
+#: The distribution this ``__init__.py`` belongs to. The CLI checks it at start-up: PyPI's
+#: unrelated project ``nativelib`` installs an ``__init__.py`` of its own over this one
+#: (pip says nothing), and our other modules, still there, would run under it.
+DISTRIBUTION = "pynativelib"
 
 _ERRORS = ("NativeLibError", "RuntimeConflict", "RuntimeNotFound")
 

@@ -45,6 +45,7 @@ __all__ = [
     "is_signature",
     "parse_record",
     "record_lists",
+    "record_path_set",
     "record_paths",
     "record_well_formed",
     "verify_members",
@@ -95,6 +96,24 @@ def record_paths(text: str, where: str) -> list[str]:
     checking the hashes and sizes: for finding which distribution owns a file (the
     doctor asks this of torch's ~15,000 rows). A row that has no path is left out."""
     return [row[0] for _n, row in _rows(text, where) if row and row[0]]
+
+
+def record_path_set(raw: bytes, where: str) -> set[str]:
+    """The paths a RECORD lists (as :func:`record_paths` splits them), normalized where
+    they are spelled another way (``./x``, ``a//x``), as a set: one split per line where
+    :func:`_rows` would split on commas (no quotes, no NULs: every RECORD pip writes for
+    ordinary paths), for the doctor's map of who owns each file of a site directory.
+    Raises :class:`UnicodeDecodeError` (not UTF-8) or
+    :class:`~nativelib.errors.WheelError` (malformed, where the rows had to be parsed)."""
+    text = raw.decode("utf-8")
+    if b'"' in raw or b"\x00" in raw:
+        paths = set(record_paths(text, where))
+    else:
+        paths = {line.partition(",")[0] for line in text.splitlines()}
+        paths.discard("")
+    if "./" in text or "//" in text:  # console scripts (../../../bin/x), odd spellings
+        paths = {posixpath.normpath(p) if "./" in p or "//" in p else p for p in paths}
+    return paths
 
 
 def record_lists(raw: bytes, path: str) -> bool | None:
