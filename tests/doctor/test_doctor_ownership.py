@@ -135,3 +135,33 @@ def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
         "nativelib/reader.py, nativelib/__pycache__/__init__.cpython-"
     )
     assert "file-claimed-twice" not in result.codes
+
+
+def test_unsorted_and_quoted_records_are_split_whole(tmp_path: Path) -> None:
+    """The owner map reads the top-level names of a RECORD by bisection where pip wrote it
+    sorted; a RECORD whose lines are not (written by hand, by another installer) or that
+    quotes a path is split whole, and its shared files are found all the same."""
+    from nativelib.wheelfile.record import record_path_set, record_top_runs  # noqa: PLC0415
+
+    env = Env(tmp_path / "env", "venv")
+    _install(env, _wheel(tmp_path / "wh", "alpha", "1.0", {"pkg/a.py": b"", "z.py": b""}))
+    for name, rows in (
+        ("unsorted", ["pkg/b.py,,", "other/x.py,,", "pkg/a.py,,"]),
+        ("quoted", ['"z.py",,', "quoted_only/y.py,,"]),
+    ):
+        info = env.site / f"{name}-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n")
+        raw = "".join(f"{row}\n" for row in [*rows, f"{info.name}/RECORD,,"])
+        (info / "RECORD").write_text(raw)
+        assert record_top_runs(raw.encode()) is None
+        assert b"pkg/a.py" in record_path_set(raw.encode(), "RECORD") or name == "quoted"
+    result = run_doctor(env)
+    messages = sorted(f["message"] for f in result.findings("file-claimed-twice"))
+    assert len(messages) == 2, messages
+    assert messages[0].startswith(
+        f"1 file in {env.site} is claimed by alpha 1.0 and quoted 1.0 (z.py)"
+    )
+    assert messages[1].startswith(
+        f"1 file in {env.site} is claimed by alpha 1.0 and unsorted 1.0 (pkg/a.py)"
+    )

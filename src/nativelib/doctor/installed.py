@@ -41,6 +41,7 @@ from nativelib.wheelfile.record import (
     record_lists,
     record_path_set,
     record_paths,
+    record_top_runs,
     record_well_formed,
 )
 
@@ -677,7 +678,9 @@ def _shown(files: Sequence[str]) -> str:
 
 def _ownership(check: _SiteCheck, prefix_reported: bool) -> None:
     """Who owns each file of the site directory, from every RECORD the doctor already
-    read (their paths only: a set per RECORD, no rows built, no hashes checked):
+    read: the top-level names of each RECORD first (a few C searches per name), then
+    the paths under a name two RECORDs have (sets, intersected in C; no rows built, no
+    hashes checked):
 
     - ``import-name-clash``: another distribution whose RECORD installs files in
       ``nativelib/`` (PyPI's project ``nativelib``, a ClickHouse reader, ships an import
@@ -689,8 +692,11 @@ def _ownership(check: _SiteCheck, prefix_reported: bool) -> None:
       distribution are ``dist-installed-twice``)."""
     dists = check.dists
     needle = OWN_PACKAGE + "/"
-    owner: dict[str, str] = {}
-    shared: dict[str, list[str]] = {}
+    own = needle.encode()
+    raws: dict[str, bytes] = {}
+    runs: dict[str, dict[bytes, tuple[int, int]]] = {}
+    whole: dict[str, set[bytes]] = {}  # RECORDs whose lines had to be split all
+    holders: dict[bytes, int] = {}  # top-level name -> how many RECORDs have paths under it
     for dist_info in dists.dist_infos:
         try:
             raw = dists.raw_record(dist_info)
@@ -698,24 +704,47 @@ def _ownership(check: _SiteCheck, prefix_reported: bool) -> None:
             continue  # reported as unreadable
         if raw is None:
             continue
+        found = record_top_runs(raw)
+        if found is None:
+            try:
+                paths = record_path_set(raw, os.path.join(check.site, dist_info, "RECORD"))
+            except (UnicodeDecodeError, WheelError):
+                continue  # a malformed RECORD names no owner
+            whole[dist_info] = paths
+            tops = {p[: p.find(b"/") + 1] if b"/" in p else p + b"," for p in paths}
+        else:
+            runs[dist_info] = found
+            tops = set(found)
+        raws[dist_info] = raw
+        for top in tops:
+            holders[top] = holders.get(top, 0) + 1
+    owner: dict[bytes, str] = {}
+    shared: dict[bytes, list[str]] = {}
+    for dist_info, raw in raws.items():
         where = os.path.join(check.site, dist_info, "RECORD")
-        try:
-            paths = record_path_set(raw, where)
-        except (UnicodeDecodeError, WheelError):
-            continue  # a malformed RECORD names no owner
-        if needle.encode() in raw and normalize(dist_info.partition("-")[0]) != OWN_DISTRIBUTION:
+        if dist_info in whole:
+            paths = whole[dist_info]
+        else:
+            paths = set()
+            for top, (start, end) in runs[dist_info].items():
+                if holders[top] > 1 or top == own:
+                    with contextlib.suppress(UnicodeDecodeError, WheelError):
+                        paths |= record_path_set(raw[start:end], where)
+        if own in raw and normalize(dist_info.partition("-")[0]) != OWN_DISTRIBUTION:
             clashing = sorted(
-                (p for p in paths if p == OWN_PACKAGE or p.startswith(needle)), key=_sources_first
+                (p.decode("utf-8", "replace") for p in paths if p.startswith(own)),
+                key=_sources_first,
             )
             if clashing:  # not a runtime wheel's nativelib.prefix/share/nativelib/...
                 _import_name_clash(check, dist_info, clashing)
         twice = paths & owner.keys()
-        for path in twice:
-            shared.setdefault(path, [owner[path]]).append(dist_info)
+        for field in twice:
+            shared.setdefault(field, [owner[field]]).append(dist_info)
         owner.update(dict.fromkeys(paths - twice, dist_info))
     groups: dict[tuple[str, ...], list[str]] = {}
-    for path, owners in shared.items():
-        if path == OWN_PACKAGE or path.startswith(needle):
+    for key, owners in shared.items():
+        path = key.decode("utf-8", "replace")
+        if path.startswith(needle):
             continue
         if prefix_reported and path.startswith(PREFIX_DIRNAME + "/"):
             continue
