@@ -23,7 +23,7 @@ runs each variant in fresh processes, interleaved, ``--runs`` times:
   venv (it preloads the four files at interpreter start; the file is renamed away for
   ``pass`` and back for this one, interleaved), and the preload's own time as its debug
   line reports it (``NATIVELIB_AUTOLOAD_DEBUG=1``: the loader's import and the loads,
-  without ``import nativelib.autoload``). Target: at most 3 ms over ``pass``. Wall time
+  without the import of its entry module). Target: at most 3 ms over ``pass``. Wall time
   and CPU time (user + system, from ``wait4``: steadier where other processes share the
   CPUs) of each process.
 - ``pass+floor``: ``python -c pass`` with a ``.pth`` that only dlopens the same four files
@@ -37,7 +37,8 @@ with ``-X importtime``). With ``strace`` on PATH, also the system calls each var
 makes between its first and last statement (``strace -f``, one process).
 
 ``--compare DIR`` runs ``load``, ``load+ctypes`` and ``import`` of a second source tree
-too (``DIR/src`` on ``PYTHONPATH``, ahead of this tree), interleaved with this one:
+too (``DIR/src`` on ``PYTHONPATH``, ahead of this tree), and ``pass``/``pass+autoload``
+with that tree's own ``.pth`` (written by its ``autoload enable``), interleaved with this one:
 before/after figures from one run, e.g. against ``git worktree add /tmp/base <commit>``.
 
     python scripts/bench_load.py [--runs 40] [--source debian-bookworm] [--compare DIR]
@@ -102,10 +103,10 @@ def _syscalls(python: str, body: str, lib: str, env: dict[str, str]) -> int | No
     return marks[-1] - marks[0] - 1 if len(marks) >= 2 else None
 
 
-def _start(python: str) -> tuple[float, float]:
+def _start(python: str, env: dict[str, str]) -> tuple[float, float]:
     """Wall and CPU time (user + system, ms) of one ``python -c pass``."""
     start = time.perf_counter()
-    child = subprocess.Popen([python, "-c", "pass"])
+    child = subprocess.Popen([python, "-c", "pass"], env=env)
     _pid, status, usage = os.wait4(child.pid, 0)
     wall = (time.perf_counter() - start) * 1000
     child.returncode = os.waitstatus_to_exitcode(status)
@@ -161,10 +162,14 @@ def main() -> int:
             [python, "-m", "pip", "install", "-q", "--no-index", "--no-deps", *wheels], check=True
         )
         lib = f"{site}/nativelib.prefix/lib/"
-        subprocess.run([python, "-m", "nativelib", "autoload", "enable"], check=True)
+        # Each tree's own .pth (its enable writes it), parked under another name while
+        # the other variants run.
         pth = Path(site) / "_nativelib-autoload.pth"
-        parked = Path(site) / "_nativelib-autoload.off"
-        pth.rename(parked)
+        parked = {}
+        for number, (tree, env) in enumerate(trees.items()):
+            subprocess.run([python, "-m", "nativelib", "autoload", "enable"], check=True, env=env)
+            parked[tree] = Path(site) / f"_nativelib-autoload.off{number}"
+            pth.rename(parked[tree])
         floor = Path(site) / "_floor.pth"
         floor_line = "import _ctypes, os; " + "; ".join(
             f"_ctypes.dlopen({lib + n!r}, os.RTLD_NOW)"
@@ -173,13 +178,19 @@ def main() -> int:
 
         names = [*TIMED, *(f"{n}{t}" for t in trees if t for n in COMPARED)]
         starts = (
-            "pass",
-            "pass+autoload",
-            "pass cpu",
-            "pass+autoload cpu",
+            *(
+                f"{name}{tree}"
+                for tree in trees
+                for name in (
+                    "pass",
+                    "pass+autoload",
+                    "pass cpu",
+                    "pass+autoload cpu",
+                    "autoload (in-process)",
+                )
+            ),
             "pass+floor",
             "pass+floor cpu",
-            "autoload (in-process)",
         )
         samples: dict[str, list[float]] = {name: [] for name in [*names, *starts]}
         for _ in range(args.runs):
@@ -195,21 +206,25 @@ def main() -> int:
                         env=env,
                     )
                     samples[f"{name}{tree}"].append(float(out.stdout))
-            for name in ("pass", "pass+floor", "pass+autoload"):
-                if name == "pass+floor":
-                    floor.write_text(floor_line + "\n")
-                if name == "pass+autoload":
-                    floor.unlink()
-                    parked.rename(pth)
-                wall, cpu = _start(python)
-                samples[name].append(wall)
-                samples[f"{name} cpu"].append(cpu)
-            debug = subprocess.run(
-                [python, "-c", "pass"], check=True, capture_output=True, text=True,
-                env={**os.environ, "NATIVELIB_AUTOLOAD_DEBUG": "1"},
-            ).stderr  # fmt: skip
-            samples["autoload (in-process)"].append(float(debug.rsplit(" in ", 1)[1].split()[0]))
-            pth.rename(parked)
+            floor.write_text(floor_line + "\n")
+            wall, cpu = _start(python, trees[""])
+            samples["pass+floor"].append(wall)
+            samples["pass+floor cpu"].append(cpu)
+            floor.unlink()
+            for tree, env in trees.items():
+                for name in ("pass", "pass+autoload"):
+                    if name == "pass+autoload":
+                        parked[tree].rename(pth)
+                    wall, cpu = _start(python, env)
+                    samples[f"{name}{tree}"].append(wall)
+                    samples[f"{name} cpu{tree}"].append(cpu)
+                debug = subprocess.run(
+                    [python, "-c", "pass"], check=True, capture_output=True, text=True,
+                    env={**env, "NATIVELIB_AUTOLOAD_DEBUG": "1"},
+                ).stderr  # fmt: skip
+                in_process = float(debug.rsplit(" in ", 1)[1].split()[0])
+                samples[f"autoload (in-process){tree}"].append(in_process)
+                pth.rename(parked[tree])
 
         syscalls = {
             f"{name}{tree}": _syscalls(python, TIMED[name], lib, env)
@@ -238,7 +253,7 @@ def main() -> int:
     }
     for name in [*names, *starts]:
         base = name.split("@")[0]
-        what = TIMED.get(base, whats.get(name, "")).split("\n")[0]
+        what = TIMED.get(base, whats.get(base, "")).split("\n")[0]
         median, least = statistics.median(samples[name]), min(samples[name])
         calls = syscalls.get(name)
         count = "-" if calls is None else str(calls)
@@ -259,16 +274,22 @@ def main() -> int:
             print(f"loader{label} over bare dlopen of the same four files: {over4:+.2f} ms")
             print(f"loader{label} with ctypes imported too, over the two files: {over_c:+.2f} ms")
             print(f"import nativelib{label}: {med[f'import{tree}']:.2f} ms (target <= 3 ms)")
-        start_over = med["pass+autoload"] - med["pass"]
-        cpu_over = med["pass+autoload cpu"] - med["pass cpu"]
-        print(f"interpreter start with autoload over without: {start_over:+.2f} ms wall, ", end="")
-        print(f"{cpu_over:+.2f} ms CPU (<= 3 ms)")
-        over_floor = med["pass+autoload cpu"] - med["pass+floor cpu"]
         floor_cost = med["pass+floor cpu"] - med["pass cpu"]
         print(f"the floor (a .pth dlopening the four files) over without: {floor_cost:+.2f} ms CPU")
-        print(f"interpreter start with autoload over the floor: {over_floor:+.2f} ms CPU")
-        in_process = med["autoload (in-process)"] - med["dlopen-4"]
-        print(f"the preload in-process over a bare dlopen of the four files: {in_process:+.2f} ms")
+        for tree in trees:
+            label = f" ({tree[1:]})" if tree else ""
+            start_over = med[f"pass+autoload{tree}"] - med[f"pass{tree}"]
+            cpu_over = med[f"pass+autoload cpu{tree}"] - med[f"pass cpu{tree}"]
+            print(f"interpreter start with autoload{label} over without: ", end="")
+            print(f"{start_over:+.2f} ms wall, {cpu_over:+.2f} ms CPU (<= 3 ms)")
+            over_floor = med[f"pass+autoload cpu{tree}"] - med["pass+floor cpu"]
+            print(f"interpreter start with autoload{label} over the floor: ", end="")
+            print(f"{over_floor:+.2f} ms CPU")
+            in_process = med[f"autoload (in-process){tree}"] - med["dlopen-4"]
+            print(
+                f"the preload{label} in-process over a bare dlopen of the four files: "
+                f"{in_process:+.2f} ms"
+            )
         proc = med["proc-4"] - med["ctypes-4"]
         print(f"dlopen through /proc/self/fd (open, fstat, dlopen) over ctypes-4: {proc:+.2f} ms")
     print(f"heavy modules imported by import nativelib: {heavy or 'none'}")

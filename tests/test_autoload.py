@@ -123,6 +123,10 @@ def test_enable_status_disable(clean: Venv) -> None:
     )
     assert {m for m in added if not m.startswith("nativelib.")} <= {"_ctypes"}, added
     assert "nativelib.loader" in added
+    # Through the lean entry (nativelib.startup): not the commands' side of autoload.
+    started = set(venv.run("-c", modules).stdout.split())
+    assert "nativelib.startup" in started
+    assert "nativelib.autoload" not in started
     assert venv.mapped({"NATIVELIB_DISABLE": "1"}) == []
     # nativelib.load() afterwards is what the autoload did (the same loader, in the same
     # process): the prefix's copies, and no second one.

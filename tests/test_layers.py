@@ -55,6 +55,7 @@ GROUPS: dict[str, str] = {
     "nativelib.leftovers": "base",
     "nativelib.safezip": "base",
     "nativelib.autoload": "base",
+    "nativelib.startup": "base",
     # shared infrastructure
     "nativelib.archive": "archive",
     "nativelib.net": "net",
@@ -131,6 +132,7 @@ STDLIB_ONLY = {
     "nativelib.prefix",
     "nativelib.loader",
     "nativelib.autoload",
+    "nativelib.startup",
 }
 
 #: Only this module imports command modules.

@@ -6,7 +6,9 @@ first use; the error classes exported here come from :mod:`nativelib.errors` on 
 use too (17 classes: ~0.7 ms that a load which raises nothing does not pay).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: importing `__future__` costs ~0.3 ms at
+# interpreter start (the autoload's .pth runs this module); annotations that name what
+# only a type checker imports are strings.
 
 import sys
 
@@ -20,6 +22,10 @@ if TYPE_CHECKING:
     from nativelib.loader import LoadedLibrary
 
 __version__ = "0.1.0.dev0"
+#: The distribution this ``__init__.py`` belongs to. The CLI checks it at start-up: PyPI's
+#: unrelated project ``nativelib`` installs an ``__init__.py`` of its own over this one
+#: (pip says nothing), and our other modules, still there, would run under it.
+DISTRIBUTION = "pynativelib"
 
 _ERRORS = ("NativeLibError", "RuntimeConflict", "RuntimeNotFound")
 
@@ -33,7 +39,7 @@ __all__ = [
 ]
 
 
-def load(*runtimes: str, **options: Any) -> list[LoadedLibrary]:
+def load(*runtimes: str, **options: "Any") -> "list[LoadedLibrary]":
     """Load runtimes (``"cxx14"``, ``"nativelib-gomp"``...) and their dependencies.
 
     See :func:`nativelib.loader.load`.
@@ -43,7 +49,7 @@ def load(*runtimes: str, **options: Any) -> list[LoadedLibrary]:
     return loader.load(*runtimes, **options)
 
 
-def load_for(target: str | ModuleType, **options: Any) -> list[LoadedLibrary]:
+def load_for(target: "str | ModuleType", **options: "Any") -> "list[LoadedLibrary]":
     """Load the installed runtimes an extension file (or module) needs.
 
     See :func:`nativelib.loader.load_for`.

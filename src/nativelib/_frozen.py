@@ -7,7 +7,9 @@ and ``typing.NamedTuple`` about 2 ms; the loader's budget is 2 ms in all. A subc
 ``_replace`` and pickling from here.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: importing `__future__` costs ~0.3 ms at
+# interpreter start (the autoload's .pth runs this module); annotations that name what
+# only a type checker imports are strings.
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
@@ -18,7 +20,7 @@ if TYPE_CHECKING:
 __all__ = ["Frozen", "setfield"]
 
 
-def _rebuild(cls: type[_T], values: dict[str, Any]) -> _T:
+def _rebuild(cls: "type[_T]", values: "dict[str, Any]") -> "_T":
     """Unpickle a :class:`Frozen` instance: its ``__init__`` with the field values."""
     return cls(**values)
 
@@ -38,7 +40,7 @@ class Frozen:
     def __delattr__(self, name: str) -> None:
         raise AttributeError(f"{type(self).__name__} is immutable: cannot delete {name!r}")
 
-    def _values(self) -> tuple[Any, ...]:
+    def _values(self) -> "tuple[Any, ...]":
         return tuple(getattr(self, name) for name in type(self).__slots__)
 
     def __eq__(self, other: object) -> bool:
@@ -53,10 +55,10 @@ class Frozen:
         fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in type(self).__slots__)
         return f"{type(self).__name__}({fields})"
 
-    def __reduce__(self) -> tuple[Any, ...]:
+    def __reduce__(self) -> "tuple[Any, ...]":
         return (_rebuild, (type(self), {n: getattr(self, n) for n in type(self).__slots__}))
 
-    def _replace(self: _T, **changes: Any) -> _T:
+    def _replace(self: "_T", **changes: "Any") -> "_T":
         """A copy with some fields changed."""
         values = {name: getattr(self, name) for name in type(self).__slots__}
         unknown = set(changes) - set(values)

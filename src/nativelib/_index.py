@@ -7,7 +7,9 @@ lines it reads without ``json``, whose import alone costs more than the loader's
 JSON, next to it; nothing else here is imported at import time.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: importing `__future__` costs ~0.3 ms at
+# interpreter start (the autoload's .pth runs this module); annotations that name what
+# only a type checker imports are strings.
 
 import nativelib  # its errors submodule is imported when an index is refused: nativelib.errors
 from nativelib._frozen import Frozen, setfield
@@ -71,14 +73,14 @@ class LoaderIndex(Frozen):
     name: str
     version: str
     dependencies: tuple[str, ...]
-    libraries: tuple[IndexedLibrary, ...]
+    libraries: "tuple[IndexedLibrary, ...]"
 
     def __init__(
         self,
         name: str,
         version: str,
         dependencies: tuple[str, ...],
-        libraries: tuple[IndexedLibrary, ...],
+        libraries: "tuple[IndexedLibrary, ...]",
     ) -> None:
         setfield(self, "name", name)
         setfield(self, "version", version)
@@ -114,7 +116,7 @@ def index_filename(name: str) -> str:
     return f"{MANIFEST_DIR}/{name}.load"
 
 
-def parse_loader_index(text: str, where: str) -> LoaderIndex:
+def parse_loader_index(text: str, where: str) -> "LoaderIndex":
     """A ``.load`` index; :class:`~nativelib.errors.ManifestError` names the problem."""
     lines = text.split("\n")
     if lines[0] != LOADER_INDEX_MAGIC:
@@ -151,7 +153,7 @@ def parse_loader_index(text: str, where: str) -> LoaderIndex:
     return LoaderIndex(name, version, tuple(deps), tuple(libraries))
 
 
-def read_loader_index(path: str) -> LoaderIndex:
+def read_loader_index(path: str) -> "LoaderIndex":
     """The ``.load`` index at ``path``: a regular file (no FIFO, device or symlink; pip
     installs regular files) of at most :data:`MAX_INDEX_BYTES`, else
     :class:`~nativelib.errors.ManifestError` naming the problem."""

@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
-from nativelib import __version__
+import nativelib
 from nativelib._frozen import Frozen, setfield
 from nativelib.errors import NativeLibError, UsageError, report_error
 
@@ -190,7 +190,7 @@ def build_parser(
         epilog="Exit status: 0 fine, 1 findings, 2 usage error or failure. "
         "Errors are printed as 'error: ...' with a 'hint: ...' line when there is one.",
     )
-    parser.add_argument("--version", action="version", version=f"nativelib {__version__}")
+    parser.add_argument("--version", action="version", version=f"nativelib {nativelib.__version__}")
     _verbosity(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     chosen = _command_named(argv)
@@ -258,7 +258,45 @@ def _logging(level: int) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
+def _not_ours() -> NativeLibError | None:
+    """The error when the ``nativelib`` package this runs from is not pynativelib's: its
+    ``__init__.py`` lacks our marker (another distribution, PyPI's unrelated
+    ``nativelib``, wrote its own over ours; this module, still there, runs under it). One
+    attribute read; the site directory's RECORDs are read only to name the other."""
+    if getattr(nativelib, "DISTRIBUTION", None) == "pynativelib":
+        return None
+    package = os.path.dirname(os.path.abspath(__file__))
+    init = os.path.join(package, "__init__.py")
+    site = os.path.dirname(package)
+    who = []
+    try:
+        names = sorted(n for n in os.listdir(site) if n.endswith(".dist-info"))
+    except OSError:
+        names = []
+    for name in names:
+        stem = name[: -len(".dist-info")]
+        if stem.partition("-")[0].lower() == "pynativelib":
+            continue
+        try:
+            with open(os.path.join(site, name, "RECORD"), "rb") as f:
+                record = f.read(64 << 20)
+        except OSError:
+            continue
+        if record.startswith(b"nativelib/__init__.py,") or b"\nnativelib/__init__.py," in record:
+            who.append(stem.replace("-", " ", 1))
+    by = f" ({', '.join(who)})" if who else ""
+    return NativeLibError(
+        f"{init}: this nativelib package is not pynativelib's: another distribution{by} "
+        "installed its own nativelib/__init__.py over it",
+        hint="pip uninstall nativelib && pip install --force-reinstall pynativelib",
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    foreign = _not_ours()
+    if foreign is not None:
+        report_error(foreign)
+        return EXIT_USAGE
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         parser, runs = build_parser(args_list or ["--help"])

@@ -27,7 +27,9 @@ How one soname is loaded (``load`` and ``load_for`` share it):
 ``NATIVELIB_DISABLE=1`` makes ``load`` and ``load_for`` do nothing.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations` here: importing `__future__` costs ~0.3 ms at
+# interpreter start (the autoload's .pth runs this module); annotations that name what
+# only a type checker imports are strings.
 
 import _thread
 import os
@@ -59,6 +61,7 @@ if TYPE_CHECKING:
 
     import nativelib.errors
     from nativelib.elf import ElfInfo
+    from nativelib.errors import NativeLibError
 
 __all__ = [
     "BACKWARD_COMPATIBLE",
@@ -67,6 +70,7 @@ __all__ = [
     "check_library",
     "check_prefix",
     "discover",
+    "discover_all",
     "is_openmp_provider",
     "load",
     "load_for",
@@ -154,7 +158,9 @@ try:
     from _ctypes import dlopen as _dlopen
 except ImportError:  # pragma: no cover - an interpreter without CPython's _ctypes
 
-    def _dlopen(name: str | bytes | os.PathLike[str] | os.PathLike[bytes], flag: int = 0, /) -> int:
+    def _dlopen(
+        name: "str | bytes | os.PathLike[str] | os.PathLike[bytes]", flag: int = 0, /
+    ) -> int:
         import ctypes  # noqa: PLC0415
 
         handle: int = ctypes.CDLL(os.fsdecode(name), mode=flag)._handle
@@ -164,7 +170,7 @@ except ImportError:  # pragma: no cover - an interpreter without CPython's _ctyp
         return None  # a probe's extra reference only keeps a library that is loaded anyway
 
 
-_link_name: Callable[[int], str] | None = None
+_link_name: "Callable[[int], str] | None" = None
 
 
 def _path_of(handle: int) -> str:
@@ -179,7 +185,7 @@ def _path_of(handle: int) -> str:
         _dlclose(handle)
 
 
-def _make_link_name() -> Callable[[int], str]:
+def _make_link_name() -> "Callable[[int], str]":
     import ctypes  # noqa: PLC0415 (~4 ms: only when a copy is already in the process)
 
     lib = ctypes.CDLL(None)
@@ -245,7 +251,7 @@ def openmp_runtimes() -> dict[str, list[str]]:
 # ----------------------------------------------------------------------------- discovery
 
 
-def _site_dirs(path: Sequence[str]) -> list[str]:
+def _site_dirs(path: "Sequence[str]") -> list[str]:
     """Absolute sys.path entries that are directories, never '' or the current directory,
     each directory once (by device and inode: no realpath walk per entry)."""
     try:
@@ -270,8 +276,8 @@ def _site_dirs(path: Sequence[str]) -> list[str]:
 
 
 def discover(
-    path: Sequence[str] | None = None, *, warn: Callable[[str], None] | None = None
-) -> dict[str, Installed]:
+    path: "Sequence[str] | None" = None, *, warn: "Callable[[str], None] | None" = None
+) -> "dict[str, Installed]":
     """Every runtime distribution installed under a site directory on ``path``
     (default ``sys.path``); where one is installed twice, the first entry wins, as for
     imports. Only ``<entry>/nativelib.prefix/share/nativelib/runtimes/*.load`` is read
@@ -282,9 +288,18 @@ def discover(
     return _discover(path, warn)[0]
 
 
+def discover_all(
+    path: "Sequence[str] | None" = None, *, warn: "Callable[[str], None] | None" = None
+) -> "tuple[dict[str, Installed], dict[str, nativelib.errors.NativeLibError]]":
+    """:func:`discover`, and why each distribution it skipped was refused (an unsafe
+    prefix, an unreadable index): what :func:`load` takes as ``discovered``, so that a
+    caller that chose its runtimes from a discovery does not pay for a second one."""
+    return _discover(path, warn)
+
+
 def _refused_prefix(
-    prefix: str, dist: str, e: nativelib.errors.UnsafeRuntimePath
-) -> nativelib.errors.NativeLibError:
+    prefix: str, dist: str, e: "nativelib.errors.UnsafeRuntimePath"
+) -> "nativelib.errors.NativeLibError":
     return nativelib.errors.UnsafeRuntimePath(
         prefix,
         f"{e.reason}: nativelib.load() refuses this prefix, so {dist} installed in it is "
@@ -296,8 +311,8 @@ def _refused_prefix(
 
 
 def _discover(
-    path: Sequence[str] | None, warn: Callable[[str], None] | None = None
-) -> tuple[dict[str, Installed], dict[str, nativelib.errors.NativeLibError]]:
+    path: "Sequence[str] | None", warn: "Callable[[str], None] | None" = None
+) -> "tuple[dict[str, Installed], dict[str, nativelib.errors.NativeLibError]]":
     """:func:`discover`, and why each distribution skipped was refused (its unsafe
     prefix, or its unreadable index), for the error that names it."""
     found: dict[str, Installed] = {}
@@ -342,7 +357,7 @@ def _discover(
 # ----------------------------------------------------------------------------- safety
 
 
-def _unsafe(st: os.stat_result, what: str) -> str | None:
+def _unsafe(st: "os.stat_result", what: str) -> str | None:
     """Why a file or directory with this status is unsafe to load from, or None: owned by
     someone other than root or us, or writable by group or others (a directory may be,
     with the sticky bit)."""
@@ -530,7 +545,7 @@ def _host_copy(soname: str) -> str | None:
 _defs: dict[str, frozenset[str]] = {}
 
 
-def _read_elf(path: str | os.PathLike[str]) -> ElfInfo:
+def _read_elf(path: "str | os.PathLike[str]") -> "ElfInfo":
     # Imported on first need: the default path (nothing loaded yet, the wheel's copy)
     # reads no ELF file, and so does not import the reader.
     from nativelib.elf import read_elf  # noqa: PLC0415
@@ -561,7 +576,7 @@ def _check_covers(soname: str, present: str, wanted: str, needed: frozenset[str]
 # ----------------------------------------------------------------------------- loading
 
 _lock = _thread.RLock()
-_done: dict[str, LoadedLibrary] = {}
+_done: "dict[str, LoadedLibrary]" = {}
 _handles: list[int] = []  # dlopen handles, kept for the life of the process: never unloaded
 
 
@@ -570,10 +585,10 @@ def _short(name: str) -> str:
 
 
 def _find(
-    installed: Mapping[str, Installed],
+    installed: "Mapping[str, Installed]",
     name: str,
-    refused: Mapping[str, nativelib.errors.NativeLibError] | None = None,
-) -> Installed:
+    refused: "Mapping[str, nativelib.errors.NativeLibError] | None" = None,
+) -> "Installed":
     dist = name if name.startswith("nativelib-") else f"nativelib-{name}"
     found = installed.get(dist)
     if found is None:
@@ -594,15 +609,15 @@ def is_openmp_provider(name: str) -> bool:
 
 
 def _order(
-    installed: Mapping[str, Installed],
-    names: Iterable[str],
-    refused: Mapping[str, nativelib.errors.NativeLibError] | None = None,
-) -> list[Installed]:
+    installed: "Mapping[str, Installed]",
+    names: "Iterable[str]",
+    refused: "Mapping[str, nativelib.errors.NativeLibError] | None" = None,
+) -> "list[Installed]":
     """The named distributions and their dependencies, dependencies first."""
     out: list[Installed] = []
     seen: set[str] = set()
 
-    def visit(dist: Installed) -> None:
+    def visit(dist: "Installed") -> None:
         if dist.name in seen:
             return
         seen.add(dist.name)
@@ -622,7 +637,9 @@ def _order(
     return out
 
 
-def _mkl_openmp(requested: set[str], order: list[Installed]) -> tuple[list[Installed], set[str]]:
+def _mkl_openmp(
+    requested: set[str], order: "list[Installed]"
+) -> "tuple[list[Installed], set[str]]":
     """MKL's threading layer decides which OpenMP runtime to load, and with RTLD_GLOBAL
     (libmkl_*_thread use it without a DT_NEEDED entry). Returns the order without the
     OpenMP runtime not chosen, and the sonames to load globally."""
@@ -673,7 +690,9 @@ class _Needs:
     consumer needs (without one, every node the wheel's copy defines) and what the other
     libraries being loaded need of it (read from their ELF files)."""
 
-    def __init__(self, paths: Sequence[str], consumer: Mapping[str, Iterable[str]] | None) -> None:
+    def __init__(
+        self, paths: "Sequence[str]", consumer: "Mapping[str, Iterable[str]] | None"
+    ) -> None:
         self._paths = paths
         self._consumer = consumer
         self._required: dict[str, set[str]] | None = None
@@ -701,10 +720,10 @@ def _load_one(
     wheel_defs: frozenset[str],
     prefix: str,
     distribution: str,
-    needs: _Needs,
+    needs: "_Needs",
     prefer: str,
     mode: int,
-) -> LoadedLibrary:
+) -> "LoadedLibrary":
     done = _done.get(soname)
     if done is not None:
         # Loaded before: what this call needs must be there too.
@@ -757,7 +776,7 @@ def _disabled() -> bool:
     return os.environ.get("NATIVELIB_DISABLE", "").strip() not in ("", "0")
 
 
-def _warn_openmp(loaded: Iterable[LoadedLibrary], warn: Callable[[str], None]) -> None:
+def _warn_openmp(loaded: "Iterable[LoadedLibrary]", warn: "Callable[[str], None]") -> None:
     """Warn when more than one OpenMP family is in the process (probed by soname with
     RTLD_NOLOAD; auditwheel's renamed copies are for ``doctor --import`` to find)."""
     present: dict[str, list[str]] = {}
@@ -779,10 +798,11 @@ def _warn_openmp(loaded: Iterable[LoadedLibrary], warn: Callable[[str], None]) -
 def load(
     *runtimes: str,
     mode: int | None = None,
-    path: Sequence[str] | None = None,
-    needs: Mapping[str, Iterable[str]] | None = None,
-    warn: Callable[[str], None] | None = None,
-) -> list[LoadedLibrary]:
+    path: "Sequence[str] | None" = None,
+    needs: "Mapping[str, Iterable[str]] | None" = None,
+    warn: "Callable[[str], None] | None" = None,
+    discovered: "tuple[Mapping[str, Installed], Mapping[str, NativeLibError]] | None" = None,
+) -> "list[LoadedLibrary]":
     """Load runtimes and their dependencies, dependencies first; idempotent, thread-safe.
 
     ``runtimes`` are short (``"gomp"``) or distribution names (``"nativelib-gomp"``).
@@ -792,13 +812,16 @@ def load(
     already in the process must provide every node the installed wheel's copy does.
     ``warn`` receives each warning (a prefix or index skipped, two OpenMP runtimes)
     instead of :func:`warnings.warn` (the autoload's ``.pth`` keeps start-up quiet).
+    ``discovered`` is what :func:`discover_all` returned for ``path`` (the autoload chose
+    its runtimes from it): used instead of discovering again; every check on the prefix
+    and each library is made as ever when the library is opened.
     Returns what was done for each library, in load order.
     """
     if _disabled():
         return []
     base_mode = os.RTLD_LOCAL if mode is None else mode
     with _lock:
-        installed, refused = _discover(path, warn)
+        installed, refused = _discover(path, warn) if discovered is None else discovered
         order = _order(installed, runtimes, refused)
         order, global_sonames = _mkl_openmp({_find(installed, r).name for r in runtimes}, order)
         prefer = _prefer()
@@ -823,11 +846,11 @@ def load(
 
 
 def load_for(
-    target: str | os.PathLike[str] | ModuleType,
+    target: "str | os.PathLike[str] | ModuleType",
     *,
     mode: int | None = None,
-    path: Sequence[str] | None = None,
-) -> list[LoadedLibrary]:
+    path: "Sequence[str] | None" = None,
+) -> "list[LoadedLibrary]":
     """Load the installed runtimes an extension file (or an imported module's file) needs,
     checking a copy already in the process against the exact version nodes it needs."""
     if _disabled():

@@ -129,3 +129,27 @@ def test_pypi_nativelib_next_to_pynativelib(tmp_path: Path) -> None:
     assert "nativelib/__init__.py" in found["message"]
     assert found["files"][0] == str(env.site / "nativelib-0.2.2.6.dist-info/RECORD")
     assert found["hint"].startswith("pip uninstall -y nativelib && ")
+    # Theirs written over ours again: our cli.py and __main__.py are still there, under
+    # their __init__.py; the CLI refuses, naming them (where their __init__.py imports
+    # at all without their dependencies: else Python stops in it before our code runs).
+    subprocess.run(
+        [*pip, "--force-reinstall", "--only-binary", ":all:", "nativelib==0.2.2.6"],
+        check=True, env=env.env,
+    )  # fmt: skip
+    theirs = subprocess.run(
+        [env.python, "-c", "import nativelib"], capture_output=True, text=True, env=env.env
+    )
+    out = subprocess.run(
+        [env.python, "-m", "nativelib", "--version"], capture_output=True, text=True,
+        env=env.env,
+    )  # fmt: skip
+    if theirs.returncode == 0:
+        assert (out.returncode, out.stdout) == (2, "")
+        assert out.stderr == (
+            f"error: {env.site / 'nativelib/__init__.py'}: this nativelib package is not "
+            "pynativelib's: another distribution (nativelib 0.2.2.6) installed its own "
+            "nativelib/__init__.py over it\n"
+            "hint: pip uninstall nativelib && pip install --force-reinstall pynativelib\n"
+        )
+    else:
+        assert out.returncode == 1 and "nativelib/__init__.py" in out.stderr, out.stderr

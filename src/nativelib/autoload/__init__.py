@@ -3,8 +3,8 @@ start, preloads the installed backward-compatible GCC runtimes (libstdc++/libgcc
 libgomp, libgfortran) from the common prefix, before any import can bring an older copy.
 
 Standard library only, and light: the ``.pth`` line runs at every interpreter start
-(budget: 3 ms, see ``scripts/bench_load.py``). It imports this module and
-:mod:`nativelib.loader` (no json, re, typing), and loads through the loader, so the
+(budget: 3 ms, see ``scripts/bench_load.py``). It imports :mod:`nativelib.startup` (not
+this module) and :mod:`nativelib.loader` (no json, re, typing), and loads through the loader, so the
 prefix and every library are checked exactly as ``nativelib.load()`` checks them: an
 unsafe prefix or an unreadable index is skipped. Nothing it does may break interpreter
 start: every failure is silent, unless ``NATIVELIB_AUTOLOAD_DEBUG=1``, which writes one
@@ -17,13 +17,13 @@ removes and reports the file; the doctor reports it too (:func:`state`).
 from __future__ import annotations
 
 import os
-import sys
+
+from nativelib.startup import DEBUG_VARIABLE, preload, selected
+from nativelib.startup import disabled as _disabled
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
-
-    from nativelib.loader import Installed, LoadedLibrary
+    from collections.abc import Sequence
 
 __all__ = [
     "DEBUG_VARIABLE",
@@ -45,14 +45,14 @@ __all__ = [
 #: name (another package's ``.pth`` that imports an extension comes later), and after
 #: setuptools' ``__editable__.*.pth`` (an editable pynativelib is importable by then).
 PTH_NAME = "_nativelib-autoload.pth"
-DEBUG_VARIABLE = "NATIVELIB_AUTOLOAD_DEBUG"
 _MARKER = "# nativelib autoload"
-#: What the ``.pth`` line runs: this module's :func:`preload`, and nothing at all (or,
+#: What the ``.pth`` line runs: :func:`preload` (from :mod:`nativelib.startup`, the lean
+#: entry: the rest of this module is not imported at start-up), and nothing at all (or,
 #: with the debug variable, one line: a mark on ``sys`` says it was written, since site
 #: may run the file twice) when pynativelib cannot even be imported (it was uninstalled,
 #: or PyPI's unrelated ``nativelib`` took the name).
 _GUARDED = (
-    "try:\n import nativelib.autoload as m\n m.preload()\n"
+    "try:\n import nativelib.startup as m\n m.preload()\n"
     "except Exception as e:\n"
     f" if os.environ.get({DEBUG_VARIABLE!r}) == '1' and not hasattr(sys, '_nativelib_autoload'):\n"
     "  sys._nativelib_autoload = 1; sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))"
@@ -68,99 +68,6 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 # ----------------------------------------------------------------------------- at start-up
-
-
-def selected(installed: Mapping[str, Installed]) -> list[str]:
-    """The installed runtime distributions autoload preloads: those whose libraries are
-    all backward-compatible GCC runtimes (cxx14, gomp, gfortran5; never MKL or CUDA,
-    whose versions are not interchangeable), dependencies first."""
-    from nativelib.loader import BACKWARD_COMPATIBLE  # noqa: PLC0415
-
-    chosen = {
-        name
-        for name, dist in installed.items()
-        if dist.index.to_preload
-        and all(lib.soname in BACKWARD_COMPATIBLE for lib in dist.index.libraries)
-    }
-    out: list[str] = []
-    seen: set[str] = set()
-
-    def visit(name: str) -> None:
-        if name in seen or name not in chosen:
-            return
-        seen.add(name)
-        for dep in installed[name].index.dependencies:
-            visit(dep)
-        out.append(name)
-
-    for name in sorted(chosen):
-        visit(name)
-    return out
-
-
-def _disabled(environ: Mapping[str, str]) -> bool:
-    # As nativelib.load() reads it.
-    return environ.get("NATIVELIB_DISABLE", "").strip() not in ("", "0")
-
-
-def _preload(path: Sequence[str] | None, notes: list[str]) -> list[LoadedLibrary]:
-    if _disabled(os.environ):
-        notes.append("NATIVELIB_DISABLE is set")
-        return []
-    import nativelib  # noqa: PLC0415
-    from nativelib import loader  # noqa: PLC0415
-
-    names = selected(loader.discover(path, warn=notes.append))
-    if not names:
-        return []
-    try:
-        return loader.load(*names, path=path, warn=notes.append)
-    except nativelib.errors.NativeLibError as e:
-        notes.append(str(e))
-    # One distribution failed (a dependency missing, a conflict): load the others.
-    done: list[LoadedLibrary] = []
-    for name in names:
-        try:
-            done += loader.load(name, path=path, warn=notes.append)
-        except nativelib.errors.NativeLibError as e:
-            notes.append(str(e))
-    return list({lib.soname: lib for lib in done}.values())
-
-
-_ran: list[LoadedLibrary] | None = None
-
-
-def preload(path: Sequence[str] | None = None) -> list[LoadedLibrary]:
-    """What the ``.pth`` file runs at interpreter start: load the selected runtimes
-    (:func:`selected`) from the prefix of the site directories on ``path`` (default
-    ``sys.path`` as it stands: the site directory being processed and those before it).
-    Never raises; with ``NATIVELIB_AUTOLOAD_DEBUG=1`` writes one line to stderr."""
-    global _ran  # noqa: PLW0603
-    if _ran is not None:
-        # A venv's lib64 -> lib symlink makes site run its .pth files twice (CPython
-        # dedups site directories by path, not by inode): the second run does nothing.
-        return _ran
-    _ran = []
-    notes: list[str] = []
-    debug = os.environ.get(DEBUG_VARIABLE) == "1"
-    if debug:
-        import time  # noqa: PLC0415 (a built-in module)
-
-        start = time.perf_counter()
-    try:
-        done = _preload(path, notes)
-    except Exception as e:  # interpreter start must never break
-        notes.append(f"failed: {type(e).__name__}: {e}")
-        done = []
-    _ran = done
-    if debug:
-        ms = (time.perf_counter() - start) * 1000
-        loaded = ", ".join(f"{lib.soname} ({lib.how} {lib.path})" for lib in done) or "nothing"
-        extra = f"; {'; '.join(notes)}" if notes else ""
-        line = f"nativelib autoload: {loaded} in {ms:.2f} ms{extra}"
-        if sys.stderr is not None:  # None under pythonw
-            sys.stderr.write(" ".join(line.split()) + "\n")  # one line, whatever the notes hold
-    return done
 
 
 # ----------------------------------------------------------------------------- the file

@@ -535,8 +535,6 @@ def loader_openmp_table(catalog: Catalog) -> str:
         "and the recipes' ``openmp`` fields by scripts/gen_openmp_table.py: do not edit.",
         '"""',
         "",
-        "from __future__ import annotations",
-        "",
         "#: (label, runtime distribution or None, MKL_THREADING_LAYER value or None, sonames)",
         "FAMILIES: tuple[tuple[str, str | None, str | None, tuple[str, ...]], ...] = (",
     ]

@@ -39,7 +39,9 @@ from nativelib.wheelfile.record import (
     RecordRow,
     parse_record,
     record_lists,
+    record_path_set,
     record_paths,
+    record_top_runs,
     record_well_formed,
 )
 
@@ -660,6 +662,7 @@ def _dist_info_state(check: _SiteCheck, verified: set[str], versions: dict[str, 
 #: This project's distribution, and the import package it owns in a site directory.
 OWN_DISTRIBUTION = "pynativelib"
 OWN_PACKAGE = "nativelib"
+#: How many files a finding about shared files names (the rest are counted).
 _CLASH_SHOWN = 3
 
 
@@ -674,51 +677,131 @@ def _runtime_pc_copy(rel: str) -> bool:
     return name.endswith(".pc") and "/" not in name
 
 
-def _import_name_clash(check: _SiteCheck) -> None:
-    """Another distribution whose RECORD installs files in ``nativelib/`` (the PyPI
-    project ``nativelib``, a ClickHouse reader, ships an import package of that name):
-    pip installs both without a word, and ``import nativelib`` runs whichever was written
-    last. The RECORDs are those already read for the other checks; only one that holds
-    ``nativelib/`` at all (a substring search) is parsed."""
+def _sources_first(path: str) -> tuple[bool, str]:
+    """The order files are named in: by path, the ``.pyc`` files pip wrote last."""
+    return ("__pycache__" in path, path)
+
+
+def _shown(files: Sequence[str]) -> str:
+    more = len(files) - _CLASH_SHOWN
+    return ", ".join(files[:_CLASH_SHOWN]) + (f", and {more} more" if more > 0 else "")
+
+
+def _ownership(check: _SiteCheck, prefix_reported: bool) -> None:
+    """Who owns each file of the site directory, from every RECORD the doctor already
+    read: the top-level names of each RECORD first (a few C searches per name), then
+    the paths under a name two RECORDs have (sets, intersected in C; no rows built, no
+    hashes checked):
+
+    - ``import-name-clash``: another distribution whose RECORD installs files in
+      ``nativelib/`` (PyPI's project ``nativelib``, a ClickHouse reader, ships an import
+      package of that name): pip installs both without a word, and ``import nativelib``
+      runs whichever was written last;
+    - ``file-claimed-twice``: any other file two distributions' RECORDs list (the files of
+      ``nativelib/`` are the finding above; those of the common prefix are
+      ``runtime-file-conflict`` when ``prefix_reported``; two dist-infos of one
+      distribution are ``dist-installed-twice``)."""
+    dists = check.dists
     needle = OWN_PACKAGE + "/"
-    for dist_info in check.dists.dist_infos:
-        if normalize(dist_info.partition("-")[0]) == OWN_DISTRIBUTION:
-            continue
-        if not check.dists.mentions(dist_info, needle):
-            continue  # torch's RECORD, and nearly every other, is not parsed
+    own = needle.encode()
+    raws: dict[str, bytes] = {}
+    runs: dict[str, dict[bytes, tuple[int, int]]] = {}
+    whole: dict[str, set[bytes]] = {}  # RECORDs whose lines had to be split all
+    holders: dict[bytes, int] = {}  # top-level name -> how many RECORDs have paths under it
+    for dist_info in dists.dist_infos:
         try:
-            rows = check.dists.record(dist_info)
+            raw = dists.raw_record(dist_info)
         except WheelError:
-            continue  # reported as unreadable or malformed elsewhere
-        if rows is None:
+            continue  # reported as unreadable
+        if raw is None:
             continue
-        runtime = normalize(dist_info.partition("-")[0]).startswith("nativelib-")
-        clashing = sorted(
-            {
-                rel
-                for rel in (os.path.normpath(r) for r in rows)
-                if (rel == OWN_PACKAGE or rel.startswith(needle))
-                and not (runtime and _runtime_pc_copy(rel))
-            }
-        )
-        if not clashing:
-            continue  # e.g. a runtime wheel's nativelib.prefix/share/nativelib/...
-        label = check.dists.label(dist_info)
-        name = label.partition(" ")[0]
-        shown = ", ".join(clashing[:_CLASH_SHOWN])
-        more = len(clashing) - _CLASH_SHOWN
+        found = record_top_runs(raw)
+        if found is None:
+            try:
+                paths = record_path_set(raw, os.path.join(check.site, dist_info, "RECORD"))
+            except (UnicodeDecodeError, WheelError):
+                continue  # a malformed RECORD names no owner
+            whole[dist_info] = paths
+            tops = {p[: p.find(b"/") + 1] if b"/" in p else p + b"," for p in paths}
+        else:
+            runs[dist_info] = found
+            tops = set(found)
+        raws[dist_info] = raw
+        for top in tops:
+            holders[top] = holders.get(top, 0) + 1
+    owner: dict[bytes, str] = {}
+    shared: dict[bytes, list[str]] = {}
+    for dist_info, raw in raws.items():
+        where = os.path.join(check.site, dist_info, "RECORD")
+        if dist_info in whole:
+            paths = whole[dist_info]
+        else:
+            paths = set()
+            for top, (start, end) in runs[dist_info].items():
+                if holders[top] > 1 or top == own:
+                    with contextlib.suppress(UnicodeDecodeError, WheelError):
+                        paths |= record_path_set(raw[start:end], where)
+        if own in raw and normalize(dist_info.partition("-")[0]) != OWN_DISTRIBUTION:
+            runtime = normalize(dist_info.partition("-")[0]).startswith("nativelib-")
+            clashing = sorted(
+                (
+                    path
+                    for path in (p.decode("utf-8", "replace") for p in paths if p.startswith(own))
+                    if not (runtime and _runtime_pc_copy(path))
+                ),
+                key=_sources_first,
+            )
+            if clashing:  # not a runtime wheel's nativelib.prefix/share/nativelib/...
+                _import_name_clash(check, dist_info, clashing)
+        twice = paths & owner.keys()
+        for field in twice:
+            shared.setdefault(field, [owner[field]]).append(dist_info)
+        owner.update(dict.fromkeys(paths - twice, dist_info))
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for key, owners in shared.items():
+        path = key.decode("utf-8", "replace")
+        if path.startswith(needle):
+            continue
+        if prefix_reported and path.startswith(PREFIX_DIRNAME + "/"):
+            continue
+        if len({normalize(d.partition("-")[0]) for d in owners}) < 2:
+            continue
+        groups.setdefault(tuple(sorted(set(owners))), []).append(path)
+    for group, files in sorted(groups.items()):
+        files.sort(key=_sources_first)
+        labels = [dists.label(d) for d in group]
+        hint = None
+        if len(labels) == 2:
+            (a_name, _, a_version), (b_name, _, b_version) = (x.partition(" ") for x in labels)
+            hint = (
+                f"keep one of them: pip uninstall -y {b_name} && {_reinstall(a_name, a_version)}"
+                f" (or pip uninstall -y {a_name} && {_reinstall(b_name, b_version)})"
+            )
         check.add(
-            "import-name-clash",
-            f"{label} installs files in {needle} ({shown}"
-            + (f", and {more} more" if more > 0 else "")
-            + f"), the import package of {OWN_DISTRIBUTION}: `import {OWN_PACKAGE}` runs "
-            "whichever distribution pip wrote last, and uninstalling either deletes files "
-            "of the other",
-            [os.path.join(check.site, dist_info, "RECORD")]
-            + [os.path.join(check.site, rel) for rel in clashing[:_CLASH_SHOWN]],
-            f"pip uninstall -y {name} && pip install --force-reinstall --no-deps "
-            f"{OWN_DISTRIBUTION}",
+            "file-claimed-twice",
+            f"{len(files)} file{'s' if len(files) != 1 else ''} in {check.site} "
+            f"{'are' if len(files) != 1 else 'is'} claimed by {' and '.join(labels)} "
+            f"({_shown(files)}): whichever pip installed last wrote "
+            f"{'them' if len(files) != 1 else 'it'}, and uninstalling one deletes "
+            f"{'them' if len(files) != 1 else 'it'} under the other",
+            [os.path.join(check.site, d, "RECORD") for d in group]
+            + [os.path.normpath(os.path.join(check.site, f)) for f in files[:_CLASH_SHOWN]],
+            hint,
         )
+
+
+def _import_name_clash(check: _SiteCheck, dist_info: str, clashing: Sequence[str]) -> None:
+    label = check.dists.label(dist_info)
+    name = label.partition(" ")[0]
+    check.add(
+        "import-name-clash",
+        f"{label} installs files in {OWN_PACKAGE}/ ({_shown(clashing)}), the import package "
+        f"of {OWN_DISTRIBUTION}: `import {OWN_PACKAGE}` runs whichever distribution pip "
+        "wrote last, and uninstalling either deletes files of the other",
+        [os.path.join(check.site, dist_info, "RECORD")]
+        + [os.path.join(check.site, rel) for rel in clashing[:_CLASH_SHOWN]],
+        f"pip uninstall -y {name} && pip install --force-reinstall --no-deps {OWN_DISTRIBUTION}",
+    )
 
 
 def _version_key(version: str) -> tuple[bool, Version, str]:
@@ -787,7 +870,7 @@ def check_runtimes(
             names = sorted(n for n in os.listdir(folder) if n.endswith(".json"))
         except OSError:
             _dist_info_state(check, set(), {})
-            _import_name_clash(check)
+            _ownership(check, prefix_reported=False)
             findings.extend(check.findings)
             continue
         verified: set[str] = set()  # dist-infos verified against their manifest
@@ -849,7 +932,7 @@ def check_runtimes(
             )
         _conflicts(check, manifests, catalog_owner)
         _dist_info_state(check, verified, {normalize(m.name): m.version for m in manifests})
-        _import_name_clash(check)
+        _ownership(check, prefix_reported=True)
         findings.extend(check.findings)
     for runtime in active.values():
         for dep in runtime.manifest.dependencies:

@@ -103,6 +103,11 @@ CODES: dict[str, Code] = {
         "another distribution's RECORD installs files in nativelib/, pynativelib's import "
         "package (PyPI's unrelated project 'nativelib' does)",
     ),
+    "file-claimed-twice": Code(
+        "warning",
+        "a file of a site directory that two distributions' RECORDs list (whichever pip "
+        "installed last wrote it; uninstalling one deletes it under the other)",
+    ),
     "dist-info-unreadable": Code(
         "warning", "a distribution's RECORD or METADATA is not a regular file, or unreadable"
     ),

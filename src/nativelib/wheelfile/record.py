@@ -45,7 +45,9 @@ __all__ = [
     "is_signature",
     "parse_record",
     "record_lists",
+    "record_path_set",
     "record_paths",
+    "record_top_runs",
     "record_well_formed",
     "verify_members",
 ]
@@ -95,6 +97,59 @@ def record_paths(text: str, where: str) -> list[str]:
     checking the hashes and sizes: for finding which distribution owns a file (the
     doctor asks this of torch's ~15,000 rows). A row that has no path is left out."""
     return [row[0] for _n, row in _rows(text, where) if row and row[0]]
+
+
+def record_path_set(raw: bytes, where: str) -> set[bytes]:
+    """The paths a RECORD lists, as UTF-8 bytes, for the doctor's map of who owns each file
+    of a site directory (every RECORD of torch's environment: ~30,000 rows): one split per
+    line, on bytes, where :func:`_rows` would split on commas (no quotes, no NULs: every
+    RECORD pip writes for ordinary paths); paths spelled another way (``./x``, ``a//x``)
+    normalized. Raises :class:`UnicodeDecodeError` or
+    :class:`~nativelib.errors.WheelError` where the rows had to be parsed."""
+    if b'"' in raw or b"\x00" in raw:
+        return {p.encode("utf-8") for p in record_paths(raw.decode("utf-8"), where)}
+    paths = {line.partition(b",")[0].rstrip(b"\r") for line in raw.split(b"\n")}
+    paths.discard(b"")
+    if b"/./" in raw or b"//" in raw or raw.startswith(b"./") or b"\n./" in raw:
+        odd = {p for p in paths if b"./" in p or b"//" in p}
+        paths = (paths - odd) | {posixpath.normpath(p) for p in odd}
+    return paths
+
+
+def record_top_runs(raw: bytes) -> dict[bytes, tuple[int, int]] | None:
+    """The top-level names a RECORD's paths start with (``torch/``, ``six.py,``, ``../``),
+    each with the byte range of ``raw`` holding all its lines, found by bisection (pip
+    writes RECORD sorted) and checked with two counts per range, so that only the lines
+    under a name another RECORD has too are split (with :func:`record_path_set`): torch's
+    RECORD has ~15,000 lines and 5 names. None where that cannot be done: the lines of one
+    name not together, a quoted path, or one starting ``./`` or ``/`` (then split the
+    whole RECORD)."""
+    out: dict[bytes, tuple[int, int]] = {}
+    pos, size = 0, len(raw)
+    while pos < size:
+        eol = raw.find(b"\n", pos)
+        line_end = size if eol < 0 else eol
+        slash, comma = raw.find(b"/", pos, line_end), raw.find(b",", pos, line_end)
+        cut = min(c for c in (slash, comma, line_end) if c >= 0)
+        top = raw[pos : cut + 1]
+        if top in out or top in (b"/", b"./") or top.startswith(b'"'):
+            return None  # the name's lines in two runs; a path spelled another way
+        # Bisect for the last byte whose line starts with the name.
+        low, high = pos, size
+        while high - low > 1:
+            mid = (low + high) // 2
+            if raw.startswith(top, raw.rfind(b"\n", pos, mid) + 1 or pos):
+                low = mid
+            else:
+                high = mid
+        end = raw.find(b"\n", low)
+        end = size if end < 0 else end
+        lines = raw.count(b"\n", pos, end)
+        if lines and raw.count(b"\n" + top, pos, end) != lines:
+            return None  # another name's lines in between: not sorted
+        out[top] = (pos, end)
+        pos = end + 1
+    return out
 
 
 def record_lists(raw: bytes, path: str) -> bool | None:
