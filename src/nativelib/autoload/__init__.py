@@ -50,10 +50,14 @@ _MARKER = "# nativelib autoload"
 #: entry: the rest of this module is not imported at start-up), and nothing at all (or,
 #: with the debug variable, one line: a mark on ``sys`` says it was written, since site
 #: may run the file twice) when pynativelib cannot even be imported (it was uninstalled,
-#: or PyPI's unrelated ``nativelib`` took the name).
+#: or PyPI's unrelated ``nativelib`` took the name). A failed import leaves no namespace
+#: package ``nativelib`` behind (the runtime wheels' ``nativelib/pkgconfig/`` folder makes
+#: one when pynativelib is gone).
 _GUARDED = (
     "try:\n import nativelib.startup as m\n m.preload()\n"
     "except Exception as e:\n"
+    " if getattr(sys.modules.get('nativelib'), '__file__', '') is None:\n"
+    "  del sys.modules['nativelib']\n"
     f" if os.environ.get({DEBUG_VARIABLE!r}) == '1' and not hasattr(sys, '_nativelib_autoload'):\n"
     "  sys._nativelib_autoload = 1; sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))"
 )
