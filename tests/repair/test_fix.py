@@ -199,48 +199,71 @@ def test_failed_import_check_is_rolled_back(tmp_path: Path, built: Built) -> Non
     assert env.run("import ompfail; print(ompfail.total(10)[0])").stdout.strip() == "45"
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "reason"),
-    [
-        ("INSTALLER", "uv\n", "installed by 'uv', not pip"),
-        (
-            "direct_url.json",
-            json.dumps({"url": "file:///src/ompdemo", "dir_info": {"editable": True}}),
-            "installed editable",
-        ),
-        (
-            "direct_url.json",
-            json.dumps({"url": "https://example.org/x.git", "vcs_info": {"vcs": "git"}}),
-            "installed from a VCS URL",
-        ),
-    ],
-)
-def test_refusals(tmp_path: Path, built: Built, name: str, content: str, reason: str) -> None:
-    """What pip (or uv) writes into the dist-info for each of these installs, written
-    here into a pip-installed one (the install kinds themselves need a build backend and
-    a VCS server this test does not have)."""
+REFUSALS = [
+    ("INSTALLER", "uv\n", "installed by 'uv', not pip"),
+    (
+        "direct_url.json",
+        json.dumps({"url": "file:///src/ompdemo", "dir_info": {"editable": True}}),
+        "installed editable",
+    ),
+    (
+        "direct_url.json",
+        json.dumps({"url": "https://example.org/x.git", "vcs_info": {"vcs": "git"}}),
+        "installed from a VCS URL",
+    ),
+]
+
+
+def test_refusals(tmp_path: Path, built: Built) -> None:
+    """What uv or pip writes into the dist-info for each of these installs, written here
+    into a pip-installed one (the installs themselves need uv, a build backend and a VCS
+    server this offline test does not have). Nothing changes, with or without a name."""
     env = _venv(tmp_path, built, "ompdemo==1.0")
-    (env.site / "ompdemo-1.0.dist-info" / name).write_text(content)
-    before = _state(env)
-    for args in ((), ("ompdemo",), ("--dry-run",)):
-        proc = _fix(env, built, *args)
-        assert proc.returncode == 2, proc.stdout
-        assert f"error: ompdemo 1.0: refused: {reason}" in proc.stderr
-        assert "hint:" in proc.stderr and "Traceback" not in proc.stderr
-    assert _state(env) == before
+    dist_info = env.site / "ompdemo-1.0.dist-info"
+    installer = (dist_info / "INSTALLER").read_text()
+    for name, content, reason in REFUSALS:
+        (dist_info / name).write_text(content)
+        before = _state(env)
+        for args in ((), ("ompdemo",), ("--dry-run",)):
+            proc = _fix(env, built, *args)
+            assert proc.returncode == 2, proc.stdout
+            assert f"error: ompdemo 1.0: refused: {reason}" in proc.stderr
+            assert "hint:" in proc.stderr and "Traceback" not in proc.stderr
+        assert _state(env) == before
+        if name == "INSTALLER":
+            (dist_info / name).write_text(installer)
+        else:
+            (dist_info / name).unlink()
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into a read-only directory")
+_READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && shift && exec "$@"'
+
+
 def test_read_only_site_is_refused(tmp_path: Path, built: Built) -> None:
+    """As a user, a site directory without write permission; as root (which writes
+    there anyway), a read-only bind mount of it in a mount namespace of its own."""
     env = _venv(tmp_path, built, "ompdemo==1.0")
     before = _state(env)
-    env.site.chmod(0o555)
-    try:
-        proc = _fix(env, built)
-    finally:
-        env.site.chmod(0o755)
-    assert proc.returncode == 2
-    assert "refused: the environment cannot be written" in proc.stderr
+    if os.geteuid() == 0:
+        unshare = shutil.which("unshare")
+        probe = subprocess.run(
+            [unshare or "unshare", "-m", "sh", "-c", _READ_ONLY, str(env.site), "-", "true"],
+            capture_output=True,
+        )
+        if unshare is None or probe.returncode != 0:
+            pytest.skip("root without a mount namespace: no read-only directory to be had")
+        argv = [unshare, "-m", "sh", "-c", _READ_ONLY, str(env.site), "-"]
+        argv += [sys.executable, "-m", "nativelib", "fix", "--python", env.python]
+        argv += ["--find-links", str(built.runtimes), "--find-links", str(built.links)]
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env.env)
+    else:
+        env.site.chmod(0o555)
+        try:
+            proc = _fix(env, built)
+        finally:
+            env.site.chmod(0o755)
+    assert proc.returncode == 2, proc.stdout
+    assert "error: ompdemo 1.0: refused: the environment cannot be written" in proc.stderr
     assert _state(env) == before
 
 
