@@ -151,7 +151,7 @@ def test_dry_run_then_fix_then_uninstall(tmp_path: Path, built: Built) -> None:
     assert "ompdemo 1.0 (ompdemo-1.0-" in out
     assert "remove  ompdemo.libs/libgomp-" in out and "bytes)" in out
     assert "require nativelib-gomp" in out
-    assert "runtime wheels: nativelib-gomp 12.2.0" in out
+    assert "runtime wheels to install: nativelib-gomp 12.2.0\n" in out
     assert "--no-deps --force-reinstall --no-index" in out
     assert "libgomp.so.1: 1 vendored copy before, 0 after" in out
 

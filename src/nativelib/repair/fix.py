@@ -290,9 +290,10 @@ def _runtime_argv(pip: Pip, requirements: Sequence[str], *extra: str) -> list[st
 
 
 def _resolve_runtimes(pip: Pip, requirements: Sequence[str], tmp: Path) -> dict[str, str]:
-    """What pip would install for ``requirements`` (name -> version), from its report."""
+    """What pip would install for ``requirements`` (name -> version), from its report
+    (nothing for those installed already)."""
     report = tmp / "runtimes-report.json"
-    argv = _runtime_argv(pip, requirements, "--dry-run", "--ignore-installed", "--report")
+    argv = _runtime_argv(pip, requirements, "--dry-run", "--report")
     argv.insert(argv.index("--report") + 1, str(report))
     pip.run(argv, "runtime wheels")
     doc = json.loads(report.read_text("utf-8"))
@@ -308,8 +309,8 @@ def _mapped(pip: Pip, dist: Installed) -> list[str]:
         [pip.python, "-c", _IMPORT_PROBE, *names], capture_output=True, text=True, check=False
     )
     if proc.returncode != 0:
-        tail = "\n".join(proc.stderr.strip().splitlines()[-3:])
-        raise RepairError(f"{dist.name} {dist.version}", f"importing {names} failed: {tail}")
+        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise RepairError(f"{dist.name} {dist.version}", f"importing {names} failed: {last}")
     return sorted(
         {
             line.split(None, 5)[5]
@@ -501,13 +502,15 @@ def _print_plan(
             print(f"  require {line}")
     if versions:
         shown = ", ".join(f"{n} {v}" for n, v in sorted(versions.items()))
-        print(f"runtime wheels: {shown}")
+        print(f"runtime wheels to install: {shown}")
+    elif requirements:
+        print(f"runtime wheels: installed already ({', '.join(requirements)})")
     print("pip commands:")
     if requirements:
-        print(f"  {shlex.join(_runtime_argv(pip, requirements)[1:])}")
+        print(f"  {shlex.join(_runtime_argv(pip, requirements))}")
     for job in jobs:
         argv = _install_argv(pip, "<a directory holding only the repaired wheel>", job.dist)
-        print(f"  {shlex.join(argv[1:])}")
+        print(f"  {shlex.join(argv)}")
 
 
 def _summary(
