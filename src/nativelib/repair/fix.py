@@ -392,7 +392,7 @@ def _environment(python: str) -> tuple[list[str], str]:
     return [str(s) for s in doc["sites"]], str(doc["prefix"])
 
 
-def _select(args: argparse.Namespace, installed: list[Installed], catalog: Catalog) -> list[Job]:
+def _select(args: argparse.Namespace, installed: list[Installed]) -> list[Job]:
     by_name = {canonicalize_name(d.name): d for d in installed}
     wheels: dict[str, Path] = {}
     for w in args.wheel:
@@ -407,13 +407,13 @@ def _select(args: argparse.Namespace, installed: list[Installed], catalog: Catal
             if d is None:
                 raise RepairError(name, "not installed in this environment")
             _refuse(d)
-            if not vendored_copies(d, catalog):
+            if not d.copies:
                 print(f"{d.name} {d.version}: ships no runtime copy; nothing to fix")
                 continue
             jobs.append(Job(d, wheels.get(canonicalize_name(d.name))))
     else:
         for d in installed:
-            if vendored_copies(d, catalog):
+            if d.copies:
                 jobs.append(Job(d, wheels.get(canonicalize_name(d.name))))
     for job in jobs:
         _refuse(job.dist)
@@ -453,7 +453,9 @@ def _run(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     sites, _prefix = _environment(args.python)
     installed = find_installed(sites)
-    jobs = _select(args, installed, catalog)
+    for d in installed:  # every distribution: the summary counts copies as the doctor does
+        vendored_copies(d, catalog)
+    jobs = _select(args, installed)
     if not jobs:
         print("nothing to fix: no installed distribution ships a runtime copy")
         return 0
