@@ -35,6 +35,7 @@ pytestmark = pytest.mark.skipif(
 class Built:
     runtimes: Path  # runtime wheels (a --find-links directory)
     links: Path  # ompdemo 1.0 and ompfail 1.0, both vendoring libgomp (auditwheel)
+    other: Path  # another build of ompdemo 1.0 (its __init__.py differs)
 
 
 def _failing(root: Path) -> Path:
@@ -86,7 +87,13 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     links = root / "links"
     auditwheel_repair(omp_wheel(root / "omp"), links)
     auditwheel_repair(_failing(root / "fail"), links)
-    return Built(runtimes, links)
+    other = omp_wheel(root / "other")
+    with zipfile.ZipFile(other) as zf:
+        members = {n: zf.read(n) for n in zf.namelist() if not n.endswith("/RECORD")}
+    members["ompdemo/__init__.py"] += b"# another build\n"
+    other.unlink()
+    other = auditwheel_repair(write_wheel_members(other, members), root / "other-repaired")
+    return Built(runtimes, links, other)
 
 
 def _venv(root: Path, built: Built, *packages: str) -> Env:
@@ -273,3 +280,8 @@ def test_not_installed_and_bad_wheel(tmp_path: Path, built: Built) -> None:
     assert proc.returncode == 2 and "error: nosuchdist: not installed" in proc.stderr
     proc = _fix(env, built, "--wheel", str(tmp_path / "missing.whl"))
     assert proc.returncode == 2 and "not a wheel file" in proc.stderr
+    before = _state(env)
+    proc = _fix(env, built, "--wheel", str(built.other))
+    assert proc.returncode == 2
+    assert "is not the wheel it was installed from: ompdemo/__init__.py differs" in proc.stderr
+    assert _state(env) == before

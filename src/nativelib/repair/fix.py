@@ -253,6 +253,33 @@ class Job:
     status: str = "planned"
 
 
+def _same_files(dist: Installed, wheel: Path) -> None:
+    """The wheel is the one installed: every file both RECORDs list (but the dist-info)
+    has the same hash. Another build of the same version (another tag, a local build)
+    would put back other files than the ones it replaces, and the rollback would not
+    restore the environment."""
+    import zipfile  # noqa: PLC0415
+
+    label = f"{dist.name} {dist.version}"
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/RECORD"))
+            theirs = parse_record(zf.read(name).decode("utf-8"), f"{wheel}!{name}")
+    except (OSError, StopIteration, UnicodeDecodeError, zipfile.BadZipFile) as e:
+        raise RepairError(str(wheel), f"cannot read its RECORD: {e}") from e
+    ours = parse_record(_read(os.path.join(dist.path, "RECORD")) or "", dist.path)
+    for path, row in theirs.items():
+        mine = ours.get(path)
+        if ".dist-info/" in path or mine is None or row.digest is None:
+            continue
+        if (mine.algorithm, mine.digest) != (row.algorithm, row.digest):
+            raise RepairError(
+                label,
+                f"{wheel.name} is not the wheel it was installed from: {path} differs",
+                hint="give the wheel it was installed from with --wheel FILE",
+            )
+
+
 def _download(pip: Pip, dist: Installed, dest: Path) -> Path:
     before = set(dest.iterdir())
     argv = pip.argv(
@@ -470,6 +497,7 @@ def _run(args: argparse.Namespace) -> int:
             if job.original is None:
                 _progress(f"downloading {label}")
                 job.original = _download(pip, job.dist, tmp / "dl")
+            _same_files(job.dist, job.original)
             _progress(f"repairing {job.original.name}")
             out = tmp / f"out-{canonicalize_name(job.dist.name)}"
             job.plan, job.repaired = repair_wheel(
