@@ -110,6 +110,11 @@ COMMANDS: tuple[Command, ...] = (
         "replace vendored runtime copies in wheels with a dependency on runtime wheels",
     ),
     Command(
+        "fix",
+        "nativelib.repair.fix",
+        "devendor installed distributions: repaired wheels installed by pip, checked by import",
+    ),
+    Command(
         "check",
         "nativelib.repair.check",
         "audit wheels: the tag, the runtime requirements, every linking problem",

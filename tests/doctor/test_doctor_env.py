@@ -129,8 +129,8 @@ def test_auditwheel_vendored_libgomp(clean: tuple[Env, Result]) -> None:
     assert "ompdemo 1.0 ships its own copy of libgomp.so.1" in found["message"]
     assert f"renamed {copy.name} by auditwheel" in found["message"]
     assert "installed nativelib-gomp 12.2.0 could replace it" in found["message"]
-    # nativelib-gomp is installed already: the fix is the repair alone.
-    assert found["hint"] == "nativelib repair <the ompdemo wheel>"
+    # Installed: the exact command (nativelib fix fetches, repairs and reinstalls it).
+    assert found["hint"] == "nativelib fix ompdemo"
 
 
 def test_strict_makes_warnings_fail(clean: tuple[Env, Result]) -> None:

@@ -356,7 +356,9 @@ class Checks:
             if member is not None:
                 steps.append(f"nativelib repair {member[0]}")
             elif shipped_by is not None:
-                steps.append(f"nativelib repair <the {shipped_by.split(' ')[0]} wheel>")
+                # Installed: ``nativelib fix`` fetches its wheel, repairs and reinstalls
+                # it, and installs the runtime wheels it needs (an exact command).
+                steps = [f"nativelib fix {shipped_by.split(' ')[0]}"]
             hint = " && ".join(steps) if steps else None
             out.append(finding("vendored-runtime", message, (path,), hint))
         return out

@@ -29,6 +29,7 @@ from nativelib.catalog import Catalog
 from nativelib.doctor import versions
 from nativelib.doctor.hostfacts import ElfCache, HostLibraries
 from nativelib.doctor.model import Finding, finding
+from nativelib.prefix import PREFIX_DIRNAME
 from nativelib.vendored import canonical_name, identify
 
 __all__ = ["ImportProbe"]
@@ -293,8 +294,7 @@ class ImportProbe:
             + "; ".join(describe(c) for c in ordered)
             + f"; {won}",
             files,
-            f"pip install {dist}, call nativelib.load() before these imports, and repair the "
-            "wheels that vendor a copy (nativelib repair <wheel>)",
+            _duplicate_hint(dist, ordered, owner),
         )
 
     def _failed(self, module: str, error: str, elf: ElfCache) -> Finding:
@@ -321,3 +321,19 @@ class ImportProbe:
             (os.path.realpath(consumer), real),
             hint,
         )
+
+
+def _duplicate_hint(dist: str, found: list[_Copy], owner: Callable[[str], str | None]) -> str:
+    """``nativelib fix`` of the installed distributions that ship the copies (an exact
+    command: it installs the runtime wheel too); without one, what to do by hand."""
+    shippers = sorted(
+        {
+            who.split(" ")[0]
+            for c in found
+            if f"{os.sep}{PREFIX_DIRNAME}{os.sep}" not in c.path
+            and (who := owner(c.path)) is not None
+        }
+    )
+    if shippers:
+        return f"nativelib fix {' '.join(shippers)}"
+    return f"pip install {dist} and call nativelib.load() before these imports"
