@@ -79,7 +79,9 @@ def test_bookworm_and_pypi_runtimes(bookworm: list[Path], tmp_path: Path) -> Non
 
     site = _install(bookworm, tmp_path / "venv")
     prefix = site / "nativelib.prefix"
-    libs = sorted(p.name for p in (prefix / "lib").iterdir())
+    libs = sorted(p.name for p in (prefix / "lib").iterdir() if p.name != "pkgconfig")
+    pcs = sorted(p.name for p in (prefix / "lib/pkgconfig").iterdir())  # one per runtime
+    assert pcs and all(n.startswith("nativelib-") and n.endswith(".pc") for n in pcs), pcs
     assert libs == sorted([
         "libstdc++.so.6", "libgcc_s.so.1", "libatomic.so.1", "libgomp.so.1",
         "libgfortran.so.5", "libquadmath.so.0", "libcudart.so.12", "libcudart.so.13",
@@ -153,7 +155,9 @@ def test_mkl_and_iomp_from_pypi(intel: list[Path], tmp_path: Path) -> None:
         validate_wheel(wheel)
     site = _install(intel, tmp_path / "venv")
     prefix = site / "nativelib.prefix"
-    libs = sorted(p.name for p in (prefix / "lib").iterdir())
+    libs = sorted(p.name for p in (prefix / "lib").iterdir() if p.name != "pkgconfig")
+    pcs = sorted(p.name for p in (prefix / "lib/pkgconfig").iterdir())  # one per runtime
+    assert pcs and all(n.startswith("nativelib-") and n.endswith(".pc") for n in pcs), pcs
     assert "libiomp5.so" in libs and "libmkl_rt.so.2" in libs and "libmkl_core.so.2" in libs
     assert "libmkl_tbb_thread.so.2" not in libs  # excluded: it needs libtbb.so.12
     assert all(
