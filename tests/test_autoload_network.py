@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -64,26 +63,6 @@ IMPORT_BOTH = (
     "import trap_old, trap_new; print(trap_old.hello(), trap_new.wait_if(False)); "
     "print(sorted({l.split()[-1] for l in open('/proc/self/maps') if 'libstdc++' in l}))"
 )
-
-
-@pytest.fixture(scope="session")
-def pynativelib_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A wheel of this checkout (``pip wheel --no-deps`` of a copy of the tree, so that
-    nothing is written into the checkout), built once per session."""
-    tree = tmp_path_factory.mktemp("pynativelib-source")
-    for name in ("pyproject.toml", "README.md", "LICENSE"):
-        if (ROOT / name).exists():
-            shutil.copy2(ROOT / name, tree / name)
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    shutil.copytree(ROOT / "src", tree / "src", ignore=ignore)
-    out = tmp_path_factory.mktemp("pynativelib-wheel")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
-         str(tree), "-w", str(out)],
-        check=True,
-    )  # fmt: skip
-    (wheel,) = out.glob("pynativelib-*.whl")
-    return wheel
 
 
 def _run(cmd: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
