@@ -107,7 +107,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "repair",
         "nativelib.repair.command",
-        "replace vendored runtime copies in wheels with a dependency on runtime wheels",
+        "link wheels to the runtime wheels: drop vendored copies, add Requires-Dist, set the tag",
     ),
     Command(
         "fix",

@@ -250,3 +250,83 @@ def test_entries_into_the_wheels_own_folders_or_the_prefix_do_not_hide_an_extern
     external = sorted(p["member"] for p in report["problems"] if p["kind"] == "external-library")
     assert code == 1 and external == ["own/prefix.so", "own/sub/stale.so"]
     assert report["other_distributions"] == [] and report["host_drivers"] == []
+
+
+CUDART_EXT = r"""
+#include <omp.h>
+int cudaRuntimeGetVersion(int *version);
+int ext_value(void) { int v = 0; cudaRuntimeGetVersion(&v); return v + (omp_get_max_threads() < 1); }
+"""
+NVIDIA = "$ORIGIN/../nvidia/cuda_runtime/lib"
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["requires-upstream", "no-requirement"])
+def test_a_runtime_the_wheel_gets_from_its_required_upstream_is_left_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], declared: bool
+) -> None:
+    """torch's libtorch_cuda.so NEEDs libcudart, reaches NVIDIA's wheel folder through its
+    RUNPATH and declares ``Requires-Dist: nvidia-cuda-runtime``: nativelib-cudart would be
+    a second copy it never loads, so only libgomp is linked. Without that Requires-Dist,
+    nothing else provides libcudart: the runtime wheel is required as before."""
+    # A stand-in for NVIDIA's libcudart.so.12 (the real one is 700 kB from PyPI; only its
+    # soname and the RUNPATH layout matter to the rule), where the nvidia wheel puts it.
+    stub = _so(tmp_path / "site/nvidia/cuda_runtime/lib/libcudart.so.12",
+               "int cudaRuntimeGetVersion(int *v) { *v = 12090; return 0; }\n", "libcudart.so.12")  # fmt: skip
+    ext = _so(tmp_path / "build/_ext.so", CUDART_EXT, "_ext.so", "-fopenmp", f"-L{stub.parent}",
+              "-l:libcudart.so.12", f"-Wl,-rpath,{NVIDIA}", "-Wl,--enable-new-dtags")  # fmt: skip
+    assert {"libcudart.so.12", "libgomp.so.1"} <= set(read_elf(ext).needed)
+    tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
+    requires = (
+        'Requires-Dist: nvidia-cuda-runtime-cu12==12.9.79; platform_system == "Linux"\n'
+        if declared
+        else ""
+    )
+    raw = write_wheel_members(
+        tmp_path / f"dist/cudaext-1.0-{tag}-{tag}-linux_x86_64.whl",
+        {
+            "cudaext/__init__.py": b"",
+            "cudaext/_ext.so": ext.read_bytes(),
+            "cudaext-1.0.dist-info/METADATA": (
+                f"Metadata-Version: 2.1\nName: cudaext\nVersion: 1.0\n{requires}"
+            ).encode(),
+            "cudaext-1.0.dist-info/WHEEL": (
+                "Wheel-Version: 1.0\nGenerator: nativelib-tests\nRoot-Is-Purelib: false\n"
+                f"Tag: {tag}-{tag}-linux_x86_64\n"
+            ).encode(),
+        },
+    )
+    assert main(["repair", str(raw), "--plan", "-w", str(tmp_path / "plan")]) == 0
+    plan = capsys.readouterr().out
+    out = tmp_path / "out"
+    assert main(["repair", str(raw), "-w", str(out)]) == 0
+    capsys.readouterr()
+    (wheel,) = out.glob("*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        metadata = zf.read("cudaext-1.0.dist-info/METADATA").decode()
+        (tmp_path / "repaired.so").write_bytes(zf.read("cudaext/_ext.so"))
+    runtimes = sorted(
+        line.split(":", 1)[1].split(">=")[0].strip()
+        for line in metadata.splitlines()
+        if line.startswith("Requires-Dist: nativelib-")
+    )
+    info = read_elf(tmp_path / "repaired.so")
+    assert info.runpath == (NVIDIA, "$ORIGIN/../nativelib.prefix/lib")
+    code, report = _check_json(capsys, wheel)
+    assert (code, report["problems"]) == (0, []), report
+    if declared:
+        assert "provided by nvidia-cuda-runtime-cu12 (Requires-Dist" in plan, plan
+        assert runtimes == ["nativelib-gomp"]
+        assert report["other_distributions"] == ["libcudart.so.12"]
+        # Installed next to the nvidia folder, the extension runs on NVIDIA's copy.
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(tmp_path / "site")
+        probe = "import ctypes, sys; print(ctypes.CDLL(sys.argv[1]).ext_value())"
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path / "site/cudaext/_ext.so")],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert (done.returncode, done.stdout.strip()) == (0, "12090"), done.stderr
+    else:
+        assert "provided by" not in plan
+        assert runtimes == ["nativelib-cudart-cu12", "nativelib-gomp"]
+        assert report["other_distributions"] == []

@@ -46,6 +46,7 @@ from nativelib.repair.core import (
     _relative,
     declared_requirements,
     plan_repair,
+    requirement_names,
 )
 from nativelib.repair.graft import classify_needs
 from nativelib.resolver.bounds import declared_lower_bound
@@ -227,8 +228,12 @@ def check_wheel(
             )
         report.problems += _requirement_problems(plan, declared)
         report.problems += _runpath_problems(plan)
-        needs = classify_needs(infos, catalog, (m.arcname for m in contents.members))
-        report.other_distributions = sorted({s for _, s, _ in needs.other_distributions})
+        needs = classify_needs(
+            infos, catalog, (m.arcname for m in contents.members), requirement_names(contents)
+        )
+        report.other_distributions = sorted(
+            {s for _, s, _ in needs.other_distributions} | {s for _, s, _ in needs.provided}
+        )
         report.drivers = sorted({s for _, s in needs.drivers})
         for member, soname in needs.external:  # (a copy counts as grafted)
             report.problems.append(

@@ -21,6 +21,7 @@ from nativelib.repair.core import (
     _read_elves,
     apply_repair,
     plan_repair,
+    requirement_names,
 )
 from nativelib.repair.elfpatch import Editor, find_patchelf, patchelf_editor
 from nativelib.repair.graft import classify_needs, graft_with_auditwheel
@@ -62,7 +63,10 @@ def repair_wheel(
     with temporary_tree("repair") as tmp:
         contents = read_wheel(Path(wheel), Path(tmp) / "in", wanted=_extracted)
         needs = classify_needs(
-            _read_elves(contents), catalog, (m.arcname for m in contents.members)
+            _read_elves(contents),
+            catalog,
+            (m.arcname for m in contents.members),
+            requirement_names(contents),
         )
         external = needs.external
         grafted = False

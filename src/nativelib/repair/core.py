@@ -32,6 +32,7 @@ from nativelib.elf import ElfInfo, has_elf_magic, read_elf
 from nativelib.errors import ElfError, RepairError, WheelError
 from nativelib.prefix import LIB_DIR, PREFIX_DIRNAME
 from nativelib.repair.elfpatch import Editor, ElfEdit, check_edit
+from nativelib.repair.graft import classify_needs
 from nativelib.resolver.candidates import Source
 from nativelib.resolver.model import Need, Requirement
 from nativelib.resolver.needs import Needs
@@ -392,6 +393,27 @@ def declared_requirements(wheel: WheelContents) -> dict[str, SpecifierSet]:
     return out
 
 
+def requirement_names(wheel: WheelContents) -> frozenset[str]:
+    """The canonical names of the distributions METADATA's ``Requires-Dist`` lines name
+    whatever the platform (those only under an extra left out: they may not be
+    installed)."""
+    member = wheel.member(f"{wheel.dist_info}/METADATA")
+    if member is None:
+        return frozenset()
+    head = _text(wheel, member).partition("\n\n")[0]
+    out = set()
+    for line in head.split("\n"):
+        if not line.lower().startswith("requires-dist:"):
+            continue
+        try:
+            req = PkgRequirement(line.split(":", 1)[1].strip())
+        except InvalidRequirement:
+            continue
+        if req.marker is None or "extra" not in str(req.marker):
+            out.add(canonicalize_name(req.name))
+    return frozenset(out)
+
+
 def _already(wheel: WheelContents, requires: Sequence[str]) -> bool:
     """Whether METADATA already has exactly these Requires-Dist lines."""
     member = wheel.member(f"{wheel.dist_info}/METADATA")
@@ -452,6 +474,12 @@ def plan_repair(
             _relative(d, root) for d in dirs if not root or d == root or d.startswith(root + "/")
         }
 
+    # A runtime soname that a required upstream distribution provides through RUNPATH
+    # (classify_needs' rule) is left to it: not required, not linked.
+    members = (m.arcname for m in wheel.members)
+    classes = classify_needs(infos, catalog, members, requirement_names(wheel))
+    provided = {(a, s) for a, s, _ in classes.provided}
+    plan.notes += [n for n in classes.notes() if n.startswith("provided by")]
     # What each kept object needs of each runtime: (arcname, soname used, runtime copy?).
     needs = Needs()
     uses_of: dict[str, list[tuple[str, str, str]]] = {}  # arcname -> (used, soname, dist)
@@ -472,8 +500,8 @@ def plan_repair(
                     )
             else:
                 owner = catalog.owner_of(n)
-                if owner is None or n in inside:
-                    continue  # not a runtime's, or provided inside the wheel
+                if owner is None or n in inside or (arcname, n) in provided:
+                    continue  # not a runtime's, provided inside the wheel or upstream
                 soname, dist = n, owner.name
                 nodes = frozenset(wanted.get(n, ()))
             uses_of.setdefault(arcname, []).append((n, soname, dist))

@@ -11,7 +11,12 @@ grafting implementation here: this module finds whether the step is needed and r
 what it excludes) and ``check`` (what is an ``external-library`` problem). A needed
 soname that the wheel does not carry is, in this order:
 
-- a runtime's (the catalog owns it): linked to the runtime wheel, never grafted;
+- a runtime's (the catalog owns it): linked to the runtime wheel, never grafted; except
+  where the wheel already requires the upstream distribution the runtime is built from
+  (``Requires-Dist: nvidia-cuda-runtime`` for ``libcudart.so.13``) and the object's
+  RUNPATH leaves the wheel (``$ORIGIN/../../nvidia/cu13/lib``): that distribution
+  provides it, and requiring the runtime wheel too would put a second copy in the
+  environment that the object never loads (``provided``);
 - the host's by the manylinux policy (libc, libstdc++, libz, ...);
 - the driver's (``data/host-drivers.json``: libcuda.so.1, libnvidia-ml.so.1, libEGL.so.1,
   ...): it must come from the host, whose driver it matches;
@@ -37,8 +42,10 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from nativelib.abi import load_policies
-from nativelib.catalog import Catalog
+from nativelib.catalog import Catalog, Recipe
 from nativelib.elf import ElfInfo
 from nativelib.errors import RepairError
 from nativelib.prefix import PREFIX_DIRNAME
@@ -50,6 +57,7 @@ __all__ = [
     "find_auditwheel",
     "graft_with_auditwheel",
     "host_drivers",
+    "upstream_provider",
 ]
 
 #: Libraries every manylinux policy from some glibc on lets the host provide besides the
@@ -77,6 +85,9 @@ class NeedClasses:
     drivers: list[tuple[str, str]] = field(default_factory=list)  # the host's driver
     # reached through an $ORIGIN entry that leaves the wheel: (member, soname, entry)
     other_distributions: list[tuple[str, str, str]] = field(default_factory=list)
+    # a runtime's soname that a required upstream distribution provides through such an
+    # entry: (member, soname, distribution)
+    provided: list[tuple[str, str, str]] = field(default_factory=list)
 
     def excluded(self) -> set[str]:
         """The sonames auditwheel must not graft (``--exclude``): runtimes', drivers' and
@@ -85,11 +96,20 @@ class NeedClasses:
             {s for _, s in self.runtimes}
             | {s for _, s in self.drivers}
             | {s for _, s, _ in self.other_distributions}
+            | {s for _, s, _ in self.provided}
         )
 
     def notes(self) -> list[str]:
         """One line each for the libraries that are neither grafted nor a runtime's."""
         out = []
+        by_dist: dict[str, set[str]] = {}
+        for _, soname, dist in self.provided:
+            by_dist.setdefault(dist, set()).add(soname)
+        for dist, sonames in sorted(by_dist.items()):
+            out.append(
+                f"provided by {dist} (Requires-Dist, reached through RUNPATH): "
+                f"{', '.join(sorted(sonames))}; not linked to a runtime wheel"
+            )
         by_entry: dict[str, set[str]] = {}
         for _, soname, entry in self.other_distributions:
             by_entry.setdefault(entry, set()).add(soname)
@@ -133,26 +153,49 @@ def _outside_entries(arcname: str, info: ElfInfo, top: set[str]) -> list[str]:
     return out
 
 
+def upstream_provider(recipe: Recipe, requires: Iterable[str]) -> str | None:
+    """The distribution among ``requires`` (canonical names a wheel's ``Requires-Dist``
+    names) that ``recipe`` is built from (one of its wheel sources' packages), if any."""
+    wanted = set(requires)
+    for source in recipe.sources:
+        if source.kind != "wheel":
+            continue
+        for package in source.packages:
+            name = canonicalize_name(package.name) if package.name else None
+            if name in wanted:
+                return name
+    return None
+
+
 def classify_needs(
-    infos: dict[str, ElfInfo], catalog: Catalog, members: Iterable[str] = ()
+    infos: dict[str, ElfInfo],
+    catalog: Catalog,
+    members: Iterable[str] = (),
+    requires: Iterable[str] = (),
 ) -> NeedClasses:
     """Sort every NEEDED soname the wheel does not carry by who provides it (see the
     module's docstring). ``members`` are all the wheel's member names (to tell which
     directories an ``$ORIGIN`` entry reaches are the wheel's); the ELF members are always
-    counted."""
+    counted. ``requires``: the canonical names the wheel's ``Requires-Dist`` lines name."""
     policies = load_policies()
     host = set(policies.host_libraries) | set(policies.loaders.values())
     drivers = host_drivers()
     inside = {posixpath.basename(a) for a in infos} | {i.soname for i in infos.values() if i.soname}
     top = {_installed(name).split("/", 1)[0] for name in [*members, *infos]}
+    requires = frozenset(requires)
     out = NeedClasses()
     for arcname, info in sorted(infos.items()):
         outside = _outside_entries(arcname, info, top)
         for soname in info.needed:
             if soname in host or soname in inside or soname.startswith(_POLICY_ADDED):
                 continue
-            if catalog.owner_of(soname) is not None:
-                out.runtimes.append((arcname, soname))
+            owner = catalog.owner_of(soname)
+            if owner is not None:
+                upstream = upstream_provider(owner, requires) if outside else None
+                if upstream is not None:
+                    out.provided.append((arcname, soname, upstream))
+                else:
+                    out.runtimes.append((arcname, soname))
             elif soname in drivers:
                 out.drivers.append((arcname, soname))
             elif outside:
