@@ -209,11 +209,33 @@ def _vendored(doc: dict[str, object]) -> list[dict[str, object]]:
     return [f for f in findings if f["code"] == "vendored-runtime"]
 
 
+def _hinted(hint: object, env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """The doctor's hint, run as it reads (its environment's nativelib, --python given)."""
+    import shlex  # noqa: PLC0415
+
+    assert isinstance(hint, str) and "<" not in hint
+    argv = [sys.executable, "-m", *shlex.split(hint), "--python", env.python, *args]
+    assert argv[2:4] == ["nativelib", "fix"]
+    return subprocess.run(argv, capture_output=True, text=True, env=env.env)
+
+
 def test_dry_run_then_fix_then_uninstall(tmp_path: Path, built: Built) -> None:
     env = _venv(tmp_path, built, "ompdemo==1.0")
+    env.env["PIP_FIND_LINKS"] = str(built.links)  # the user's pip finds ompdemo's wheel
     (hint,) = [f["hint"] for f in _vendored(_doctor(env))]
-    assert hint == "nativelib fix ompdemo"
+    assert hint == "nativelib fix ompdemo --build"  # no index of runtime wheels known
     before = _state(env)
+
+    # The runtime wheels in a directory pip's configuration names (the environment's
+    # pip.conf, after one without them): the hint names it, and runs.
+    conf = env.site.parents[2] / "pip.conf"
+    conf.write_text(f"[global]\nfind-links =\n  {built.links}\n  {built.runtimes}\n")
+    (hint,) = [f["hint"] for f in _vendored(_doctor(env))]
+    assert hint == f"nativelib fix ompdemo --find-links {built.runtimes}"
+    ran = _hinted(hint, env, "--dry-run")
+    assert ran.returncode == 0, ran.stderr
+    assert "runtime wheels to install: nativelib-gomp 12.2.0\n" in ran.stdout
+    conf.unlink()
 
     dry = _fix(env, built, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -238,11 +260,10 @@ def test_dry_run_then_fix_then_uninstall(tmp_path: Path, built: Built) -> None:
     version = GOMP_SUITES[suite][1].split("-")[0]
     mirror = _debian_mirror(tmp_path / "mirror")
     build = [sys.executable, "-m", "nativelib", "fix", "--python", env.python, "--build"]
-    build += ["--find-links", str(built.links)]
     with _served(mirror.parent) as base:
         env.env["NATIVELIB_DEBIAN_MIRROR"] = f"{base}/debian"
         env.env["NATIVELIB_CACHE_DIR"] = str(tmp_path / "cache")
-        planned = subprocess.run([*build, "--dry-run"], capture_output=True, text=True, env=env.env)
+        planned = _hinted("nativelib fix ompdemo --build", env, "--dry-run")
         assert planned.returncode == 0, planned.stderr
         assert (
             f"build   nativelib-gomp {version} from debian-{suite} (deb {suite}" in planned.stdout

@@ -228,8 +228,13 @@ class Pip:
     def argv(self, *args: str) -> list[str]:
         return [self.python, "-m", "pip", *args]
 
-    def run(self, argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    def run(
+        self, argv: list[str], what: str, *, isolated: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        # isolated: no pip configuration file either (--isolated leaves them), so that a
+        # find-links or index of the user's cannot offer pip another wheel of NAME==VERSION.
+        env = {**os.environ, "PIP_CONFIG_FILE": os.devnull} if isolated else None
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
             raise RepairError(what, f"{shlex.join(argv[1:])} failed:\n{tail}")
@@ -310,7 +315,8 @@ def _download(pip: Pip, dist: Installed, dest: Path) -> Path:
 
 def _install_one(pip: Pip, wheel: Path, dist: Installed, tmp: Path, label: str) -> list[str]:
     """pip installs ``wheel`` as ``NAME==VERSION`` from a directory holding only it (a
-    --find-links install: no direct_url.json, INSTALLER pip)."""
+    --find-links install: no direct_url.json, INSTALLER pip), without the user's pip
+    configuration (run it with ``isolated=True``)."""
     links = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=tmp))
     shutil.copy2(wheel, links / wheel.name)
     return _install_argv(pip, str(links), dist)
@@ -318,7 +324,7 @@ def _install_one(pip: Pip, wheel: Path, dist: Installed, tmp: Path, label: str) 
 
 def _install_argv(pip: Pip, links: str, dist: Installed) -> list[str]:
     return pip.argv(
-        "install", "--no-deps", "--force-reinstall", "--no-index", "--quiet",
+        "install", "--isolated", "--no-deps", "--force-reinstall", "--no-index", "--quiet",
         "--find-links", links, f"{dist.name}=={dist.version}",
     )  # fmt: skip
 
@@ -683,12 +689,15 @@ def _apply(
             continue
         _progress(f"installing the repaired {label}")
         try:
-            pip.run(_install_one(pip, job.repaired, job.dist, tmp, "repaired"), label)
+            pip.run(
+                _install_one(pip, job.repaired, job.dist, tmp, "repaired"), label, isolated=True
+            )
             lines = _verify(pip, job.dist, [c.soname for c in job.plan.copies])
         except RepairError as e:
             failed = True
             job.status = "rolled back"
-            pip.run(_install_one(pip, job.original, job.dist, tmp, "original"), label)
+            argv = _install_one(pip, job.original, job.dist, tmp, "original")
+            pip.run(argv, label, isolated=True)
             report_error(RepairError(e.subject, f"{e.reason}; the original wheel is reinstalled"))
             continue
         job.status = "fixed"
