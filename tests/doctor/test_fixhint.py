@@ -120,3 +120,16 @@ def test_quoted_when_the_shell_needs_it(tmp_path: Path) -> None:
     (wheels / "nativelib_gomp-12.2.0-py3-none-any.whl").write_bytes(b"")
     hints = _hints(tmp_path, NATIVELIB_INDEX_URL=str(wheels))
     assert hints.command(["a"], ["nativelib-gomp"]) == f"nativelib fix a --find-links '{wheels}'"
+
+
+def test_pip_install_hints_name_the_index(tmp_path: Path) -> None:
+    wheels, index, _other = _dirs(tmp_path)
+    assert _hints(tmp_path).pip_install("nativelib-gomp>=12") == 'pip install "nativelib-gomp>=12"'
+    hints = _hints(tmp_path, NATIVELIB_INDEX_URL=index.as_uri())
+    assert hints.pip_install("nativelib-gomp>=12") == (
+        f'pip install --index-url {index.as_uri()} "nativelib-gomp>=12"'
+    )
+    hints = _hints(tmp_path, PIP_FIND_LINKS=str(wheels))
+    assert (
+        hints.pip_install("nativelib-gomp") == f"pip install --find-links {wheels} nativelib-gomp"
+    )

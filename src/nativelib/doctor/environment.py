@@ -355,7 +355,7 @@ class Checks:
             message += replace
             wanted = versions.requirement(recipe.name, copy.definitions, known_only=True)
             # A wheel on disk: its repair adds the Requires-Dist; installed: install too.
-            steps = [] if runtime is not None or member else [versions.pip_install(wanted)]
+            steps = [] if runtime is not None or member else [self.hints.pip_install(wanted)]
             if member is not None:
                 steps.append(f"nativelib repair {member[0]}")
             elif shipped_by is not None:
@@ -508,7 +508,7 @@ class Checks:
         )
         owner = self.catalog.owner_of(soname)
         if owner is not None:
-            hint = versions.pip_install(versions.requirement(owner.name, missing))
+            hint = self.hints.pip_install(versions.requirement(owner.name, missing))
         elif soname in load_policies().host_libraries:
             hint = (
                 "these files were built for a newer system than this host; install builds "
@@ -546,7 +546,7 @@ class Checks:
         )
         hint = None
         if owner is not None:
-            hint = versions.pip_install(versions.requirement(owner.name, missing))
+            hint = self.hints.pip_install(versions.requirement(owner.name, missing))
         return finding("needs-prefix-too-old", message, tuple(files), hint)
 
     # ------------------------------------------------------------------ older copy first

@@ -144,6 +144,18 @@ class FixHints:
                 return ["--index-url", value]
         return ["--build"]
 
+    def pip_install(self, requirement: str) -> str:
+        """``pip install "REQ"``, with the index or directory that holds it when known
+        (never ``--build``: pip builds nothing; without one, pip's own configuration)."""
+        from nativelib.doctor.versions import pip_install  # noqa: PLC0415
+
+        name = re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0]
+        options = [o for o in self.source([name]) if o != "--build"]
+        command = pip_install(requirement)
+        if not options:
+            return command
+        return command.replace("pip install ", f"pip install {shlex.join(options)} ", 1)
+
     def command(self, dists: Sequence[str], runtimes: Sequence[str]) -> str:
         """``nativelib fix DIST... <where the runtimes come from>``, ready to run."""
         return shlex.join(["nativelib", "fix", *dists, *self.source(runtimes)])

@@ -326,7 +326,7 @@ class ImportProbe:
         if recipe is not None:
             short = recipe.short
             hint = (
-                f"{versions.pip_install(versions.requirement(recipe.name, [node]))}, then "
+                f"{self.hints.pip_install(versions.requirement(recipe.name, [node]))}, then "
                 f'nativelib.load("{short}") before importing {module}'
             )
         else:
