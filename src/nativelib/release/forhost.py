@@ -107,10 +107,12 @@ def choose_builds(
             if dep not in wanted:
                 why[dep] = f"{dep}{pin} (a dependency of {name})"
             wanted[dep] = wanted.get(dep, SpecifierSet()) & pin
+            if dep in chosen and not wanted[dep].contains(chosen[dep].entry.version, True):
+                del chosen[dep]  # chosen before this pin: choose again
             if dep not in chosen and dep not in todo:
                 todo.append(dep)
     order = [r.name for r in catalog.in_dependency_order(sorted(chosen))]
-    return [chosen[name] for name in order]
+    return [chosen[name] for name in order if name in chosen]  # (order adds dependencies)
 
 
 def installable_here(filename: str, host_glibc: tuple[int, int], arch: str) -> bool:
