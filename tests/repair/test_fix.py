@@ -414,6 +414,9 @@ def test_not_installed_and_bad_wheel(tmp_path: Path, built: Built) -> None:
     assert proc.returncode == 2 and "error: nosuchdist: not installed" in proc.stderr
     proc = _fix(env, built, "--wheel", str(tmp_path / "missing.whl"))
     assert proc.returncode == 2 and "not a wheel file" in proc.stderr
+    proc = _fix(env, built, "--wheelhouse", str(tmp_path / "kept"))
+    assert proc.returncode == 2 and "error: --wheelhouse goes with --build" in proc.stderr
+    assert not (tmp_path / "kept").exists()
     before = _state(env)
     proc = _fix(env, built, "--wheel", str(built.other))
     assert proc.returncode == 2
