@@ -100,7 +100,8 @@ MAY_IMPORT: dict[str, set[str]] = {
     "runtime_wheels": _SHARED | {"publish"},
     "resolver": set(_SHARED),
     "release": _SHARED | {"runtime_wheels", "publish"},
-    "repair": _SHARED | {"resolver"},
+    # fix --build builds the runtime wheels of the release file for this host (lazily)
+    "repair": _SHARED | {"resolver", "release"},
     "doctor": _SHARED | {"resolver"},
     "publish": {"base", "archive", "wheelfile"},
     # the flag rule of the runtime wheels' own .pc files (runtime_wheels.buildfiles)

@@ -262,6 +262,15 @@ BAD = [
         "'version-from' 'zz' is not one of its packages",
         id="version-from-unknown",
     ),
+    pytest.param(
+        {
+            "a.toml": recipe(
+                "nativelib-a", source=src("deb", '{ name = "y" }', 'suite = "x"\nglibc = "2.3x"')
+            )
+        },
+        "'glibc' '2.3x' is not a glibc version like \"2.36\"",
+        id="bad-glibc",
+    ),
 ]
 
 

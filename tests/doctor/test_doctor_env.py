@@ -130,7 +130,7 @@ def test_auditwheel_vendored_libgomp(clean: tuple[Env, Result]) -> None:
     assert f"renamed {copy.name} by auditwheel" in found["message"]
     assert "installed nativelib-gomp 12.2.0 could replace it" in found["message"]
     # Installed: the exact command (nativelib fix fetches, repairs and reinstalls it).
-    assert found["hint"] == "nativelib fix ompdemo"
+    assert found["hint"] == "nativelib fix ompdemo --build"
 
 
 def test_strict_makes_warnings_fail(clean: tuple[Env, Result]) -> None:

@@ -91,7 +91,7 @@ def test_two_libgomp_copies_in_one_process(setup: Setup) -> None:
     assert f"every later NEEDED libgomp.so.1 bind to {HOST_LIBGOMP}" in message
     # The exact command for the installed distribution that ships a copy (the host's has
     # no distribution to fix).
-    assert found["hint"] == "nativelib fix ompdemo"
+    assert found["hint"] == "nativelib fix ompdemo --build"
     assert result.code == 0  # a warning
 
 

@@ -53,7 +53,7 @@ def test_scikit_learn_vendors_libgomp(env: Env, report: Result) -> None:
     assert "renamed" in found["message"] and "nativelib-gomp could replace it" in found["message"]
     # Installed: the exact command that fetches, repairs and reinstalls it (and installs
     # nativelib-gomp with the bound its Requires-Dist then carries).
-    assert found["hint"] == "nativelib fix scikit-learn"
+    assert found["hint"] == "nativelib fix scikit-learn --build"
 
 
 def test_numpy_and_scipy_vendor_libgfortran(env: Env, report: Result) -> None:
@@ -69,7 +69,7 @@ def test_numpy_and_scipy_vendor_libgfortran(env: Env, report: Result) -> None:
     assert found == copies
     numpy = report.one("vendored-runtime", str(next(p for p in copies if "numpy.libs" in p)))
     # libgfortran.so.5 defines GFORTRAN_8: GCC 8 or newer can replace it.
-    assert numpy["hint"] == "nativelib fix numpy"
+    assert numpy["hint"] == "nativelib fix numpy --build"
 
 
 def test_real_wheels_have_what_they_need(report: Result) -> None:
@@ -87,7 +87,7 @@ def test_import_shows_two_libgomp_copies(env: Env) -> None:
     assert "brought in by sklearn" in found["message"]
     assert "brought in by ompplain" in found["message"]
     assert found["message"].endswith(f"every later NEEDED libgomp.so.1 bind to {HOST_LIBGOMP}")
-    assert found["hint"] == "nativelib fix scikit-learn"
+    assert found["hint"] == "nativelib fix scikit-learn --build"
 
 
 def test_site_dirs_are_the_venvs(env: Env, report: Result) -> None:

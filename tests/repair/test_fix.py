@@ -5,12 +5,14 @@ from this host's libraries, the CLI run from the test venv with ``--python``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +22,9 @@ from nativelib_testing import (
     SRC,
     Env,
     auditwheel_repair,
+    host_library,
     host_runtime_wheels,
+    make_deb,
     omp_wheel,
     write_wheel_members,
 )
@@ -96,6 +100,66 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return Built(runtimes, links, other)
 
 
+#: The gomp entries of the project's release file (data/release.toml) and the glibc of
+#: their catalog sources: the local mirror serves each suite's libgomp1 (the host's
+#: library, under that suite's version), so ``fix --build`` chooses by the host's glibc.
+GOMP_SUITES = {"bullseye": ("10", "10.2.1-6", "2.31"), "bookworm": ("12", "12.2.0-14", "2.36"),
+               "trixie": ("14", "14.2.0-19", "2.41")}  # fmt: skip
+
+
+def _debian_mirror(root: Path) -> Path:
+    """A Debian mirror tree (pool/ and each suite's Packages.xz) with real .debs."""
+    import hashlib  # noqa: PLC0415
+    import lzma  # noqa: PLC0415
+
+    mirror = root / "debian"
+    pool = mirror / "pool/main/g"
+    pool.mkdir(parents=True)
+    copyright_file = root / "copyright"
+    copyright_file.write_text("GCC RUNTIME LIBRARY EXCEPTION, test copy\n")
+    gomp = host_library("libgomp.so.1")
+    for suite, (gcc, version, _glibc) in GOMP_SUITES.items():
+        work = root / suite
+        made = [
+            make_deb(work, "libgomp1", version, {f"usr/lib/x86_64-linux-gnu/{gomp.name}": gomp}),
+            make_deb(work, f"gcc-{gcc}-base", version,
+                     {f"usr/share/doc/gcc-{gcc}-base/copyright": copyright_file}),
+        ]  # fmt: skip
+        debs = [Path(shutil.move(deb, pool / deb.name)) for deb in made]
+        stanzas = "".join(
+            f"Package: {deb.name.split('_')[0]}\nVersion: {version}\nArchitecture: amd64\n"
+            f"Filename: {deb.relative_to(mirror)}\nSize: {deb.stat().st_size}\n"
+            f"SHA256: {hashlib.sha256(deb.read_bytes()).hexdigest()}\n\n"
+            for deb in debs
+        )
+        where = mirror / f"dists/{suite}/main/binary-amd64"
+        where.mkdir(parents=True)
+        (where / "Packages.xz").write_bytes(lzma.compress(stanzas.encode()))
+    return mirror
+
+
+@contextlib.contextmanager
+def _served(directory: Path) -> Iterator[str]:
+    """``directory`` over HTTP on 127.0.0.1 (a thread of this process)."""
+    import functools  # noqa: PLC0415
+    import http.server  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(directory))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _venv(root: Path, built: Built, *packages: str) -> Env:
     env = Env(root, "venv")
     # pynativelib installed from its wheel (the runtime wheels require it), not from the
@@ -145,11 +209,33 @@ def _vendored(doc: dict[str, object]) -> list[dict[str, object]]:
     return [f for f in findings if f["code"] == "vendored-runtime"]
 
 
+def _hinted(hint: object, env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    """The doctor's hint, run as it reads (its environment's nativelib, --python given)."""
+    import shlex  # noqa: PLC0415
+
+    assert isinstance(hint, str) and "<" not in hint
+    argv = [sys.executable, "-m", *shlex.split(hint), "--python", env.python, *args]
+    assert argv[2:4] == ["nativelib", "fix"]
+    return subprocess.run(argv, capture_output=True, text=True, env=env.env)
+
+
 def test_dry_run_then_fix_then_uninstall(tmp_path: Path, built: Built) -> None:
     env = _venv(tmp_path, built, "ompdemo==1.0")
+    env.env["PIP_FIND_LINKS"] = str(built.links)  # the user's pip finds ompdemo's wheel
     (hint,) = [f["hint"] for f in _vendored(_doctor(env))]
-    assert hint == "nativelib fix ompdemo"
+    assert hint == "nativelib fix ompdemo --build"  # no index of runtime wheels known
     before = _state(env)
+
+    # The runtime wheels in a directory pip's configuration names (the environment's
+    # pip.conf, after one without them): the hint names it, and runs.
+    conf = env.site.parents[2] / "pip.conf"
+    conf.write_text(f"[global]\nfind-links =\n  {built.links}\n  {built.runtimes}\n")
+    (hint,) = [f["hint"] for f in _vendored(_doctor(env))]
+    assert hint == f"nativelib fix ompdemo --find-links {built.runtimes}"
+    ran = _hinted(hint, env, "--dry-run")
+    assert ran.returncode == 0, ran.stderr
+    assert "runtime wheels to install: nativelib-gomp 12.2.0\n" in ran.stdout
+    conf.unlink()
 
     dry = _fix(env, built, "--dry-run")
     assert dry.returncode == 0, dry.stderr
@@ -162,8 +248,56 @@ def test_dry_run_then_fix_then_uninstall(tmp_path: Path, built: Built) -> None:
     assert "--no-deps --force-reinstall --no-index" in out
     assert "libgomp.so.1: 1 vendored copy before, 0 after" in out
 
-    done = _fix(env, built)
+    # --build: the runtime wheels built from a Debian mirror served here (no runtime
+    # wheel directory given): the newest release-file entry this host's glibc runs.
+    glibc = tuple(int(p) for p in os.confstr("CS_GNU_LIBC_VERSION").split()[1].split(".")[:2])
+    fits = [
+        (g, s) for s, (_, _, g) in GOMP_SUITES.items() if tuple(map(int, g.split("."))) <= glibc
+    ]
+    if not fits:
+        pytest.skip(f"glibc {glibc} is older than every gomp source of the release file")
+    suite = max(fits, key=lambda f: tuple(map(int, f[0].split("."))))[1]
+    version = GOMP_SUITES[suite][1].split("-")[0]
+    mirror = _debian_mirror(tmp_path / "mirror")
+    build = [sys.executable, "-m", "nativelib", "fix", "--python", env.python, "--build"]
+    with _served(mirror.parent) as base:
+        env.env["NATIVELIB_DEBIAN_MIRROR"] = f"{base}/debian"
+        env.env["NATIVELIB_CACHE_DIR"] = str(tmp_path / "cache")
+        planned = _hinted("nativelib fix ompdemo --build", env, "--dry-run")
+        assert planned.returncode == 0, planned.stderr
+        assert (
+            f"build   nativelib-gomp {version} from debian-{suite} (deb {suite}" in planned.stdout
+        )
+        assert f"runtime wheels to build and install: nativelib-gomp {version}\n" in planned.stdout
+        assert not (tmp_path / "cache").exists()  # nothing downloaded
+        # A release file with no entry this host runs; a mirror that does not answer.
+        trixie = tmp_path / "trixie.toml"
+        trixie.write_text('[runtimes]\ngomp = { debian-trixie = "14.2.0" }\n')
+        futures = subprocess.run([*build, "--release-file", str(trixie)], capture_output=True,
+                                 text=True, env=env.env)  # fmt: skip
+        if glibc < (2, 41):
+            assert futures.returncode == 2, futures.stdout
+            assert "error: nativelib-gomp: no entry of the release file" in futures.stderr
+            assert "satisfies nativelib-gomp>=" in futures.stderr and "hint:" in futures.stderr
+        # (a 404: a refused connection is retried for 7 s before the same error)
+        down = {**env.env, "NATIVELIB_DEBIAN_MIRROR": f"{base}/nowhere"}
+        offline = subprocess.run(build, capture_output=True, text=True, env=down)
+        assert offline.returncode == 2, offline.stdout
+        assert f"error: {base}/nowhere/dists/{suite}/main/" in offline.stderr
+        assert "--build builds the runtime wheels from Debian's archive" in offline.stderr
+        assert "Traceback" not in offline.stderr
+        assert _state(env) == before
+
+        wheelhouse = tmp_path / "wheelhouse"
+        done = subprocess.run([*build, "--wheelhouse", str(wheelhouse)], capture_output=True,
+                              text=True, env=env.env)  # fmt: skip
     assert done.returncode == 0, done.stderr
+    (kept,) = wheelhouse.glob("nativelib_gomp-*.whl")
+    assert kept.name.startswith(f"nativelib_gomp-{version}-")
+    manifest = json.loads(
+        (env.site / "nativelib.prefix/share/nativelib/runtimes/nativelib-gomp.json").read_text()
+    )
+    assert manifest["version"] == version and base in json.dumps(manifest)
     assert "ompdemo 1.0: fixed" in done.stdout
     prefix = env.site / "nativelib.prefix/lib"
     assert f"libgomp.so.1 mapped once, from {os.path.realpath(prefix)}" in done.stdout
@@ -280,6 +414,9 @@ def test_not_installed_and_bad_wheel(tmp_path: Path, built: Built) -> None:
     assert proc.returncode == 2 and "error: nosuchdist: not installed" in proc.stderr
     proc = _fix(env, built, "--wheel", str(tmp_path / "missing.whl"))
     assert proc.returncode == 2 and "not a wheel file" in proc.stderr
+    proc = _fix(env, built, "--wheelhouse", str(tmp_path / "kept"))
+    assert proc.returncode == 2 and "error: --wheelhouse goes with --build" in proc.stderr
+    assert not (tmp_path / "kept").exists()
     before = _state(env)
     proc = _fix(env, built, "--wheel", str(built.other))
     assert proc.returncode == 2

@@ -71,11 +71,15 @@ def test_fix_scikit_learn_numpy_scipy(
     state = _state(env.site)
 
     fix = [sys.executable, "-m", "nativelib", "fix", "--python", env.python]
-    dry = subprocess.run([*fix, "--index-url", index, "--dry-run"], capture_output=True, text=True)
+    # The plan of --build (what it would build from Debian for this host: the runtimes
+    # and their versions, no download); the fix itself installs from the index.
+    dry = subprocess.run([*fix, "--build", "--dry-run"], capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr
     assert _state(env.site) == state
     for name in ("scikit-learn", "numpy", "scipy"):
         assert f"\n{name} " in f"\n{dry.stdout}", dry.stdout
+    for runtime in ("gomp", "gfortran5", "cxx14"):
+        assert f"\nbuild   nativelib-{runtime} " in dry.stdout, dry.stdout
 
     done = subprocess.run([*fix, "--index-url", index], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

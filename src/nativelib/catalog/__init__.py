@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -53,6 +54,9 @@ __all__ = [
 DEFAULT_CHANNEL = "https://conda.anaconda.org/conda-forge"
 DEFAULT_DEBIAN_MIRROR = "https://deb.debian.org/debian"
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
+#: A Debian mirror to use instead of deb.debian.org for the sources that name none (a
+#: local or corporate mirror; the tests serve one on 127.0.0.1).
+MIRROR_ENV = "NATIVELIB_DEBIAN_MIRROR"
 _DIST = re.compile(r"^nativelib-[a-z0-9]+(?:-[a-z0-9]+)*$")
 
 
@@ -94,6 +98,17 @@ class Source:
     headers: tuple[str, ...] = ()
     headers_root: str | None = None
     post: int | None = None
+    #: The glibc its upstream packages were built against (``"2.36"`` for Debian 12): a
+    #: wheel built from it is tagged manylinux at most that, so it installs on any host
+    #: with that glibc or newer (``nativelib fix --build`` picks a source by it without
+    #: downloading anything). None: not known before the build.
+    glibc: str | None = None
+
+    def glibc_version(self) -> tuple[int, int] | None:
+        if self.glibc is None:
+            return None
+        major, _, minor = self.glibc.partition(".")
+        return int(major), int(minor)
 
 
 @dataclass(frozen=True)
@@ -278,6 +293,10 @@ def _package(where: str, kind: SourceKind, raw: Any, context: str) -> PackageRef
     return PackageRef(name=name, version=version, build=build, url=url, sha256=sha)
 
 
+def _default_mirror() -> str:
+    return os.environ.get(MIRROR_ENV, "").strip() or DEFAULT_DEBIAN_MIRROR
+
+
 def _source(where: str, raw: Any, index: int) -> Source:
     if not isinstance(raw, dict):
         raise CatalogError(where, f"sources[{index}] must be a table")
@@ -299,6 +318,9 @@ def _source(where: str, raw: Any, index: int) -> Source:
     post = doc.get("post", int, None)
     if post is not None and post < 0:
         raise doc._fail("'post' must not be negative")
+    glibc = doc.get("glibc", str, None)
+    if glibc is not None and not re.fullmatch(r"2\.[0-9]+", glibc):
+        raise doc._fail(f"'glibc' {glibc!r} is not a glibc version like \"2.36\"")
     source = Source(
         name=name,
         kind=kind_name,
@@ -306,13 +328,14 @@ def _source(where: str, raw: Any, index: int) -> Source:
         channel=doc.get("channel", str, DEFAULT_CHANNEL).rstrip("/"),
         subdir=doc.get("subdir", str, "linux-64"),
         suite=suite,
-        mirror=doc.get("mirror", str, DEFAULT_DEBIAN_MIRROR).rstrip("/"),
+        mirror=doc.get("mirror", str, _default_mirror()).rstrip("/"),
         index_url=doc.get("index-url", str, DEFAULT_INDEX_URL).rstrip("/"),
         version_from=version_from,
         license_files=doc.strings("license-files", ()),
         headers=doc.strings("headers", ()),
         headers_root=doc.get("headers-root", str, None),
         post=post,
+        glibc=glibc,
     )
     problem = kind.check_source(source)
     if problem is not None:

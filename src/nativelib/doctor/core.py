@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from nativelib.autoload import state as autoload_state
 from nativelib.catalog import Catalog, load_catalog
 from nativelib.doctor.environment import Checks, member_of, scan_environment
+from nativelib.doctor.fixhint import FixHints
 from nativelib.doctor.hostfacts import CudaProbe, ElfCache, HostLibraries, host_facts
 from nativelib.doctor.installed import SiteDistributions, check_runtimes, normalize
 from nativelib.doctor.model import AutoloadFacts, Finding, Report, bound_per_file
@@ -153,7 +154,8 @@ def _diagnose(
         runtime_sites, dists, elf, catalog_owner
     )
     env_roots = [sys.prefix, *sites, *opts.paths]
-    checks = Checks(scanned, elf, host, runtimes, catalog, env_roots, owner)
+    hints = FixHints(os.environ if opts.environ is None else opts.environ)
+    checks = Checks(scanned, elf, host, runtimes, catalog, env_roots, owner, hints)
     findings: list[Finding] = [*scanned.findings, *runtime_findings]
     for d in dists.values():
         findings += d.findings()

@@ -28,6 +28,7 @@ from nativelib import scan
 from nativelib.abi import load_policies, parse_version_node
 from nativelib.catalog import Catalog
 from nativelib.doctor import versions
+from nativelib.doctor.fixhint import FixHints, openmp_hint
 from nativelib.doctor.hostfacts import ElfCache, HostLibraries, newest_by_family
 from nativelib.doctor.installed import InstalledRuntime
 from nativelib.doctor.model import CudaFacts, Finding, finding
@@ -201,7 +202,9 @@ class Checks:
         catalog: Catalog,
         roots: Sequence[str],
         owner: Callable[[str], str | None],
+        hints: FixHints | None = None,
     ) -> None:
+        self.hints = hints if hints is not None else FixHints()
         self.scanned = scanned
         self.elf = elf
         self.host = host
@@ -352,13 +355,13 @@ class Checks:
             message += replace
             wanted = versions.requirement(recipe.name, copy.definitions, known_only=True)
             # A wheel on disk: its repair adds the Requires-Dist; installed: install too.
-            steps = [] if runtime is not None or member else [versions.pip_install(wanted)]
+            steps = [] if runtime is not None or member else [self.hints.pip_install(wanted)]
             if member is not None:
                 steps.append(f"nativelib repair {member[0]}")
             elif shipped_by is not None:
                 # Installed: ``nativelib fix`` fetches its wheel, repairs and reinstalls
                 # it, and installs the runtime wheels it needs (an exact command).
-                steps = [f"nativelib fix {shipped_by.split(' ')[0]}"]
+                steps = [self.hints.command([shipped_by.split(" ")[0]], [recipe.name])]
             hint = " && ".join(steps) if steps else None
             out.append(finding("vendored-runtime", message, (path,), hint))
         return out
@@ -386,6 +389,11 @@ class Checks:
             return []
         listing = "; ".join(f"{k}: {', '.join(sorted(v))}" for k, v in sorted(families.items()))
         files = tuple(sorted(p for v in families.values() for p in v))
+        shippers: dict[str, str] = {}  # distribution -> the runtime its copy is of
+        for path, copy in self.copies.items():
+            who = self.owner(path)
+            if who is not None and self.catalog.openmp_family_of(copy.distribution) is not None:
+                shippers[who.split(" ")[0]] = copy.distribution
         return [
             finding(
                 "openmp-families",
@@ -393,8 +401,7 @@ class Checks:
                 "that loads two of them runs two thread pools, and libiomp5 with libomp is "
                 "known to crash",
                 files,
-                "keep one: pip install nativelib-gomp, and make the others use it "
-                "(nativelib repair <wheel>, or MKL_THREADING_LAYER=GNU for MKL)",
+                openmp_hint(self.hints, shippers),
             )
         ]
 
@@ -501,7 +508,7 @@ class Checks:
         )
         owner = self.catalog.owner_of(soname)
         if owner is not None:
-            hint = versions.pip_install(versions.requirement(owner.name, missing))
+            hint = self.hints.pip_install(versions.requirement(owner.name, missing))
         elif soname in load_policies().host_libraries:
             hint = (
                 "these files were built for a newer system than this host; install builds "
@@ -539,7 +546,7 @@ class Checks:
         )
         hint = None
         if owner is not None:
-            hint = versions.pip_install(versions.requirement(owner.name, missing))
+            hint = self.hints.pip_install(versions.requirement(owner.name, missing))
         return finding("needs-prefix-too-old", message, tuple(files), hint)
 
     # ------------------------------------------------------------------ older copy first

@@ -270,7 +270,8 @@ class CudaProbe:
                     f"{self.library}: {problem}; the CUDA driver API version is unknown",
                     (str(self.library),),
                     "check the NVIDIA driver installation (nvidia-smi); "
-                    "NATIVELIB_CUDA_DRIVER=<version> tells nativelib what to assume",
+                    "NATIVELIB_CUDA_DRIVER set to the version nvidia-smi prints (e.g. 575.51.03) "
+                    "tells nativelib what to assume",
                 )
             )
         return CudaFacts(api, _kernel_driver(), "probe"), findings

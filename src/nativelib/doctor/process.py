@@ -27,6 +27,7 @@ from typing import Any
 
 from nativelib.catalog import Catalog
 from nativelib.doctor import versions
+from nativelib.doctor.fixhint import FixHints, openmp_hint
 from nativelib.doctor.hostfacts import ElfCache, HostLibraries
 from nativelib.doctor.model import Finding, finding
 from nativelib.prefix import PREFIX_DIRNAME
@@ -99,6 +100,7 @@ class ImportProbe:
     ) -> None:
         self.modules = list(modules)
         self.catalog = catalog
+        self.hints = FixHints(environ)
         self.timeout = timeout
         plain = sorted(
             {
@@ -215,8 +217,7 @@ class ImportProbe:
                     f"after importing {order}, one process holds {len(openmp)} OpenMP "
                     f"runtimes ({listing})",
                     tuple(sorted(p for v in openmp.values() for p in v)),
-                    "use one OpenMP runtime: pip install nativelib-gomp, repair the wheels "
-                    "that vendor another (nativelib repair <wheel>), MKL_THREADING_LAYER=GNU",
+                    openmp_hint(self.hints, self._openmp_shippers(copies, owner)),
                 )
             )
         return out
@@ -294,8 +295,24 @@ class ImportProbe:
             + "; ".join(describe(c) for c in ordered)
             + f"; {won}",
             files,
-            _duplicate_hint(dist, ordered, owner),
+            _duplicate_hint(dist, ordered, owner, self.hints),
         )
+
+    def _openmp_shippers(
+        self, copies: Mapping[str, list[_Copy]], owner: Callable[[str], str | None]
+    ) -> dict[str, str]:
+        """The installed distributions that ship a copy of an OpenMP runtime a runtime
+        wheel replaces (distribution -> that runtime)."""
+        out = {}
+        for soname, found in copies.items():
+            recipe = self.catalog.owner_of(soname)
+            if recipe is None or self.catalog.openmp_family_of(recipe.name) is None:
+                continue
+            for c in found:
+                who = owner(c.path)
+                if who is not None and f"{os.sep}{PREFIX_DIRNAME}{os.sep}" not in c.path:
+                    out[who.split(" ")[0]] = recipe.name
+        return out
 
     def _failed(self, module: str, error: str, elf: ElfCache) -> Finding:
         m = _NOT_FOUND.search(error)
@@ -309,7 +326,7 @@ class ImportProbe:
         if recipe is not None:
             short = recipe.short
             hint = (
-                f"{versions.pip_install(versions.requirement(recipe.name, [node]))}, then "
+                f"{self.hints.pip_install(versions.requirement(recipe.name, [node]))}, then "
                 f'nativelib.load("{short}") before importing {module}'
             )
         else:
@@ -323,7 +340,9 @@ class ImportProbe:
         )
 
 
-def _duplicate_hint(dist: str, found: list[_Copy], owner: Callable[[str], str | None]) -> str:
+def _duplicate_hint(
+    dist: str, found: list[_Copy], owner: Callable[[str], str | None], hints: FixHints
+) -> str:
     """``nativelib fix`` of the installed distributions that ship the copies (an exact
     command: it installs the runtime wheel too); without one, what to do by hand."""
     shippers = sorted(
@@ -335,5 +354,5 @@ def _duplicate_hint(dist: str, found: list[_Copy], owner: Callable[[str], str | 
         }
     )
     if shippers:
-        return f"nativelib fix {' '.join(shippers)}"
+        return hints.command(shippers, [dist])
     return f"pip install {dist} and call nativelib.load() before these imports"

@@ -12,6 +12,12 @@ top-level packages in a child process of the environment's Python and reading th
 child's ``/proc/self/maps``: each runtime must be mapped once, from the prefix. On
 failure the original wheel is reinstalled the same way (and runtime wheels this run
 added, that nothing fixed needs, are uninstalled), so the environment is as it was.
+
+With ``--build`` the runtime wheels are built from the catalog first
+(:mod:`nativelib.release.forhost`: the newest entry of the release file that satisfies
+the bounds and that this host's glibc runs), into a temporary wheelhouse (or
+``--wheelhouse DIR``), which pip then installs from as from ``--find-links``. The build
+comes before any change: a failed build leaves the environment as it was.
 """
 
 from __future__ import annotations
@@ -29,8 +35,10 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from nativelib.catalog import Catalog, load_catalog
@@ -42,6 +50,9 @@ from nativelib.repair.core import LinkOptions, RepairPlan
 from nativelib.resolver.target import target_candidates
 from nativelib.vendored import RuntimeCopy, canonical_name, identify
 from nativelib.wheelfile.record import parse_record
+
+if TYPE_CHECKING:
+    from nativelib.release.forhost import HostBuild
 
 __all__ = ["Installed", "configure_parser", "find_installed", "run", "vendored_copies"]
 
@@ -217,8 +228,13 @@ class Pip:
     def argv(self, *args: str) -> list[str]:
         return [self.python, "-m", "pip", *args]
 
-    def run(self, argv: list[str], what: str) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(argv, capture_output=True, text=True, check=False)
+    def run(
+        self, argv: list[str], what: str, *, isolated: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        # isolated: no pip configuration file either (--isolated leaves them), so that a
+        # find-links or index of the user's cannot offer pip another wheel of NAME==VERSION.
+        env = {**os.environ, "PIP_CONFIG_FILE": os.devnull} if isolated else None
+        proc = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
         if proc.returncode != 0:
             tail = "\n".join((proc.stderr or proc.stdout).strip().splitlines()[-6:])
             raise RepairError(what, f"{shlex.join(argv[1:])} failed:\n{tail}")
@@ -299,7 +315,8 @@ def _download(pip: Pip, dist: Installed, dest: Path) -> Path:
 
 def _install_one(pip: Pip, wheel: Path, dist: Installed, tmp: Path, label: str) -> list[str]:
     """pip installs ``wheel`` as ``NAME==VERSION`` from a directory holding only it (a
-    --find-links install: no direct_url.json, INSTALLER pip)."""
+    --find-links install: no direct_url.json, INSTALLER pip), without the user's pip
+    configuration (run it with ``isolated=True``)."""
     links = Path(tempfile.mkdtemp(prefix=f"{label}-", dir=tmp))
     shutil.copy2(wheel, links / wheel.name)
     return _install_argv(pip, str(links), dist)
@@ -307,7 +324,7 @@ def _install_one(pip: Pip, wheel: Path, dist: Installed, tmp: Path, label: str) 
 
 def _install_argv(pip: Pip, links: str, dist: Installed) -> list[str]:
     return pip.argv(
-        "install", "--no-deps", "--force-reinstall", "--no-index", "--quiet",
+        "install", "--isolated", "--no-deps", "--force-reinstall", "--no-index", "--quiet",
         "--find-links", links, f"{dist.name}=={dist.version}",
     )  # fmt: skip
 
@@ -403,6 +420,21 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
         "--python", default=sys.executable, metavar="PATH",
         help="the environment's Python (default: this one)",
     )  # fmt: skip
+    parser.add_argument(
+        "--build", action="store_true",
+        help="build the runtime wheels from the catalog (Debian's packages, for this host's "
+        "glibc) instead of installing them from an index",
+    )  # fmt: skip
+    parser.add_argument(
+        "--wheelhouse", metavar="DIR",
+        help="with --build: keep the built runtime wheels in DIR (default: a temporary "
+        "directory); --find-links DIR reuses them",
+    )  # fmt: skip
+    parser.add_argument(
+        "--release-file", metavar="FILE",
+        help="with --build: the release file whose entries may be built (default: the "
+        "project's own, nativelib/data/release.toml)",
+    )  # fmt: skip
     parser.add_argument("--dry-run", action="store_true", help="print the plan; change nothing")
 
 
@@ -454,8 +486,9 @@ def _select(args: argparse.Namespace, installed: list[Installed]) -> list[Job]:
     return jobs
 
 
-def _requirements(plans: Sequence[RepairPlan]) -> list[str]:
-    names: dict[str, str] = {}
+def _bounds(plans: Sequence[RepairPlan]) -> dict[str, SpecifierSet]:
+    """Each runtime the repaired wheels require, with every bound they put on it."""
+    names: dict[str, SpecifierSet] = {}
     for plan in plans:
         for line in plan.requires_dist:
             try:
@@ -464,8 +497,65 @@ def _requirements(plans: Sequence[RepairPlan]) -> list[str]:
                 continue
             if req.marker is not None and not req.marker.evaluate():
                 continue
-            names.setdefault(canonicalize_name(req.name), str(req).split(";")[0].strip())
-    return sorted(names.values())
+            key = canonicalize_name(req.name)
+            names[key] = names.get(key, SpecifierSet()) & req.specifier
+    return names
+
+
+def _requirements(bounds: dict[str, SpecifierSet]) -> list[str]:
+    return [f"{name}{bounds[name]}" for name in sorted(bounds)]
+
+
+_BUILD_HINT = (
+    "--build builds the runtime wheels from Debian's archive (or $NATIVELIB_DEBIAN_MIRROR): "
+    "check the network, or install them from an index of runtime wheels (--index-url URL or "
+    "--find-links DIR) instead of --build"
+)
+
+
+def _check_build_args(args: argparse.Namespace) -> None:
+    for flag, value in (("--wheelhouse", args.wheelhouse), ("--release-file", args.release_file)):
+        if value is not None and not args.build:
+            raise UsageError(f"{flag} goes with --build", hint=f"add --build, or drop {flag}")
+
+
+def _choose_builds(
+    args: argparse.Namespace,
+    bounds: dict[str, SpecifierSet],
+    installed: Sequence[Installed],
+    catalog: Catalog,
+) -> tuple[list[HostBuild], str]:
+    from nativelib.release.forhost import choose_builds  # noqa: PLC0415
+    from nativelib.release.releasefile import default_release_file, load_release_file  # noqa: PLC0415
+    from nativelib.resolver.host import detect_host  # noqa: PLC0415
+
+    path = Path(args.release_file) if args.release_file else default_release_file()
+    release = load_release_file(path, catalog)
+    have: dict[str, str] = {
+        canonicalize_name(d.name): d.version
+        for d in installed
+        if canonicalize_name(d.name).startswith("nativelib-")
+    }
+    host = detect_host()
+    return choose_builds(bounds, have, host.glibc, catalog, release), str(path)
+
+
+def _build(builds: Sequence[HostBuild], release_path: str, catalog: Catalog, out: Path) -> None:
+    from nativelib.release.forhost import build_for_host  # noqa: PLC0415
+    from nativelib.resolver.host import detect_host  # noqa: PLC0415
+
+    host = detect_host()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UsageError(f"--wheelhouse {out}: cannot create it: {e.strerror}") from e
+    for b in builds:
+        _progress(f"building {b.recipe.name} {b.entry.version} from {b.entry.source}")
+    try:
+        build_for_host(builds, catalog, out, host.glibc, host.arch, release_path)
+    except NativeLibError as e:
+        e.hint = f"{e.hint}; {_BUILD_HINT}" if e.hint else _BUILD_HINT
+        raise
 
 
 def run(args: argparse.Namespace) -> int:
@@ -477,6 +567,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    _check_build_args(args)
     catalog = load_catalog()
     sites, _prefix = _environment(args.python)
     installed = find_installed(sites)
@@ -510,17 +601,33 @@ def _run(args: argparse.Namespace) -> int:
                     "installed files",
                     hint="give the wheel it was installed from with --wheel FILE",
                 )
-        requirements = _requirements([j.plan for j in jobs if j.plan is not None])
-        versions = _resolve_runtimes(pip, requirements, tmp) if requirements else {}
-        _print_plan(pip, jobs, requirements, versions)
+        bounds = _bounds([j.plan for j in jobs if j.plan is not None])
+        requirements = _requirements(bounds)
+        builds: list[HostBuild] = []
+        release_path, wheelhouse = "", tmp / "wheelhouse"
+        if args.build:
+            builds, release_path = _choose_builds(args, bounds, installed, catalog)
+            if args.wheelhouse:
+                wheelhouse = Path(args.wheelhouse).resolve()
+            pip.find_links.append(str(wheelhouse))
+            versions = {b.recipe.name: b.entry.version for b in builds}
+        else:
+            versions = _resolve_runtimes(pip, requirements, tmp) if requirements else {}
+        _print_plan(pip, jobs, requirements, versions, builds)
         if args.dry_run:
             _summary(jobs, before, before, dry_run=True)
             return 0
+        if builds:
+            _build(builds, release_path, catalog, wheelhouse)
         return _apply(pip, jobs, requirements, installed, before, tmp, catalog)
 
 
 def _print_plan(
-    pip: Pip, jobs: Sequence[Job], requirements: Sequence[str], versions: dict[str, str]
+    pip: Pip,
+    jobs: Sequence[Job],
+    requirements: Sequence[str],
+    versions: dict[str, str],
+    builds: Sequence[HostBuild],
 ) -> None:
     for job in jobs:
         assert job.plan is not None and job.original is not None
@@ -530,9 +637,11 @@ def _print_plan(
             print(f"  remove  {c.path} (a copy of {c.soname}; {size} bytes)")
         for line in job.plan.requires_dist:
             print(f"  require {line}")
+    for b in builds:
+        print(f"build   {b.describe()}")
     if versions:
         shown = ", ".join(f"{n} {v}" for n, v in sorted(versions.items()))
-        print(f"runtime wheels to install: {shown}")
+        print(f"runtime wheels to {'build and ' if builds else ''}install: {shown}")
     elif requirements:
         print(f"runtime wheels: installed already ({', '.join(requirements)})")
     print("pip commands:")
@@ -580,12 +689,15 @@ def _apply(
             continue
         _progress(f"installing the repaired {label}")
         try:
-            pip.run(_install_one(pip, job.repaired, job.dist, tmp, "repaired"), label)
+            pip.run(
+                _install_one(pip, job.repaired, job.dist, tmp, "repaired"), label, isolated=True
+            )
             lines = _verify(pip, job.dist, [c.soname for c in job.plan.copies])
         except RepairError as e:
             failed = True
             job.status = "rolled back"
-            pip.run(_install_one(pip, job.original, job.dist, tmp, "original"), label)
+            argv = _install_one(pip, job.original, job.dist, tmp, "original")
+            pip.run(argv, label, isolated=True)
             report_error(RepairError(e.subject, f"{e.reason}; the original wheel is reinstalled"))
             continue
         job.status = "fixed"
