@@ -39,8 +39,10 @@ __all__ = [
     "PRELOADED",
     "chain",
     "foreign_package",
+    "format_plan",
     "main",
     "manifest_dirs",
+    "parse_plan",
     "stale",
     "stamp",
     "start",
@@ -115,22 +117,75 @@ def manifest_dirs(path: "Sequence[str]", suffix: str) -> "list[tuple[str, int, i
 
 # ----------------------------------------------------------------------------- the plan
 
-# A plan (written by nativelib.autoload.make_plan) is a tuple:
-#   (PLAN_FORMAT, suffix, manifests, indexes, prefixes)
-# suffix:    "nativelib.prefix/share/nativelib/runtimes", relative to a site directory
-# manifests: manifest_dirs() of the start-up sys.path when it was made
-# indexes:   ((file, size, mtime, inode), ...): every loader index the discovery read
-# prefixes:  ((prefix, ((soname, size, mtime, inode, distribution), ...)), ...): what
-#            to load, in load order, each library by its stamp
+# A plan (made by nativelib.autoload.make_plan) is text, held by the .pth line as one
+# string constant (a literal of nested tuples costs ~10x more to compile, at every start):
+#   nativelib-autoload-plan <TAB> PLAN_FORMAT <TAB> suffix
+#   M <TAB> manifest directory <TAB> device <TAB> inode <TAB> mtime   (manifest_dirs())
+#   I <TAB> loader index <TAB> size <TAB> mtime <TAB> inode          (each index read)
+#   L <TAB> prefix <TAB> soname <TAB> size <TAB> mtime <TAB> inode <TAB> distribution
+# suffix is "nativelib.prefix/share/nativelib/runtimes" (relative to a site directory);
+# the L lines are the libraries to load, in load order. parse_plan() makes it
+# (PLAN_FORMAT, suffix, manifests, indexes, prefixes), prefixes as
+# [(prefix, [(soname, size, mtime, inode, distribution), ...]), ...].
+_PLAN_HEAD = "nativelib-autoload-plan"
 
 
-def stale(plan: object, path: "Sequence[str] | None" = None) -> "str | None":
-    """Why ``plan`` no longer says what the full discovery would do on ``path`` (default
-    ``sys.path``), or None when it still does (by stat alone: the libraries are not
-    opened). What ``nativelib autoload status`` and the doctor report."""
+def format_plan(
+    suffix: str,
+    manifests: "Sequence[tuple[str, int, int, int]]",
+    indexes: "Sequence[tuple[str, int, int, int]]",
+    libraries: "Sequence[tuple[str, str, int, int, int, str]]",
+) -> "str | None":
+    """The plan's text (None where a path holds a tab or a line break)."""
+    records = [
+        (_PLAN_HEAD, PLAN_FORMAT, suffix),
+        *(("M", *m) for m in manifests),
+        *(("I", *i) for i in indexes),
+        *(("L", *lib) for lib in libraries),
+    ]
+    fields = [[str(v) for v in record] for record in records]
+    if any("\t" in v or "\n" in v for record in fields for v in record):
+        return None
+    return "\n".join("\t".join(record) for record in fields)
+
+
+def parse_plan(text: object) -> "tuple[Any, ...] | None":
+    """The plan in ``text`` (see above), or None when it is not one of this format."""
+    if not isinstance(text, str):
+        return None
+    lines = text.split("\n")
+    head = lines[0].split("\t")
+    if len(head) != 3 or head[0] != _PLAN_HEAD or head[1] != str(PLAN_FORMAT):
+        return None
+    manifests: list[tuple[str, int, int, int]] = []
+    indexes: list[tuple[str, int, int, int]] = []
+    prefixes: list[tuple[str, list[tuple[str, int, int, int, str]]]] = []
+    try:
+        for line in lines[1:]:
+            f = line.split("\t")
+            if f[0] == "M" and len(f) == 5:
+                manifests.append((f[1], int(f[2]), int(f[3]), int(f[4])))
+            elif f[0] == "I" and len(f) == 5:
+                indexes.append((f[1], int(f[2]), int(f[3]), int(f[4])))
+            elif f[0] == "L" and len(f) == 7:
+                if not prefixes or prefixes[-1][0] != f[1]:
+                    prefixes.append((f[1], []))
+                prefixes[-1][1].append((f[2], int(f[3]), int(f[4]), int(f[5]), f[6]))
+            else:
+                return None
+    except ValueError:
+        return None
+    return (PLAN_FORMAT, head[2], manifests, indexes, prefixes)
+
+
+def stale(text: object, path: "Sequence[str] | None" = None) -> "str | None":
+    """Why the plan in ``text`` no longer says what the full discovery would do on
+    ``path`` (default ``sys.path``), or None when it still does (by stat alone: the
+    libraries are not opened). What ``nativelib autoload status`` and the doctor report."""
+    plan = parse_plan(text)
     try:
         why = _stale_dirs(plan, sys.path if path is None else path)
-        if why is not None or not isinstance(plan, tuple):
+        if why is not None or plan is None:
             return why
         for prefix, libs in plan[4]:
             for soname, *want in libs:
@@ -148,7 +203,7 @@ def stale(plan: object, path: "Sequence[str] | None" = None) -> "str | None":
 
 def _stale_dirs(plan: object, path: "Sequence[str]") -> "str | None":
     """The part of :func:`stale` the start-up path runs before opening anything."""
-    if not isinstance(plan, tuple) or len(plan) != 5 or plan[0] != PLAN_FORMAT:
+    if not isinstance(plan, tuple):
         return "the stored plan was written by another version of pynativelib"
     found = [tuple(d) for d in manifest_dirs(path, plan[1])]
     if found != [tuple(d) for d in plan[2]]:
@@ -200,11 +255,11 @@ def _already_mapped(plan: "tuple[Any, ...]") -> "str | None":
     return None
 
 
-def _fast(plan: object, loaded: "list[str]") -> "str | None":
+def _fast(plan: "tuple[Any, ...]", loaded: "list[str]") -> "str | None":
     """Load what the plan says; None when done, else why the full path must run (before
     anything was loaded: every check runs first)."""
     why = _stale_dirs(plan, sys.path)
-    if why is not None or not isinstance(plan, tuple):
+    if why is not None:
         return f"the stored plan is stale ({why})"
     prefer = os.environ.get("NATIVELIB_PREFER", "").strip().lower()
     if prefer not in ("", "wheel"):
@@ -279,8 +334,9 @@ def _full(notes: "list[str]", loaded: "list[str]") -> None:
 
 
 def start(plan: object = None) -> None:
-    """What the ``.pth`` line runs: see the module's docstring. Once per process (a
-    venv's lib64 -> lib symlink makes ``site`` run its ``.pth`` files twice)."""
+    """What the ``.pth`` line runs, with the plan's text (:func:`parse_plan`): see the
+    module's docstring. Once per process (a venv's lib64 -> lib symlink can make ``site``
+    run its ``.pth`` files twice; the line itself skips a second run)."""
     global _started  # noqa: PLW0603
     if _started is not None:
         return
@@ -296,7 +352,8 @@ def start(plan: object = None) -> None:
         if _disabled():
             notes.append("NATIVELIB_DISABLE is set")
         else:
-            why = _fast(plan, loaded) if plan is not None else "no stored plan"
+            parsed = parse_plan(plan) if plan is not None else None
+            why = "no stored plan" if parsed is None else _fast(parsed, loaded)
             if why is not None:
                 notes.append(f"full discovery: {why}")
                 _full(notes, loaded)

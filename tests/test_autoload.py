@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from _pynativelib import parse_plan
 from nativelib.autoload import PTH_NAME, read_plan
 from nativelib_testing import host_runtime_wheels
 
@@ -98,8 +99,8 @@ def test_enable_status_disable(clean: Venv) -> None:
 
     on = venv.autoload("enable")
     assert (on.returncode, on.stdout) == (0, f"autoload enabled: {venv.pth}\n"), on.stderr
-    plan = read_plan(venv.pth.read_text())
-    assert isinstance(plan, tuple) and plan[0] == 1, plan
+    plan = parse_plan(read_plan(venv.pth.read_text()))
+    assert plan is not None and plan[0] == 1, venv.pth.read_text()
     lib = venv.prefix / "lib"
     # The plan: the libraries in load order, each with its stamp, from the one prefix.
     ((prefix, libs),) = plan[4]
@@ -108,7 +109,7 @@ def test_enable_status_disable(clean: Venv) -> None:
         "libgcc_s.so.1", "libstdc++.so.6", "libatomic.so.1", "libgomp.so.1"
     ]  # fmt: skip
     gomp = (lib / "libgomp.so.1").stat()
-    assert libs[3] == (
+    assert libs[3] == (  # each library by its stamp
         "libgomp.so.1", gomp.st_size, gomp.st_mtime_ns, gomp.st_ino, "nativelib-gomp"
     )  # fmt: skip
     before = venv.pth.stat()

@@ -59,11 +59,13 @@ _MARKER = "# nativelib autoload"
 #: says it was written, since site may run the file twice) when it cannot be imported
 #: (pynativelib was uninstalled).
 _GUARDED = (
+    "sys._nativelib_autoload = 1\n"
     "try:\n import _pynativelib as m\n"
     "except Exception as e:\n"
-    f" if os.environ.get({DEBUG_VARIABLE!r}) == '1' and not hasattr(sys, '_nativelib_autoload'):\n"
-    "  sys._nativelib_autoload = 1; sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))\n"
-    "else:\n m.start({plan})\n"
+    " import os\n"
+    f" if os.environ.get({DEBUG_VARIABLE!r}) == '1':\n"
+    "  sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))\n"
+    "else:\n m.start(P)\n"
 )
 _HEAD = (
     f"{_MARKER}: preloads the GCC runtimes of nativelib.prefix at interpreter start "
@@ -72,35 +74,39 @@ _HEAD = (
 )
 
 
-def pth_text(plan: object) -> str:
+def pth_text(plan: str | None) -> str:
     """The whole file: a comment (``site`` skips it), then the one line it executes,
-    which holds the plan (:func:`make_plan`) as a literal."""
-    code = _GUARDED.replace("{plan}", repr(plan))
-    return f"{_HEAD}import os, sys; exec({code!r})\n"
+    which holds the plan's text (:func:`make_plan`) as one string constant, passed to
+    the guarded code as ``P``. The mark on ``sys`` makes a second run of the file (site
+    may run it twice) cost one attribute lookup, and the debug line appear once."""
+    return (
+        f"{_HEAD}import sys; hasattr(sys, '_nativelib_autoload') or "
+        f"exec({_GUARDED!r}, {{'sys': sys, 'P': {plan!r}}})\n"
+    )
 
 
-def read_plan(text: str) -> object:
-    """The plan held by the file's text (None when it holds none: an earlier version's
-    file, or one that cannot be read)."""
+def read_plan(text: str) -> str | None:
+    """The plan's text held by the file (None when it holds none: an earlier version's
+    file, one written without a plan, or one that cannot be read)."""
     import ast  # noqa: PLC0415 (the commands' side only)
 
     for line in text.splitlines():
         if not line.startswith("import "):
             continue
         try:
-            for node in ast.walk(ast.parse(line)):
-                if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "exec":
-                    code = node.args[0]
-                    if isinstance(code, ast.Constant) and isinstance(code.value, str):
-                        for inner in ast.walk(ast.parse(code.value)):
-                            if (
-                                isinstance(inner, ast.Call)
-                                and getattr(inner.func, "attr", None) == "start"
-                                and inner.args
-                            ):
-                                return ast.literal_eval(inner.args[0])
-        except (SyntaxError, ValueError):
+            tree = ast.parse(line)
+        except SyntaxError:
             return None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if (
+                        isinstance(key, ast.Constant)
+                        and key.value == "P"
+                        and isinstance(value, ast.Constant)
+                        and isinstance(value.value, str)
+                    ):
+                        return value.value
     return None
 
 
@@ -219,7 +225,7 @@ def _startup_path(site: str) -> list[str]:
     return [*entries, site]
 
 
-def make_plan(site: str) -> object:
+def make_plan(site: str) -> str | None:
     """What the ``.pth`` line in ``site`` loads at start-up while nothing changes: the
     discovery and the choice :mod:`nativelib.startup` makes, on the path start-up sees,
     resolved to files, with the stamp that says it still holds (see ``_pynativelib``).
@@ -234,31 +240,22 @@ def make_plan(site: str) -> object:
     installed, refused = loader.discover_all(path, warn=lambda _message: None)
     if refused:
         return None
-    indexes = []
+    indexes: list[tuple[str, int, int, int]] = []
     for folder, *_rest in manifests:
         for name in sorted(os.listdir(folder)):
             if name.endswith(".load"):
                 file = f"{folder}/{name}"
                 indexes.append((file, *_pynativelib.stamp(os.stat(file))))
-    groups: list[tuple[str, list[tuple[str, int, int, int, str]]]] = []
+    libraries: list[tuple[str, str, int, int, int, str]] = []
     for name in selected(installed):
         dist = installed[name]
         for dep in dist.index.dependencies:
             if dep not in installed and not loader.is_openmp_provider(dep):
                 return None
         for soname in dist.index.to_preload:
-            file = os.path.join(dist.prefix, LIB_DIR, soname)
-            entry = (soname, *_pynativelib.stamp(os.stat(file)), dist.name)
-            if not groups or groups[-1][0] != dist.prefix:
-                groups.append((dist.prefix, []))
-            groups[-1][1].append(entry)
-    return (
-        _pynativelib.PLAN_FORMAT,
-        suffix,
-        tuple(manifests),
-        tuple(indexes),
-        tuple((prefix, tuple(libs)) for prefix, libs in groups),
-    )
+            st = os.stat(os.path.join(dist.prefix, LIB_DIR, soname))
+            libraries.append((dist.prefix, soname, *_pynativelib.stamp(st), dist.name))
+    return _pynativelib.format_plan(suffix, manifests, indexes, libraries)
 
 
 def _foreign(file: str) -> Exception:
