@@ -1,25 +1,21 @@
-"""pynativelib's one top-level module: what must run without importing the ``nativelib``
-package, whose ``__init__.py`` may not be ours (PyPI's unrelated project ``nativelib``
-installs its own over it, and that one imports pandas).
+"""pynativelib's start-up module: what the autoload ``.pth`` line runs at every interpreter
+start (:func:`start`), without importing the ``nativelib`` package, whose ``__init__.py``
+may not be ours (PyPI's unrelated project ``nativelib`` installs its own over it, and that
+one imports pandas); and the loader's safety rule (:func:`unsafe`, :func:`chain`), which
+:mod:`nativelib.loader` takes from here so that both paths check the same.
 
-- :func:`start`: what the autoload ``.pth`` line (``nativelib autoload enable``) runs at
-  every interpreter start. The line holds the plan ``enable`` resolved (the runtime
-  libraries in load order, and a stamp of every file and directory the discovery read);
-  when the stamp still holds, it checks what the loader checks (:func:`unsafe`, on the
-  prefix's directories and on each library as opened) and dlopens the libraries through
-  their directory's descriptor, without importing ``nativelib``. Anything else (the stamp
-  does not hold: a runtime upgraded, removed or added, a prefix made unsafe; a copy
-  already in the process) takes the full path, ``nativelib.startup``: the loader's own
-  discovery and checks, slower, as correct. It never raises and never writes a file;
-  ``NATIVELIB_AUTOLOAD_DEBUG=1`` writes one line to stderr.
-- :func:`main`: the ``nativelib`` console script. It checks that the ``nativelib``
-  package on ``sys.path`` is pynativelib's (reading its ``__init__.py``, never running it)
-  before ``nativelib.cli`` is imported.
-- :func:`unsafe`, :func:`chain`: the loader's rule for the files and directories it loads
-  from; :mod:`nativelib.loader` takes them from here, so that both paths check the same.
+The line holds the plan ``nativelib autoload enable`` resolved (:func:`parse_plan`). While
+its stamp holds, :func:`start` checks what the loader checks, with the loader's rule, on
+the prefix's directories and on each library as opened, and dlopens the libraries
+through their directory's descriptor. Anything else (a runtime upgraded, removed or
+added; a prefix moved or made unsafe; a copy already in the process) takes the full path,
+``nativelib.startup``: the loader's own discovery and checks, as correct, slower. It never
+raises and never writes a file; ``NATIVELIB_AUTOLOAD_DEBUG=1`` writes one line to stderr.
 
-Standard library only (``os``, ``stat``, ``sys``: imported by the interpreter before
-``site`` runs) and no ``from __future__`` import (~0.3 ms at start-up).
+Kept small (its bytecode is read at every start): the launcher of the ``nativelib``
+command is ``_pynativelib_main``; the plan's writer is ``nativelib.autoload``. Standard
+library only (``os``, ``stat``, ``sys``: imported before ``site`` runs), and no
+``from __future__`` import (~0.3 ms at start-up).
 """
 
 import os
@@ -36,30 +32,25 @@ __all__ = [
     "DIR_FLAGS",
     "FILE_FLAGS",
     "PLAN_FORMAT",
+    "PLAN_HEAD",
     "PRELOADED",
     "chain",
-    "foreign_package",
-    "format_plan",
-    "main",
     "manifest_dirs",
     "parse_plan",
-    "stale",
+    "stale_dirs",
     "stamp",
     "start",
     "unsafe",
 ]
 
 DEBUG_VARIABLE = "NATIVELIB_AUTOLOAD_DEBUG"
-#: The layout of the plan (see :func:`start`); a plan of another layout takes the full path.
+#: The layout of the plan; a plan of another layout takes the full path.
 PLAN_FORMAT = 1
 DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 #: What the start-up preload loaded, by soname: (path in the prefix, the name it was
 #: dlopened by, distribution). The loader takes them as its own loads.
 PRELOADED: "dict[str, tuple[str, str, str]]" = {}
-#: The marker line of pynativelib's ``nativelib/__init__.py``.
-_MARKER = b'\nDISTRIBUTION = "pynativelib"\n'
-_HINT = "pip uninstall nativelib && pip install --force-reinstall pynativelib"
 
 
 # ----------------------------------------------------------------------------- the rule
@@ -117,8 +108,9 @@ def manifest_dirs(path: "Sequence[str]", suffix: str) -> "list[tuple[str, int, i
 
 # ----------------------------------------------------------------------------- the plan
 
-# A plan (made by nativelib.autoload.make_plan) is text, held by the .pth line as one
-# string constant (a literal of nested tuples costs ~10x more to compile, at every start):
+# A plan (made by nativelib.autoload.make_plan, written by format_plan there) is text,
+# held by the .pth line as one string constant (a literal of nested tuples costs ~10x more
+# to compile, at every start):
 #   nativelib-autoload-plan <TAB> PLAN_FORMAT <TAB> suffix
 #   M <TAB> manifest directory <TAB> device <TAB> inode <TAB> mtime   (manifest_dirs())
 #   I <TAB> loader index <TAB> size <TAB> mtime <TAB> inode          (each index read)
@@ -127,26 +119,7 @@ def manifest_dirs(path: "Sequence[str]", suffix: str) -> "list[tuple[str, int, i
 # the L lines are the libraries to load, in load order. parse_plan() makes it
 # (PLAN_FORMAT, suffix, manifests, indexes, prefixes), prefixes as
 # [(prefix, [(soname, size, mtime, inode, distribution), ...]), ...].
-_PLAN_HEAD = "nativelib-autoload-plan"
-
-
-def format_plan(
-    suffix: str,
-    manifests: "Sequence[tuple[str, int, int, int]]",
-    indexes: "Sequence[tuple[str, int, int, int]]",
-    libraries: "Sequence[tuple[str, str, int, int, int, str]]",
-) -> "str | None":
-    """The plan's text (None where a path holds a tab or a line break)."""
-    records = [
-        (_PLAN_HEAD, PLAN_FORMAT, suffix),
-        *(("M", *m) for m in manifests),
-        *(("I", *i) for i in indexes),
-        *(("L", *lib) for lib in libraries),
-    ]
-    fields = [[str(v) for v in record] for record in records]
-    if any("\t" in v or "\n" in v for record in fields for v in record):
-        return None
-    return "\n".join("\t".join(record) for record in fields)
+PLAN_HEAD = "nativelib-autoload-plan"
 
 
 def parse_plan(text: object) -> "tuple[Any, ...] | None":
@@ -155,7 +128,7 @@ def parse_plan(text: object) -> "tuple[Any, ...] | None":
         return None
     lines = text.split("\n")
     head = lines[0].split("\t")
-    if len(head) != 3 or head[0] != _PLAN_HEAD or head[1] != str(PLAN_FORMAT):
+    if len(head) != 3 or head[0] != PLAN_HEAD or head[1] != str(PLAN_FORMAT):
         return None
     manifests: list[tuple[str, int, int, int]] = []
     indexes: list[tuple[str, int, int, int]] = []
@@ -178,31 +151,9 @@ def parse_plan(text: object) -> "tuple[Any, ...] | None":
     return (PLAN_FORMAT, head[2], manifests, indexes, prefixes)
 
 
-def stale(text: object, path: "Sequence[str] | None" = None) -> "str | None":
-    """Why the plan in ``text`` no longer says what the full discovery would do on
-    ``path`` (default ``sys.path``), or None when it still does (by stat alone: the
-    libraries are not opened). What ``nativelib autoload status`` and the doctor report."""
-    plan = parse_plan(text)
-    try:
-        why = _stale_dirs(plan, sys.path if path is None else path)
-        if why is not None or plan is None:
-            return why
-        for prefix, libs in plan[4]:
-            for soname, *want in libs:
-                file = f"{prefix}/lib/{soname}"
-                try:
-                    st = os.stat(file)
-                except OSError as e:
-                    return f"{file}: {e.strerror}"
-                if list(stamp(st)) != want[:3]:
-                    return f"{file} changed"
-    except (TypeError, ValueError, IndexError):
-        return "the stored plan cannot be read"
-    return None
-
-
-def _stale_dirs(plan: object, path: "Sequence[str]") -> "str | None":
-    """The part of :func:`stale` the start-up path runs before opening anything."""
+def stale_dirs(plan: object, path: "Sequence[str]") -> "str | None":
+    """Why ``plan`` (:func:`parse_plan`) is stale, by what start-up checks before it
+    opens anything (``nativelib.autoload.stale`` checks the libraries too), or None."""
     if not isinstance(plan, tuple):
         return "the stored plan was written by another version of pynativelib"
     found = [tuple(d) for d in manifest_dirs(path, plan[1])]
@@ -258,7 +209,7 @@ def _already_mapped(plan: "tuple[Any, ...]") -> "str | None":
 def _fast(plan: "tuple[Any, ...]", loaded: "list[str]") -> "str | None":
     """Load what the plan says; None when done, else why the full path must run (before
     anything was loaded: every check runs first)."""
-    why = _stale_dirs(plan, sys.path)
+    why = stale_dirs(plan, sys.path)
     if why is not None:
         return f"the stored plan is stale ({why})"
     prefer = os.environ.get("NATIVELIB_PREFER", "").strip().lower()
@@ -316,6 +267,8 @@ def _fast(plan: "tuple[Any, ...]", loaded: "list[str]") -> "str | None":
 def _full(notes: "list[str]", loaded: "list[str]") -> None:
     """The full path: ``nativelib.startup`` (the loader's discovery and checks), unless
     the ``nativelib`` package on sys.path is not pynativelib's."""
+    from _pynativelib_main import foreign_package  # noqa: PLC0415
+
     foreign = foreign_package()
     if foreign is not None:
         notes.append(f"not run: {foreign[0]}")
@@ -366,64 +319,3 @@ def start(plan: object = None) -> None:
         line = f"nativelib autoload: {', '.join(loaded) or 'nothing'} in {ms:.2f} ms"
         line += f"; {'; '.join(notes)}" if notes else ""
         sys.stderr.write(" ".join(line.split()) + "\n")  # one line, whatever the notes hold
-
-
-# ----------------------------------------------------------------------------- the CLI
-
-
-def foreign_package() -> "tuple[str, str] | None":
-    """(error, hint) when the ``nativelib`` package that ``import nativelib`` would run
-    is not pynativelib's: its ``__init__.py`` lacks our marker line. Found as the import
-    system finds it (``sys.meta_path``: an editable install's finder too), read, never
-    run. The site directory's RECORDs are read only to name the other distribution."""
-    init = None
-    for finder in sys.meta_path:
-        find = getattr(finder, "find_spec", None)
-        spec = find("nativelib", None) if find is not None else None
-        if spec is not None:
-            init = spec.origin if spec.has_location else None
-            break
-    if init is None or not init.endswith(".py"):
-        return None  # no package (or a namespace one): the import says what is wrong
-    try:
-        with open(init, "rb") as f:
-            if _MARKER in f.read(1 << 20):
-                return None
-    except OSError:
-        return None
-    package = os.path.dirname(init)
-    site = os.path.dirname(package)
-    who = []
-    try:
-        names = sorted(n for n in os.listdir(site) if n.endswith(".dist-info"))
-    except OSError:
-        names = []
-    for name in names:
-        stem = name[: -len(".dist-info")]
-        if stem.partition("-")[0].lower() == "pynativelib":
-            continue
-        try:
-            with open(os.path.join(site, name, "RECORD"), "rb") as f:
-                record = f.read(64 << 20)
-        except OSError:
-            continue
-        if record.startswith(b"nativelib/__init__.py,") or b"\nnativelib/__init__.py," in record:
-            who.append(stem.replace("-", " ", 1))
-    by = f" ({', '.join(who)})" if who else ""
-    return (
-        f"{init}: this nativelib package is not pynativelib's: another distribution{by} "
-        "installed its own nativelib/__init__.py over it",
-        _HINT,
-    )
-
-
-def main() -> int:
-    """The ``nativelib`` console script: :func:`foreign_package` first (exit 2), then
-    ``nativelib.cli.main``."""
-    foreign = foreign_package()
-    if foreign is not None:
-        sys.stderr.write(f"error: {foreign[0]}\nhint: {foreign[1]}\n")
-        return 2
-    from nativelib.cli import main as cli_main  # noqa: PLC0415
-
-    return cli_main()

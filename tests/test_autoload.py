@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from _pynativelib import parse_plan
-from nativelib.autoload import PTH_NAME, read_plan
+from nativelib.autoload import PTH_NAME, format_plan, read_plan, stale
 from nativelib_testing import host_runtime_wheels
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -377,3 +377,47 @@ def test_user_site(tmp_path: Path) -> None:
     assert debug.stderr.startswith("nativelib autoload: "), debug.stderr
     off = subprocess.run([*cmd, "disable", "--user"], capture_output=True, text=True, env=env)
     assert off.returncode == 0 and not (user_site / PTH_NAME).exists()
+
+
+def test_the_plan_text() -> None:
+    """The plan's text round-trips; a path it cannot hold (a tab, a line break) makes no
+    plan (start-up then takes the full path), and text that is not a plan is none."""
+    import _pynativelib  # noqa: PLC0415
+
+    manifests = [("/site/nativelib.prefix/share/nativelib/runtimes", 1, 2, 3)]
+    indexes = [("/site/nativelib.prefix/share/nativelib/runtimes/nativelib-gomp.load", 4, 5, 6)]
+    libraries = [
+        ("/site/nativelib.prefix", "libgcc_s.so.1", 7, 8, 9, "nativelib-cxx14"),
+        ("/site/nativelib.prefix", "libgomp.so.1", 10, 11, 12, "nativelib-gomp"),
+        ("/user/nativelib.prefix", "libgfortran.so.5", 13, 14, 15, "nativelib-gfortran5"),
+    ]
+    suffix = "nativelib.prefix/share/nativelib/runtimes"
+    text = format_plan(suffix, manifests, indexes, libraries)
+    assert _pynativelib.parse_plan(text) == (
+        _pynativelib.PLAN_FORMAT,
+        suffix,
+        manifests,
+        indexes,
+        [
+            ("/site/nativelib.prefix", [libraries[0][1:], libraries[1][1:]]),
+            ("/user/nativelib.prefix", [libraries[2][1:]]),
+        ],
+    )
+    for bad in ("/si\tte/nativelib.prefix", "/si\nte/nativelib.prefix"):
+        assert format_plan(suffix, manifests, indexes, [(bad, *libraries[0][1:])]) is None
+    assert text is not None
+    for garbage in (None, "", "not a plan", text.replace("\t1\t", "\t2\t", 1), text + "\nX\t1"):
+        assert _pynativelib.parse_plan(garbage) is None
+    assert stale("not a plan") == ("the stored plan was written by another version of pynativelib")
+
+
+def test_one_rule_and_one_marker() -> None:
+    """The loader and the start-up path check with the same function; the launcher finds
+    this tree's ``nativelib/__init__.py`` to be pynativelib's (its marker line)."""
+    import _pynativelib  # noqa: PLC0415
+    import _pynativelib_main  # noqa: PLC0415
+    from nativelib import loader  # noqa: PLC0415
+
+    assert loader._unsafe is _pynativelib.unsafe
+    assert loader._chain is _pynativelib.chain
+    assert _pynativelib_main.foreign_package() is None

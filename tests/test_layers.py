@@ -135,10 +135,10 @@ STDLIB_ONLY = {
     "nativelib.startup",
 }
 
-#: pynativelib's top-level module (src/_pynativelib.py: the autoload's start-up path, the
-#: console script's launcher, the loader's safety rule): ours, standard library only, and
-#: it imports no nativelib module at its top level.
-OWN_TOP_LEVEL = {"_pynativelib"}
+#: pynativelib's top-level modules (src/_pynativelib.py: the autoload's start-up path and
+#: the loader's safety rule; src/_pynativelib_main.py: the console script's launcher):
+#: ours, standard library only, and they import no nativelib module at their top level.
+OWN_TOP_LEVEL = {"_pynativelib", "_pynativelib_main"}
 
 #: Only this module imports command modules.
 ASSEMBLER = "nativelib.cli"
@@ -330,14 +330,15 @@ def test_hot_paths_import_the_standard_library_only() -> None:
         if not type_only and name not in sys.stdlib_module_names | OWN_TOP_LEVEL
     ]
     assert not broken, broken
-    top = ast.parse((ROOT.parent / "_pynativelib.py").read_text(encoding="utf-8"))
-    eager = [
-        alias.name
-        for node in top.body
-        if isinstance(node, (ast.Import, ast.ImportFrom))
-        for alias in node.names
-    ]
-    assert all(n.split(".")[0] in sys.stdlib_module_names for n in eager), eager
+    for name in sorted(OWN_TOP_LEVEL):
+        top = ast.parse((ROOT.parent / f"{name}.py").read_text(encoding="utf-8"))
+        eager = [
+            alias.name
+            for node in top.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        ]
+        assert all(n.split(".")[0] in sys.stdlib_module_names for n in eager), (name, eager)
 
 
 def test_import_nativelib_loads_the_standard_library_only() -> None:

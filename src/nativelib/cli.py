@@ -267,14 +267,14 @@ def _not_ours() -> NativeLibError | None:
     """The error when the ``nativelib`` package this runs from is not pynativelib's: its
     ``__init__.py`` lacks our marker (another distribution, PyPI's unrelated
     ``nativelib``, wrote its own over ours; this module, still there, runs under it). One
-    attribute read; the rest is the launcher's own check (``_pynativelib``, which the
+    attribute read; the rest is the launcher's own check (``_pynativelib_main``, which the
     ``nativelib`` command runs before this package is imported; ``python -m nativelib``
     comes here only after the other ``__init__.py`` ran)."""
     if getattr(nativelib, "DISTRIBUTION", None) == "pynativelib":
         return None
-    import _pynativelib  # noqa: PLC0415
+    import _pynativelib_main  # noqa: PLC0415
 
-    found = _pynativelib.foreign_package()
+    found = _pynativelib_main.foreign_package()
     init = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py")
     message, hint = found or (
         f"{init}: this nativelib package is not pynativelib's",

@@ -100,7 +100,7 @@ def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
     """A distribution that installs ``nativelib/__init__.py`` over ours (as PyPI's
     unrelated ``nativelib`` 0.2.2.6 does; its ``__init__`` imports pandas, and fails
     here as it does without it): the ``nativelib`` command (pip's console script, this
-    tree's entry point: the ``_pynativelib`` launcher) refuses with a clear error, exit
+    tree's entry point: the ``_pynativelib_main`` launcher) refuses with a clear error, exit
     2, before that ``__init__`` runs; the autoload's start-up never runs it; ``python -m
     nativelib`` cannot be protected (the other ``__init__`` runs first). With a foreign
     ``__init__`` that imports cleanly, our ``cli.py`` and ``__main__.py``, still there,
@@ -114,7 +114,7 @@ def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
     (env.site / "pynativelib-src.pth").unlink()
     ours = {
         str(p.relative_to(SRC)): p.read_bytes()
-        for p in sorted([SRC / "_pynativelib.py", *(SRC / "nativelib").rglob("*")])
+        for p in sorted([*SRC.glob("_pynativelib*.py"), *(SRC / "nativelib").rglob("*")])
         if p.is_file() and "__pycache__" not in p.parts
     }
     failing = b"raise ImportError('nativelib 0.2.2.6 needs pandas')\n"

@@ -37,6 +37,7 @@ __all__ = [
     "State",
     "disable",
     "enable",
+    "format_plan",
     "make_plan",
     "plan",
     "preload",
@@ -44,6 +45,7 @@ __all__ = [
     "read_plan",
     "selected",
     "site_dir",
+    "stale",
     "state",
 ]
 
@@ -161,6 +163,48 @@ class Planned:
         self.notes = notes
 
 
+def format_plan(
+    suffix: str,
+    manifests: Sequence[tuple[str, int, int, int]],
+    indexes: Sequence[tuple[str, int, int, int]],
+    libraries: Sequence[tuple[str, str, int, int, int, str]],
+) -> str | None:
+    """The plan's text (None where a path holds a tab or a line break)."""
+    records = [
+        (_pynativelib.PLAN_HEAD, _pynativelib.PLAN_FORMAT, suffix),
+        *(("M", *m) for m in manifests),
+        *(("I", *i) for i in indexes),
+        *(("L", *lib) for lib in libraries),
+    ]
+    fields = [[str(v) for v in record] for record in records]
+    if any("\t" in v or "\n" in v for record in fields for v in record):
+        return None
+    return "\n".join("\t".join(record) for record in fields)
+
+
+def stale(text: object, path: Sequence[str] | None = None) -> str | None:
+    """Why the plan in ``text`` no longer says what the full discovery would do on
+    ``path`` (default ``sys.path``), or None when it still does (by stat alone: the
+    libraries are not opened). What ``nativelib autoload status`` and the doctor report."""
+    plan = _pynativelib.parse_plan(text)
+    try:
+        why = _pynativelib.stale_dirs(plan, sys.path if path is None else path)
+        if why is not None or plan is None:
+            return why
+        for prefix, libs in plan[4]:
+            for soname, *want in libs:
+                file = f"{prefix}/lib/{soname}"
+                try:
+                    st = os.stat(file)
+                except OSError as e:
+                    return f"{file}: {e.strerror}"
+                if list(_pynativelib.stamp(st)) != want[:3]:
+                    return f"{file} changed"
+    except (TypeError, ValueError, IndexError):
+        return "the stored plan cannot be read"
+    return None
+
+
 def site_dir(user: bool = False) -> str:
     """Where ``enable`` writes: the running interpreter's purelib (its venv's
     site-packages), or with ``user`` the user site directory."""
@@ -203,7 +247,7 @@ def state(site: str) -> State:
             "prefix or an index was refused)"
         )
     else:
-        why = _pynativelib.stale(stored, _startup_path(site))
+        why = stale(stored, _startup_path(site))
     return State(site, file, True, False, why)
 
 
@@ -255,7 +299,7 @@ def make_plan(site: str) -> str | None:
         for soname in dist.index.to_preload:
             st = os.stat(os.path.join(dist.prefix, LIB_DIR, soname))
             libraries.append((dist.prefix, soname, *_pynativelib.stamp(st), dist.name))
-    return _pynativelib.format_plan(suffix, manifests, indexes, libraries)
+    return format_plan(suffix, manifests, indexes, libraries)
 
 
 def _foreign(file: str) -> Exception:
