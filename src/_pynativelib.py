@@ -157,7 +157,11 @@ def stale_dirs(plan: object, path: "Sequence[str]") -> "str | None":
     if not isinstance(plan, tuple):
         return "the stored plan was written by another version of pynativelib"
     found = [tuple(d) for d in manifest_dirs(path, plan[1])]
-    if found != [tuple(d) for d in plan[2]]:
+    stored = [tuple(d) for d in plan[2]]
+    if found != stored:
+        if [d[0] for d in found] == [d[0] for d in stored]:
+            changed = next(d[0] for d, s in zip(found, stored, strict=True) if d != s)
+            return f"{changed} changed: a runtime was installed, upgraded or removed"
         return "the runtime directories on sys.path changed"
     for file, *want in plan[3]:
         try:
