@@ -94,9 +94,9 @@ _ran: "list[LoadedLibrary] | None" = None
 
 def preload(path: "Sequence[str] | None" = None) -> "list[LoadedLibrary]":
     """What the ``.pth`` files of earlier versions run at interpreter start: load the
-    selected runtimes
-    (:func:`selected`) from the prefix of the site directories on ``path`` (default
-    ``sys.path`` as it stands: the site directory being processed and those before it).
+    selected runtimes (:func:`selected`) from the prefix of the site directories on
+    ``path`` (default ``sys.path`` as it stands: the site directory being processed and
+    those before it).
     Never raises; with ``NATIVELIB_AUTOLOAD_DEBUG=1`` writes one line to stderr."""
     global _ran  # noqa: PLW0603
     if _ran is not None:
