@@ -124,7 +124,7 @@ def test_autoload_ends_the_glibcxx_trap(
     ) in out.stderr
     # ... and the doctor says so before it happens.
     trap, autoload = _trap_findings(python, env)
-    assert autoload == {"enabled": False, "file": None}
+    assert autoload == {"enabled": False, "file": None, "stale": None}
     assert len(trap) == 1, trap
     assert trap[0]["files"] == [str(old_ext), str(old_dir / "libstdc++.so.6"), str(new)]
     assert "up to GLIBCXX_3.4.28), through RUNPATH" in str(trap[0]["message"])
@@ -145,7 +145,7 @@ def test_autoload_ends_the_glibcxx_trap(
     assert out.stdout.splitlines() == ["old-abi True", str([str(prefix_copy)])]
     trap, autoload = _trap_findings(python, env)
     assert trap == []
-    assert autoload == {"enabled": True, "file": str(site / PTH_NAME)}
+    assert autoload == {"enabled": True, "file": str(site / PTH_NAME), "stale": None}
 
     # An older copy already in the process (LD_PRELOAD) is a conflict the loader refuses
     # to paper over: start stays silent, and the debug line names it.

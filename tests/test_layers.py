@@ -136,6 +136,11 @@ STDLIB_ONLY = {
     "nativelib.startup",
 }
 
+#: pynativelib's top-level modules (src/_pynativelib.py: the autoload's start-up path and
+#: the loader's safety rule; src/_pynativelib_main.py: the console script's launcher):
+#: ours, standard library only, and they import no nativelib module at their top level.
+OWN_TOP_LEVEL = {"_pynativelib", "_pynativelib_main"}
+
 #: Only this module imports command modules.
 ASSEMBLER = "nativelib.cli"
 
@@ -323,9 +328,18 @@ def test_hot_paths_import_the_standard_library_only() -> None:
         f"{module} imports {name!r}"
         for module in sorted(STDLIB_ONLY)
         for name, type_only in imports_of(module, known)[1]
-        if not type_only and name not in sys.stdlib_module_names
+        if not type_only and name not in sys.stdlib_module_names | OWN_TOP_LEVEL
     ]
     assert not broken, broken
+    for name in sorted(OWN_TOP_LEVEL):
+        top = ast.parse((ROOT.parent / f"{name}.py").read_text(encoding="utf-8"))
+        eager = [
+            alias.name
+            for node in top.body
+            if isinstance(node, (ast.Import, ast.ImportFrom))
+            for alias in node.names
+        ]
+        assert all(n.split(".")[0] in sys.stdlib_module_names for n in eager), (name, eager)
 
 
 def test_import_nativelib_loads_the_standard_library_only() -> None:
@@ -392,7 +406,7 @@ def test_extras_hold_what_src_imports() -> None:
         name
         for module in MODULES
         for name, type_only in imports_of(module, known)[1]
-        if not type_only and name not in sys.stdlib_module_names
+        if not type_only and name not in sys.stdlib_module_names | OWN_TOP_LEVEL
     }
     unmapped = imported - set(DISTRIBUTION)
     assert not unmapped, f"src/ imports {sorted(unmapped)}: add them to DISTRIBUTION and an extra"

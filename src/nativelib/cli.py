@@ -267,34 +267,20 @@ def _not_ours() -> NativeLibError | None:
     """The error when the ``nativelib`` package this runs from is not pynativelib's: its
     ``__init__.py`` lacks our marker (another distribution, PyPI's unrelated
     ``nativelib``, wrote its own over ours; this module, still there, runs under it). One
-    attribute read; the site directory's RECORDs are read only to name the other."""
+    attribute read; the rest is the launcher's own check (``_pynativelib_main``, which the
+    ``nativelib`` command runs before this package is imported; ``python -m nativelib``
+    comes here only after the other ``__init__.py`` ran)."""
     if getattr(nativelib, "DISTRIBUTION", None) == "pynativelib":
         return None
-    package = os.path.dirname(os.path.abspath(__file__))
-    init = os.path.join(package, "__init__.py")
-    site = os.path.dirname(package)
-    who = []
-    try:
-        names = sorted(n for n in os.listdir(site) if n.endswith(".dist-info"))
-    except OSError:
-        names = []
-    for name in names:
-        stem = name[: -len(".dist-info")]
-        if stem.partition("-")[0].lower() == "pynativelib":
-            continue
-        try:
-            with open(os.path.join(site, name, "RECORD"), "rb") as f:
-                record = f.read(64 << 20)
-        except OSError:
-            continue
-        if record.startswith(b"nativelib/__init__.py,") or b"\nnativelib/__init__.py," in record:
-            who.append(stem.replace("-", " ", 1))
-    by = f" ({', '.join(who)})" if who else ""
-    return NativeLibError(
-        f"{init}: this nativelib package is not pynativelib's: another distribution{by} "
-        "installed its own nativelib/__init__.py over it",
-        hint="pip uninstall nativelib && pip install --force-reinstall pynativelib",
+    import _pynativelib_main  # noqa: PLC0415
+
+    found = _pynativelib_main.foreign_package()
+    init = os.path.join(os.path.dirname(os.path.abspath(__file__)), "__init__.py")
+    message, hint = found or (
+        f"{init}: this nativelib package is not pynativelib's",
+        "pip uninstall nativelib && pip install --force-reinstall pynativelib",
     )
+    return NativeLibError(message, hint=hint)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,6 +37,15 @@ import stat
 import sys
 
 import nativelib  # its errors submodule is imported when one is raised: nativelib.errors
+
+# The rule for what the loader loads from (a file or directory owned by root or us,
+# writable by nobody else) lives in pynativelib's top-level module, which the autoload's
+# start-up path runs without importing this package: one rule for both.
+from _pynativelib import DIR_FLAGS as _DIR_FLAGS
+from _pynativelib import FILE_FLAGS as _FILE_FLAGS
+from _pynativelib import PRELOADED as _PRELOADED
+from _pynativelib import chain as _chain
+from _pynativelib import unsafe as _unsafe
 from nativelib._frozen import Frozen, setfield
 from nativelib._index import (
     LIB_DIR,
@@ -224,6 +233,9 @@ def loaded_path(soname: str) -> str | None:
     name = _path_of(handle) or soname
     # l_name is the path it was opened by (the loader's own go through /proc/self/fd:
     # their path in the prefix is recorded); report the real file, as everywhere else.
+    if name not in _opened_as:
+        for path, opened, _dist in _PRELOADED.values():
+            _opened_as.setdefault(opened, path)
     name = _opened_as.get(name, name)
     return os.path.realpath(name) if name.startswith("/") else name
 
@@ -357,24 +369,9 @@ def _discover(
 # ----------------------------------------------------------------------------- safety
 
 
-def _unsafe(st: "os.stat_result", what: str) -> str | None:
-    """Why a file or directory with this status is unsafe to load from, or None: owned by
-    someone other than root or us, or writable by group or others (a directory may be,
-    with the sticky bit)."""
-    uid = os.getuid()
-    if st.st_uid not in (0, uid):
-        return f"{what} is owned by uid {st.st_uid}, not root or {uid}"
-    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and not (
-        stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
-    ):
-        return f"{what} is writable by group or others"
-    return None
-
-
 def _check_chain(path: str, stop: str, reported: str) -> None:
     """``path`` and every directory above it up to ``stop``: see :func:`_unsafe`."""
-    here = path
-    while True:
+    for here in _chain(path, stop):
         try:
             st = os.stat(here)
         except OSError as e:
@@ -384,9 +381,6 @@ def _check_chain(path: str, stop: str, reported: str) -> None:
         problem = _unsafe(st, repr(here))
         if problem is not None:
             raise nativelib.errors.UnsafeRuntimePath(reported, problem)
-        if here == stop or here == os.path.dirname(here):
-            return
-        here = os.path.dirname(here)
 
 
 #: prefix -> (st_dev, st_ino) of its lib/ when :func:`check_prefix` last found it safe.
@@ -428,8 +422,6 @@ _lib_dirs: dict[str, tuple[int, str]] = {}
 #: The name each library was dlopened by (``/proc/self/fd/<lib>/<soname>``) -> its path in
 #: the prefix, for :func:`loaded_path` (dlinfo reports the name it was opened by).
 _opened_as: dict[str, str] = {}
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
 def _lib_dir(prefix: str) -> tuple[int, str]:
@@ -725,6 +717,8 @@ def _load_one(
     mode: int,
 ) -> "LoadedLibrary":
     done = _done.get(soname)
+    if done is None and soname in _PRELOADED:
+        done = _adopt(soname)
     if done is not None:
         # Loaded before: what this call needs must be there too.
         _check_covers(soname, done.path, wheel_path, needs(soname, wheel_path))
@@ -760,6 +754,15 @@ def _load_one(
         _opened_as[target] = path
     result = LoadedLibrary(soname, path, how, distribution)
     _done[soname] = result
+    return result
+
+
+def _adopt(soname: str) -> "LoadedLibrary":
+    """What the autoload's start-up path loaded (``_pynativelib.PRELOADED``), taken as
+    this loader's own load: the same checks, made on the same files, before the dlopen."""
+    path, opened, dist = _PRELOADED[soname]
+    _opened_as[opened] = path
+    result = _done[soname] = LoadedLibrary(soname, path, "loaded", dist)
     return result
 
 

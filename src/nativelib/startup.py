@@ -1,11 +1,16 @@
-"""What the autoload's ``.pth`` line runs at every interpreter start: :func:`preload`.
+"""The autoload's full path at interpreter start: :func:`run`, the loader's own discovery
+and checks.
 
-The lean entry of :mod:`nativelib.autoload` (which holds the commands' side: the file,
-its state, the plan), kept apart so that interpreter start imports only this module and
-the loader's path. No ``from __future__ import annotations`` here (importing the
-``__future__`` module costs ~0.3 ms at start-up): annotations that name what only a type
-checker imports are strings. One discovery (:func:`nativelib.loader.discover_all`) feeds
-both the choice of distributions and the load.
+The ``.pth`` line runs ``_pynativelib.start`` (pynativelib's top-level module), which
+loads from the plan stored in the line without importing this package, and comes here
+only when the plan is stale (or a copy is already in the process). :func:`preload` is
+what ``.pth`` files written by earlier versions run. Kept apart from
+:mod:`nativelib.autoload` (the commands' side: the file, its state, the plan) so that
+this path imports only this module and the loader's. No ``from __future__ import
+annotations`` here (importing the ``__future__`` module costs ~0.3 ms at start-up):
+annotations that name what only a type checker imports are strings. One discovery
+(:func:`nativelib.loader.discover_all`) feeds both the choice of distributions and the
+load.
 """
 
 import os
@@ -17,7 +22,7 @@ if TYPE_CHECKING:
 
     from nativelib.loader import Installed, LoadedLibrary
 
-__all__ = ["DEBUG_VARIABLE", "preload", "selected"]
+__all__ = ["DEBUG_VARIABLE", "preload", "run", "selected"]
 
 DEBUG_VARIABLE = "NATIVELIB_AUTOLOAD_DEBUG"
 
@@ -55,7 +60,10 @@ def disabled(environ: "Mapping[str, str]") -> bool:
     return environ.get("NATIVELIB_DISABLE", "").strip() not in ("", "0")
 
 
-def _preload(path: "Sequence[str] | None", notes: "list[str]") -> "list[LoadedLibrary]":
+def run(path: "Sequence[str] | None", notes: "list[str]") -> "list[LoadedLibrary]":
+    """Load the selected runtimes (:func:`selected`) from the prefix of the site
+    directories on ``path`` (default ``sys.path``); each problem becomes a line of
+    ``notes``. Raises nothing the loader raises for one distribution."""
     if disabled(os.environ):
         notes.append("NATIVELIB_DISABLE is set")
         return []
@@ -85,9 +93,10 @@ _ran: "list[LoadedLibrary] | None" = None
 
 
 def preload(path: "Sequence[str] | None" = None) -> "list[LoadedLibrary]":
-    """What the ``.pth`` file runs at interpreter start: load the selected runtimes
-    (:func:`selected`) from the prefix of the site directories on ``path`` (default
-    ``sys.path`` as it stands: the site directory being processed and those before it).
+    """What the ``.pth`` files of earlier versions run at interpreter start: load the
+    selected runtimes (:func:`selected`) from the prefix of the site directories on
+    ``path`` (default ``sys.path`` as it stands: the site directory being processed and
+    those before it).
     Never raises; with ``NATIVELIB_AUTOLOAD_DEBUG=1`` writes one line to stderr."""
     global _ran  # noqa: PLW0603
     if _ran is not None:
@@ -102,7 +111,7 @@ def preload(path: "Sequence[str] | None" = None) -> "list[LoadedLibrary]":
 
         start = time.perf_counter()
     try:
-        done = _preload(path, notes)
+        done = run(path, notes)
     except Exception as e:  # interpreter start must never break
         notes.append(f"failed: {type(e).__name__}: {e}")
         done = []

@@ -6,6 +6,7 @@ another distribution's."""
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 from doctor_support import run_doctor
@@ -83,28 +84,81 @@ def test_two_distributions_owning_files(tmp_path: Path) -> None:
     assert run_doctor(env).findings("file-claimed-twice") == []
 
 
+def _console_script() -> str:
+    """This tree's ``[project.scripts]`` line for the ``nativelib`` command."""
+    from nativelib_testing import SRC  # noqa: PLC0415
+
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:
+        import tomli as tomllib  # noqa: PLC0415
+    project = tomllib.loads((SRC.parent / "pyproject.toml").read_text(encoding="utf-8"))
+    return f"nativelib = {project['project']['scripts']['nativelib']}"
+
+
 def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
     """A distribution that installs ``nativelib/__init__.py`` over ours (as PyPI's
-    unrelated ``nativelib`` does): our ``cli.py`` and ``__main__.py`` are still there and
-    run, and refuse with a clear error, exit 2; the doctor names the clash from the
-    RECORDs. (pynativelib is installed by pip from a wheel of this tree's package, so
-    that the other wheel really overwrites its ``__init__.py``.)"""
+    unrelated ``nativelib`` 0.2.2.6 does; its ``__init__`` imports pandas, and fails
+    here as it does without it): the ``nativelib`` command (pip's console script, this
+    tree's entry point: the ``_pynativelib_main`` launcher) refuses with a clear error, exit
+    2, before that ``__init__`` runs; the autoload's start-up never runs it; ``python -m
+    nativelib`` cannot be protected (the other ``__init__`` runs first). With a foreign
+    ``__init__`` that imports cleanly, our ``cli.py`` and ``__main__.py``, still there,
+    refuse too. The doctor names the clash from the RECORDs. (pynativelib is installed
+    by pip from a wheel of this tree's modules, so that the other wheel really
+    overwrites its ``__init__.py``.)"""
+    from nativelib.autoload import PTH_NAME, pth_text  # noqa: PLC0415
     from nativelib_testing import SRC  # noqa: PLC0415
 
     env = Env(tmp_path / "env", "venv")
     (env.site / "pynativelib-src.pth").unlink()
     ours = {
         str(p.relative_to(SRC)): p.read_bytes()
-        for p in sorted((SRC / "nativelib").rglob("*"))
+        for p in sorted([*SRC.glob("_pynativelib*.py"), *(SRC / "nativelib").rglob("*")])
         if p.is_file() and "__pycache__" not in p.parts
     }
-    theirs = {"nativelib/__init__.py": b"'a ClickHouse reader'\n", "nativelib/reader.py": b""}
+    failing = b"raise ImportError('nativelib 0.2.2.6 needs pandas')\n"
+    theirs = {"nativelib/__init__.py": failing, "nativelib/reader.py": b""}
     _install(
         env,
-        _wheel(tmp_path / "wh", "pynativelib", "0.1.0", ours, "nativelib = nativelib.cli:main"),
+        _wheel(tmp_path / "wh", "pynativelib", "0.1.0", ours, _console_script()),
         _wheel(tmp_path / "wh", "nativelib", "0.2.2.6", theirs),
     )
-    assert (env.site / "nativelib/__init__.py").read_bytes() == theirs["nativelib/__init__.py"]
+    assert (env.site / "nativelib/__init__.py").read_bytes() == failing
+    refusal = (
+        f"error: {env.site / 'nativelib/__init__.py'}: this nativelib package is not "
+        "pynativelib's: another distribution (nativelib 0.2.2.6) installed its own "
+        "nativelib/__init__.py over it\n"
+        "hint: pip uninstall nativelib && pip install --force-reinstall pynativelib\n"
+    )
+    command = str(Path(env.python).parent / "nativelib")
+    for args in (["--version"], ["autoload", "enable"]):
+        script = subprocess.run([command, *args], capture_output=True, text=True, env=env.env)
+        assert (script.returncode, script.stdout, script.stderr) == (2, "", refusal)
+    assert not (env.site / PTH_NAME).exists()
+    # python -m nativelib runs the other __init__ before any module of ours: its error.
+    module = subprocess.run(
+        [env.python, "-m", "nativelib", "doctor"], capture_output=True, text=True, env=env.env
+    )  # fmt: skip
+    assert module.returncode == 1
+    assert module.stderr.rstrip().endswith("ImportError: nativelib 0.2.2.6 needs pandas")
+    # An autoload file (here one without a stored plan: the full path, which would import
+    # nativelib) never runs the other __init__ at interpreter start.
+    (env.site / PTH_NAME).write_text(pth_text(None))
+    probe = "import sys; print('nativelib' in sys.modules)"
+    start = subprocess.run([env.python, "-c", probe], capture_output=True, text=True, env=env.env)
+    assert (start.returncode, start.stdout, start.stderr) == (0, "False\n", "")
+    debug = subprocess.run(
+        [env.python, "-c", "pass"], capture_output=True, text=True,
+        env={**env.env, "NATIVELIB_AUTOLOAD_DEBUG": "1"},
+    )  # fmt: skip
+    assert debug.stderr.startswith("nativelib autoload: nothing in "), debug.stderr
+    assert "not run: " in debug.stderr and "is not pynativelib's" in debug.stderr
+    (env.site / PTH_NAME).unlink()
+
+    # A foreign __init__ that imports cleanly: our own modules refuse too.
+    theirs["nativelib/__init__.py"] = b"'a ClickHouse reader'\n"
+    (env.site / "nativelib/__init__.py").write_bytes(theirs["nativelib/__init__.py"])
     for args in (
         ["-m", "nativelib", "doctor"],
         ["-c", "import nativelib.cli as c; raise SystemExit(c.main())"],
@@ -112,20 +166,9 @@ def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
         out = subprocess.run(
             [env.python, *args], capture_output=True, text=True, env=env.env, cwd=tmp_path
         )
-        assert out.returncode == 2, out.stderr
-        assert out.stdout == ""
-        assert out.stderr == (
-            f"error: {env.site / 'nativelib/__init__.py'}: this nativelib package is not "
-            "pynativelib's: another distribution (nativelib 0.2.2.6) installed its own "
-            "nativelib/__init__.py over it\n"
-            "hint: pip uninstall nativelib && pip install --force-reinstall pynativelib\n"
-        )
-    script = subprocess.run(
-        [str(Path(env.python).parent / "nativelib"), "--version"],
-        capture_output=True, text=True, env=env.env,
-    )  # fmt: skip
-    assert (script.returncode, script.stdout) == (2, ""), script.stderr
-    assert script.stderr.startswith(f"error: {env.site / 'nativelib/__init__.py'}: this nativelib")
+        assert (out.returncode, out.stdout, out.stderr) == (2, "", refusal)
+    script = subprocess.run([command, "--version"], capture_output=True, text=True, env=env.env)
+    assert (script.returncode, script.stdout, script.stderr) == (2, "", refusal)
     # The doctor (run from this tree) names the clash from the RECORDs: the import-name
     # finding, not a second one for the same files.
     result = run_doctor(env, extra_env={"PYTHONPATH": str(SRC)})

@@ -59,14 +59,15 @@ def _failing(root: Path) -> Path:
 
 
 def _pynativelib(dest: Path) -> Path:
-    """A wheel of this checkout's ``src/nativelib``, written here (the runtime wheels
+    """A wheel of this checkout's ``src/nativelib`` and its top-level ``_pynativelib*``
+    modules (the loader imports ``_pynativelib``), written here (the runtime wheels
     require ``pynativelib``; building it with its backend would need the network). No
     Requires-Dist: its own dependencies are not what this test is about."""
     from nativelib import __version__  # noqa: PLC0415
 
     members = {
         str(p.relative_to(SRC)): p.read_bytes()
-        for p in sorted((SRC / "nativelib").rglob("*"))
+        for p in sorted([*SRC.glob("_pynativelib*.py"), *(SRC / "nativelib").rglob("*")])
         if p.is_file() and "__pycache__" not in p.parts
     }
     dist_info = f"pynativelib-{__version__}.dist-info"

@@ -2,13 +2,16 @@
 start, preloads the installed backward-compatible GCC runtimes (libstdc++/libgcc_s,
 libgomp, libgfortran) from the common prefix, before any import can bring an older copy.
 
-Standard library only, and light: the ``.pth`` line runs at every interpreter start
-(budget: 3 ms, see ``scripts/bench_load.py``). It imports :mod:`nativelib.startup` (not
-this module) and :mod:`nativelib.loader` (no json, re, typing), and loads through the loader, so the
-prefix and every library are checked exactly as ``nativelib.load()`` checks them: an
-unsafe prefix or an unreadable index is skipped. Nothing it does may break interpreter
-start: every failure is silent, unless ``NATIVELIB_AUTOLOAD_DEBUG=1``, which writes one
-line to stderr. ``NATIVELIB_DISABLE=1`` turns it off, as it turns ``nativelib.load()`` off.
+``enable`` runs the discovery and the loader's checks once and writes what they found
+into the ``.pth`` line: the libraries in load order and a stamp of every directory, index
+and library read (:func:`make_plan`). At start-up the line runs ``_pynativelib.start``
+(pynativelib's top-level module, standard library only: no ``nativelib`` module is
+imported while the plan holds), which checks the stamp and the loader's safety rule and
+dlopens the files; a stale plan (a runtime upgraded, added or removed, a prefix changed)
+takes the full path, :mod:`nativelib.startup` (the loader's discovery: as correct, slower)
+until ``enable`` runs again. Nothing it does may break interpreter start: every failure
+is silent, unless ``NATIVELIB_AUTOLOAD_DEBUG=1``, which writes one line to stderr.
+``NATIVELIB_DISABLE=1`` turns it off, as it turns ``nativelib.load()`` off.
 
 ``nativelib autoload enable|disable|status`` (:mod:`nativelib.autoload.command`) writes,
 removes and reports the file; the doctor reports it too (:func:`state`).
@@ -17,7 +20,9 @@ removes and reports the file; the doctor reports it too (:func:`state`).
 from __future__ import annotations
 
 import os
+import sys
 
+import _pynativelib
 from nativelib.startup import DEBUG_VARIABLE, preload, selected
 from nativelib.startup import disabled as _disabled
 
@@ -28,15 +33,19 @@ if TYPE_CHECKING:
 __all__ = [
     "DEBUG_VARIABLE",
     "PTH_NAME",
-    "PTH_TEXT",
     "Planned",
     "State",
     "disable",
     "enable",
+    "format_plan",
+    "make_plan",
     "plan",
     "preload",
+    "pth_text",
+    "read_plan",
     "selected",
     "site_dir",
+    "stale",
     "state",
 ]
 
@@ -46,27 +55,63 @@ __all__ = [
 #: setuptools' ``__editable__.*.pth`` (an editable pynativelib is importable by then).
 PTH_NAME = "_nativelib-autoload.pth"
 _MARKER = "# nativelib autoload"
-#: What the ``.pth`` line runs: :func:`preload` (from :mod:`nativelib.startup`, the lean
-#: entry: the rest of this module is not imported at start-up), and nothing at all (or,
-#: with the debug variable, one line: a mark on ``sys`` says it was written, since site
-#: may run the file twice) when pynativelib cannot even be imported (it was uninstalled,
-#: or PyPI's unrelated ``nativelib`` took the name). A failed import leaves no namespace
-#: package ``nativelib`` behind (the runtime wheels' ``nativelib/pkgconfig/`` folder makes
-#: one when pynativelib is gone).
+#: What the ``.pth`` line runs: ``_pynativelib.start(PLAN)`` (pynativelib's top-level
+#: module: the lean start-up path, which imports no ``nativelib`` module while the plan
+#: holds), and nothing at all (or, with the debug variable, one line: a mark on ``sys``
+#: says it was written, since site may run the file twice) when it cannot be imported
+#: (pynativelib was uninstalled).
 _GUARDED = (
-    "try:\n import nativelib.startup as m\n m.preload()\n"
+    "sys._nativelib_autoload = 1\n"
+    "try:\n import _pynativelib as m\n"
     "except Exception as e:\n"
-    " if getattr(sys.modules.get('nativelib'), '__file__', '') is None:\n"
-    "  del sys.modules['nativelib']\n"
-    f" if os.environ.get({DEBUG_VARIABLE!r}) == '1' and not hasattr(sys, '_nativelib_autoload'):\n"
-    "  sys._nativelib_autoload = 1; sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))"
+    " import os\n"
+    f" if os.environ.get({DEBUG_VARIABLE!r}) == '1':\n"
+    "  sys.stderr.write('nativelib autoload: not run: %r\\n' % (e,))\n"
+    "else:\n m.start(P)\n"
 )
-#: The whole file: a comment (``site`` skips it), then the one line it executes.
-PTH_TEXT = (
+_HEAD = (
     f"{_MARKER}: preloads the GCC runtimes of nativelib.prefix at interpreter start "
-    "('nativelib autoload disable' removes this file)\n"
-    f"import os, sys; exec({_GUARDED!r})\n"
+    "('nativelib autoload disable' removes this file; 'nativelib autoload enable' "
+    "writes it again with what is installed now)\n"
 )
+
+
+def pth_text(plan: str | None) -> str:
+    """The whole file: a comment (``site`` skips it), then the one line it executes,
+    which holds the plan's text (:func:`make_plan`) as one string constant, passed to
+    the guarded code as ``P``. The mark on ``sys`` makes a second run of the file (site
+    may run it twice) cost one attribute lookup, and the debug line appear once."""
+    return (
+        f"{_HEAD}import sys; hasattr(sys, '_nativelib_autoload') or "
+        f"exec({_GUARDED!r}, {{'sys': sys, 'P': {plan!r}}})\n"
+    )
+
+
+def read_plan(text: str) -> str | None:
+    """The plan's text held by the file (None when it holds none: an earlier version's
+    file, one written without a plan, or one that cannot be read)."""
+    import ast  # noqa: PLC0415 (the commands' side only)
+
+    for line in text.splitlines():
+        if not line.startswith("import "):
+            continue
+        try:
+            tree = ast.parse(line)
+        except SyntaxError:
+            return None
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Dict):
+                for key, value in zip(node.keys, node.values, strict=True):
+                    if (
+                        isinstance(key, ast.Constant)
+                        and key.value == "P"
+                        and isinstance(value, ast.Constant)
+                        and isinstance(value.value, str)
+                    ):
+                        return value.value
+    return None
+
+
 _MAX_PTH_BYTES = 1 << 16
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -79,20 +124,26 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 class State:
     """The autoload file of one site directory: ``enabled`` when our file is there;
-    ``foreign`` when a file of that name is there that we did not write. (A plain class:
-    ``nativelib._frozen`` is private to the top-level modules.)"""
+    ``foreign`` when a file of that name is there that we did not write; ``stale``: why
+    the plan it holds no longer says what is installed (start-up then takes the full
+    path: correct, slower), or None. (A plain class: ``nativelib._frozen`` is private to
+    the top-level modules.)"""
 
-    __slots__ = ("site", "file", "enabled", "foreign")
+    __slots__ = ("site", "file", "enabled", "foreign", "stale")
     site: str
     file: str
     enabled: bool
     foreign: bool
+    stale: str | None
 
-    def __init__(self, site: str, file: str, enabled: bool, foreign: bool) -> None:
+    def __init__(
+        self, site: str, file: str, enabled: bool, foreign: bool, stale: str | None = None
+    ) -> None:
         self.site = site
         self.file = file
         self.enabled = enabled
         self.foreign = foreign
+        self.stale = stale
 
 
 class Planned:
@@ -110,6 +161,48 @@ class Planned:
     ) -> None:
         self.distributions = distributions
         self.notes = notes
+
+
+def format_plan(
+    suffix: str,
+    manifests: Sequence[tuple[str, int, int, int]],
+    indexes: Sequence[tuple[str, int, int, int]],
+    libraries: Sequence[tuple[str, str, int, int, int, str]],
+) -> str | None:
+    """The plan's text (None where a path holds a tab or a line break)."""
+    records = [
+        (_pynativelib.PLAN_HEAD, _pynativelib.PLAN_FORMAT, suffix),
+        *(("M", *m) for m in manifests),
+        *(("I", *i) for i in indexes),
+        *(("L", *lib) for lib in libraries),
+    ]
+    fields = [[str(v) for v in record] for record in records]
+    if any("\t" in v or "\n" in v for record in fields for v in record):
+        return None
+    return "\n".join("\t".join(record) for record in fields)
+
+
+def stale(text: object, path: Sequence[str] | None = None) -> str | None:
+    """Why the plan in ``text`` no longer says what the full discovery would do on
+    ``path`` (default ``sys.path``), or None when it still does (by stat alone: the
+    libraries are not opened). What ``nativelib autoload status`` and the doctor report."""
+    plan = _pynativelib.parse_plan(text)
+    try:
+        why = _pynativelib.stale_dirs(plan, sys.path if path is None else path)
+        if why is not None or plan is None:
+            return why
+        for prefix, libs in plan[4]:
+            for soname, *want in libs:
+                file = f"{prefix}/lib/{soname}"
+                try:
+                    st = os.stat(file)
+                except OSError as e:
+                    return f"{file}: {e.strerror}"
+                if list(_pynativelib.stamp(st)) != want[:3]:
+                    return f"{file} changed"
+    except (TypeError, ValueError, IndexError):
+        return "the stored plan cannot be read"
+    return None
 
 
 def site_dir(user: bool = False) -> str:
@@ -138,13 +231,75 @@ def _read(file: str) -> str | None:
 
 
 def state(site: str) -> State:
-    """Whether our file is in ``site`` (a file of that name that is not ours: foreign)."""
+    """Whether our file is in ``site`` (a file of that name that is not ours: foreign),
+    and whether the plan it holds is stale."""
     file = os.path.join(site, PTH_NAME)
     text = _read(file)
     if text is None:
         return State(site, file, False, False)
-    ours = text.startswith(_MARKER)
-    return State(site, file, ours, not ours)
+    if not text.startswith(_MARKER):
+        return State(site, file, False, True)
+    stored = read_plan(text)
+    why: str | None
+    if stored is None:
+        why = (
+            "it holds no plan (written by an earlier version of pynativelib, or while a "
+            "prefix or an index was refused)"
+        )
+    else:
+        why = stale(stored, _startup_path(site))
+    return State(site, file, True, False, why)
+
+
+def _startup_path(site: str) -> list[str]:
+    """``sys.path`` as it stands when ``site`` runs the file in ``site``: without this
+    process's script or current directory (``sys.path[0]``), up to ``site``."""
+    entries = list(sys.path[0 if getattr(sys.flags, "safe_path", False) else 1 :])
+    try:
+        target = os.stat(site)
+    except OSError:
+        return [*entries, site]
+    for i, entry in enumerate(entries):
+        try:
+            st = os.stat(entry)
+        except OSError:
+            continue
+        if (st.st_dev, st.st_ino) == (target.st_dev, target.st_ino):
+            return entries[: i + 1]
+    return [*entries, site]
+
+
+def make_plan(site: str) -> str | None:
+    """What the ``.pth`` line in ``site`` loads at start-up while nothing changes: the
+    discovery and the choice :mod:`nativelib.startup` makes, on the path start-up sees,
+    resolved to files, with the stamp that says it still holds (see ``_pynativelib``).
+    None (the full path at every start) when the discovery refused something or a
+    dependency is missing: the full path says why, each time."""
+    from nativelib import loader  # noqa: PLC0415
+    from nativelib.prefix import LIB_DIR, MANIFEST_DIR, PREFIX_DIRNAME  # noqa: PLC0415
+
+    path = _startup_path(site)
+    suffix = f"{PREFIX_DIRNAME}/{MANIFEST_DIR}"
+    manifests = _pynativelib.manifest_dirs(path, suffix)
+    installed, refused = loader.discover_all(path, warn=lambda _message: None)
+    if refused:
+        return None
+    indexes: list[tuple[str, int, int, int]] = []
+    for folder, *_rest in manifests:
+        for name in sorted(os.listdir(folder)):
+            if name.endswith(".load"):
+                file = f"{folder}/{name}"
+                indexes.append((file, *_pynativelib.stamp(os.stat(file))))
+    libraries: list[tuple[str, str, int, int, int, str]] = []
+    for name in selected(installed):
+        dist = installed[name]
+        for dep in dist.index.dependencies:
+            if dep not in installed and not loader.is_openmp_provider(dep):
+                return None
+        for soname in dist.index.to_preload:
+            st = os.stat(os.path.join(dist.prefix, LIB_DIR, soname))
+            libraries.append((dist.prefix, soname, *_pynativelib.stamp(st), dist.name))
+    return format_plan(suffix, manifests, indexes, libraries)
 
 
 def _foreign(file: str) -> Exception:
@@ -165,7 +320,11 @@ def enable(site: str) -> tuple[str, bool]:
 
     file = os.path.join(site, PTH_NAME)
     text = _read(file)
-    if text == PTH_TEXT:
+    try:
+        wanted = pth_text(make_plan(site))
+    except OSError:  # a file removed while it was read: the full path at each start
+        wanted = pth_text(None)
+    if text == wanted:
         return file, False
     if text is not None and not text.startswith(_MARKER):
         raise _foreign(file)
@@ -177,7 +336,7 @@ def enable(site: str) -> tuple[str, bool]:
         )
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as out:
-                out.write(PTH_TEXT)
+                out.write(wanted)
                 out.flush()
                 os.fsync(out.fileno())
             os.replace(tmp, file)

@@ -41,6 +41,13 @@ def _status(site: str) -> int:
         word = "enabled" if current.enabled else "disabled"
     out.write(f"autoload: {word}\n")
     out.write(f"file: {current.file}\n")
+    if current.enabled:
+        out.write(
+            f"plan: stale ({current.stale}): start-up runs the full discovery (correct, "
+            "slower); run `nativelib autoload enable` again\n"
+            if current.stale
+            else "plan: current (start-up loads from it, without a discovery)\n"
+        )
     planned = plan()
     verb = "preloads" if current.enabled else "would preload"
     if planned.distributions:

@@ -185,5 +185,5 @@ def _autoload(sites: Sequence[str]) -> AutoloadFacts:
     for site in sites:
         current = autoload_state(site)
         if current.enabled:
-            return AutoloadFacts(True, current.file)
+            return AutoloadFacts(True, current.file, current.stale)
     return AutoloadFacts(False, None)

@@ -336,9 +336,12 @@ class AutoloadFacts:
 
     enabled: bool
     file: str | None
+    #: Why the plan stored in the file is stale (start-up runs the full discovery until
+    #: ``nativelib autoload enable`` writes it again), or None.
+    stale: str | None = None
 
     def to_json(self) -> dict[str, object]:
-        return {"enabled": self.enabled, "file": self.file}
+        return {"enabled": self.enabled, "file": self.file, "stale": self.stale}
 
 
 @dataclass(frozen=True)

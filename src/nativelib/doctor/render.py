@@ -89,6 +89,11 @@ def _runtimes(
             if autoload.enabled
             else "  autoload: disabled (nativelib autoload enable preloads them at start-up)"
         )
+        if autoload.stale:
+            w.line(
+                f"  autoload plan: stale ({autoload.stale}): start-up runs the full discovery; "
+                "run `nativelib autoload enable` again"
+            )
     if not runtimes:
         w.line("  none installed")
     for r in runtimes:
