@@ -262,6 +262,16 @@ BAD = [
         "'version-from' 'zz' is not one of its packages",
         id="version-from-unknown",
     ),
+    pytest.param(
+        {
+            "a.toml": recipe(
+                "nativelib-a",
+                source=src("deb", '{ name = "y" }', 'suite = "x"\nheaders-root = ["inc", ""]'),
+            )
+        },
+        "'headers-root' must be a non-empty string or a list of them",
+        id="headers-root-empty",
+    ),
 ]
 
 

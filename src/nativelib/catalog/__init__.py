@@ -92,7 +92,9 @@ class Source:
     version_from: str | None = None
     license_files: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
-    headers_root: str | None = None
+    #: The folders the headers are taken relative to (``include/<short>/<path below it>``):
+    #: one per upstream package that has headers (CUDA 12's ``crt/`` is in another wheel).
+    headers_roots: tuple[str, ...] = ()
     post: int | None = None
 
 
@@ -278,6 +280,15 @@ def _package(where: str, kind: SourceKind, raw: Any, context: str) -> PackageRef
     return PackageRef(name=name, version=version, build=build, url=url, sha256=sha)
 
 
+def _headers_roots(doc: _Doc) -> tuple[str, ...]:
+    """``headers-root``: one folder, or a list of them (one per upstream package)."""
+    value = doc.get("headers-root", (str, list), None)
+    roots = [value] if isinstance(value, str) else value or []
+    if not all(isinstance(r, str) and r.strip("/") for r in roots):
+        raise doc._fail("'headers-root' must be a non-empty string or a list of them")
+    return tuple(r.strip("/") for r in roots)
+
+
 def _source(where: str, raw: Any, index: int) -> Source:
     if not isinstance(raw, dict):
         raise CatalogError(where, f"sources[{index}] must be a table")
@@ -311,7 +322,7 @@ def _source(where: str, raw: Any, index: int) -> Source:
         version_from=version_from,
         license_files=doc.strings("license-files", ()),
         headers=doc.strings("headers", ()),
-        headers_root=doc.get("headers-root", str, None),
+        headers_roots=_headers_roots(doc),
         post=post,
     )
     problem = kind.check_source(source)

@@ -380,10 +380,11 @@ def _plan(
 
     headers: list[str] = []
     if source is not None and source.headers:
-        root = (source.headers_root or "").strip("/")
+        roots = source.headers_roots or ("",)
         for u in unpacked:
             for member in u.names:
-                if _matches(member, source.headers) and (not root or member.startswith(root + "/")):
+                root = next((r for r in roots if not r or member.startswith(r + "/")), None)
+                if root is not None and _matches(member, source.headers):
                     real = _resolve_inside(u.root, member)
                     if real is None:
                         continue
@@ -391,6 +392,12 @@ def _plan(
                     # (CUDA 12 and 13 ship the same names).
                     rel = member[len(root) + 1 :] if root else member
                     header = f"{INCLUDE_DIR}/{recipe.short}/{rel}"
+                    if header in headers:  # two packages (two roots) with one header
+                        raise BuildError(
+                            name,
+                            f"two upstream packages ship the header {rel!r} (headers-root "
+                            f"{', '.join(roots)}): narrow the recipe's 'headers' globs",
+                        )
                     headers.append(header)
                     files.append(WheelFile(f"{PREFIX_DIRNAME}/{header}", source=real))
 
