@@ -270,7 +270,7 @@ def test_build_files_are_listed_in_the_manifest_and_record_and_relative(
     assert sorted(files) == [
         "nativelib.prefix/lib/pkgconfig/nativelib-gomp.pc",
         "nativelib.prefix/share/cmake/nativelib/nativelib-gomp.cmake",
-        "nativelib/pkgconfig/nativelib-gomp.pc",
+        "nativelib_pkgconfig/nativelib-gomp.pc",
     ]
     for name, text in files.items():
         assert f"\n{name},sha256=" in "\n" + record
@@ -279,11 +279,11 @@ def test_build_files_are_listed_in_the_manifest_and_record_and_relative(
         "prefix=${pcfiledir}/../..\n" in files["nativelib.prefix/lib/pkgconfig/nativelib-gomp.pc"]
     )
     assert (
-        "prefix=${pcfiledir}/../../nativelib.prefix\n"
-        in files["nativelib/pkgconfig/nativelib-gomp.pc"]
+        "prefix=${pcfiledir}/../nativelib.prefix\n"
+        in files["nativelib_pkgconfig/nativelib-gomp.pc"]
     )
     assert points == (
-        "[cmake.prefix]\nnativelib = nativelib\n\n[pkg_config]\nnativelib = nativelib.pkgconfig\n"
+        "[cmake.prefix]\nnativelib = nativelib\n\n[pkg_config]\nnativelib = nativelib_pkgconfig\n"
     )
 
 
@@ -302,7 +302,7 @@ def test_pc_and_cmake_files_survive_pip_install_target_and_a_move(
     moved.parent.mkdir()
     first.rename(moved)
     lib = moved / "nativelib.prefix/lib"
-    for pcdir in (lib / "pkgconfig", moved / "nativelib/pkgconfig"):
+    for pcdir in (lib / "pkgconfig", moved / "nativelib_pkgconfig"):
         got = subprocess.run(
             ["pkg-config", "--libs", "nativelib-gomp"], capture_output=True, text=True,
             env={**os.environ, "PKG_CONFIG_PATH": str(pcdir)}, check=True,

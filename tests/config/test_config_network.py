@@ -184,7 +184,7 @@ def test_meson_python_project_finds_the_pc_file_through_the_pkgconf_wheel(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """meson-python + the ``pkgconf`` wheel in build-system.requires: pkgconf-pypi adds the
-    ``pkg_config`` entry points' folders (nativelib/pkgconfig) to PKG_CONFIG_PATH, so
+    ``pkg_config`` entry points' folders (nativelib_pkgconfig) to PKG_CONFIG_PATH, so
     ``dependency('nativelib-gomp')`` finds the runtime wheel installed in the isolated
     build environment. ``PKG_CONFIG=pkgconf-pypi`` picks the entry-point-aware program
     (the pkgconf wheel's own ``pkg-config`` does not read entry points)."""

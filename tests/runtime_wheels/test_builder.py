@@ -154,7 +154,8 @@ def test_plan_then_build_then_pip_install(debs: dict[str, Path], tmp_path: Path)
     assert manifest.build_files == (
         "lib/pkgconfig/nativelib-foo.pc", "share/cmake/nativelib/nativelib-foo.cmake",
     )  # fmt: skip
-    assert "nativelib/pkgconfig/nativelib-foo.pc" in names  # the pkgconf wheel's copy
+    assert "nativelib_pkgconfig/nativelib-foo.pc" in names  # the pkgconf wheel's copy
+    assert not [n for n in names if n.startswith("nativelib/")]  # not pynativelib's package
     assert "nativelib_foo-1.2.3.dist-info/licenses/libfoo1/usr/share/doc/libfoo1/copyright" in names
     assert manifest.provenance.packages[0].version == "1.2.3-4+deb12u1"
     assert manifest.provenance.packages[0].sha256 == inputs(debs["foo"])[0].sha256

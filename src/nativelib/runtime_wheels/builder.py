@@ -47,7 +47,7 @@ from nativelib.prefix import (
     sha256_file,
 )
 from nativelib.runtime_wheels.buildfiles import (
-    PKGCONFIG_PACKAGE,
+    PKGCONFIG_FOLDER,
     BuildInfo,
     files_for,
     import_path_files,
@@ -505,11 +505,12 @@ def _plan(
 #: directory (pynativelib's ``nativelib/``, holding ``share/cmake/nativelib/
 #: nativelibConfig.cmake``, which finds this wheel's component in the prefix) to
 #: ``CMAKE_PREFIX_PATH``; the ``pkgconf`` wheel adds the ``pkg_config`` entry's folder
-#: (``nativelib/pkgconfig``, this wheel's ``.pc`` copy) to ``PKG_CONFIG_PATH``.
-#: pynativelib's own pyproject declares the same entries.
+#: (``nativelib_pkgconfig``, where this wheel's ``.pc`` copy is) to ``PKG_CONFIG_PATH``.
+#: pynativelib's own pyproject declares the same ``cmake.prefix`` entry (it ships no
+#: ``.pc`` file, so no ``pkg_config`` entry).
 _ENTRY_POINTS = (
     ("cmake.prefix", "nativelib", "nativelib"),
-    ("pkg_config", "nativelib", PKGCONFIG_PACKAGE),
+    ("pkg_config", "nativelib", PKGCONFIG_FOLDER),
 )
 
 

@@ -10,12 +10,18 @@ development symlink, and the linker records the soname as ``DT_NEEDED`` either w
 The common ``nativelibConfig.cmake`` that includes the components is pynativelib's own
 (``nativelib/share/cmake/nativelib/``), so no file is owned by two distributions.
 
-The ``.pc`` file has a second copy, ``<site>/nativelib/pkgconfig/<dist>.pc`` (the same text
-but for its ``prefix=`` line): the ``pkgconf`` wheel (what meson-python runs) finds
-``.pc`` folders through ``pkg_config`` entry points, which name an importable package
-and never a path, and ``nativelib.prefix`` cannot be imported (the dot is on purpose).
-``nativelib.pkgconfig`` is a namespace folder of pynativelib's package; each runtime
-wheel owns its one file in it.
+The ``.pc`` file has a second copy, ``<site>/nativelib_pkgconfig/<dist>.pc`` (the same
+text but for its ``prefix=`` line), for the ``pkgconf`` wheel (what meson-python runs): it
+finds ``.pc`` folders through ``pkg_config`` entry points, whose value is a module name
+that it turns into a folder (pkgconf 2.x: the dotted name as a path below the
+distribution's site directory; 3.x: the import system's ``__path__`` of that name, not
+executed, then the same path). ``nativelib.prefix`` cannot be named so (the dot is on
+purpose: it is never importable), and a folder inside pynativelib's own ``nativelib/``
+would make every runtime wheel write into another distribution's package (left behind
+as a namespace package ``nativelib`` when pynativelib is uninstalled). So the copies
+share one folder of their own, ``nativelib_pkgconfig`` (no ``__init__.py``): each runtime
+wheel owns its one file there, as it owns its files of ``nativelib.prefix/lib``, and pip
+removes the folder with the last of them.
 
 Standard library only; the builder and ``nativelib.config`` import it.
 """
@@ -27,7 +33,7 @@ from dataclasses import dataclass
 from nativelib.prefix import CMAKE_DIR, INCLUDE_DIR, LIB_DIR, PKGCONFIG_DIR, PREFIX_DIRNAME
 
 __all__ = [
-    "PKGCONFIG_PACKAGE",
+    "PKGCONFIG_FOLDER",
     "BuildInfo",
     "cmake_component",
     "compile_flags",
@@ -38,8 +44,9 @@ __all__ = [
     "target_name",
 ]
 
-#: The importable folder of the second ``.pc`` copies (``pkg_config`` entry points).
-PKGCONFIG_PACKAGE = "nativelib.pkgconfig"
+#: The folder of the second ``.pc`` copies, below the site directory: the value of the
+#: runtime wheels' ``pkg_config`` entry point (a module name; a namespace package).
+PKGCONFIG_FOLDER = "nativelib_pkgconfig"
 
 #: Compile flags an OpenMP family needs with GCC (the runtime wheel is its runtime).
 _OPENMP_CFLAGS = {"gnu": ("-fopenmp",)}
@@ -91,7 +98,7 @@ def link_flags(info: BuildInfo, libdir: str) -> list[str]:
 
 def pkgconfig_file(info: BuildInfo, prefix: str = "${pcfiledir}/../..") -> str:
     """The text of ``lib/pkgconfig/<dist>.pc``; ``prefix``: the prefix, relative to the
-    file (``${pcfiledir}/../../nativelib.prefix`` for the copy in ``nativelib/pkgconfig``)."""
+    file (``${pcfiledir}/../nativelib.prefix`` for the copy in ``nativelib_pkgconfig/``)."""
     include = f"{INCLUDE_DIR}/{info.short}"
     lines = [
         f"# pkg-config file of {info.name} {info.version}, written by pynativelib.",
@@ -189,9 +196,8 @@ def cmake_component(info: BuildInfo) -> str:
 
 def import_path_files(info: BuildInfo) -> list[tuple[str, bytes]]:
     """The ``.pc`` copy the ``pkgconf`` wheel finds: (path below the site dir, bytes)."""
-    folder = PKGCONFIG_PACKAGE.replace(".", "/")
-    text = pkgconfig_file(info, "${pcfiledir}/../../" + PREFIX_DIRNAME)
-    return [(f"{folder}/{info.name}.pc", text.encode("utf-8"))]
+    text = pkgconfig_file(info, "${pcfiledir}/../" + PREFIX_DIRNAME)
+    return [(f"{PKGCONFIG_FOLDER}/{info.name}.pc", text.encode("utf-8"))]
 
 
 def files_for(info: BuildInfo) -> list[tuple[str, bytes]]:
