@@ -272,6 +272,11 @@ BAD = [
         "'headers-root' must be a non-empty string or a list of them",
         id="headers-root-empty",
     ),
+    pytest.param(
+        {"a.toml": recipe("nativelib-a").replace('short = "a"', 'short = "b"')},
+        "short name 'b' must be 'a'",
+        id="short-name-not-the-distributions",
+    ),
 ]
 
 

@@ -101,12 +101,15 @@ def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
     theirs = {"nativelib/__init__.py": b"'a ClickHouse reader'\n", "nativelib/reader.py": b""}
     _install(
         env,
-        _wheel(tmp_path / "wh", "pynativelib", "0.1.0", ours, "nativelib = nativelib.cli:main"),
+        _wheel(
+            tmp_path / "wh", "pynativelib", "0.1.0", ours, "nativelib = nativelib.__main__:main"
+        ),
         _wheel(tmp_path / "wh", "nativelib", "0.2.2.6", theirs),
     )
     assert (env.site / "nativelib/__init__.py").read_bytes() == theirs["nativelib/__init__.py"]
     for args in (
         ["-m", "nativelib", "doctor"],
+        ["-m", "nativelib", "config", "--cmake-dir"],  # the short way defers to the CLI
         ["-c", "import nativelib.cli as c; raise SystemExit(c.main())"],
     ):
         out = subprocess.run(

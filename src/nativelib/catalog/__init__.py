@@ -337,6 +337,11 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
     name = doc.get("name", str)
     if not _DIST.match(name):
         raise doc._fail(f"distribution name {name!r} must look like 'nativelib-<name>'")
+    short = doc.get("short", str)
+    if short != name.removeprefix("nativelib-"):
+        # What is installed names no short name: nativelib config and the headers'
+        # folder (include/<short>/) take it from the distribution's name.
+        raise doc._fail(f"short name {short!r} must be {name.removeprefix('nativelib-')!r}")
     implicit_raw = doc.get("implicit-needs", dict, {})
     implicit: dict[str, tuple[str, ...]] = {}
     for soname, needs in implicit_raw.items():
@@ -360,7 +365,7 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
         raise doc._fail("two sources share a name")
     recipe = Recipe(
         name=name,
-        short=doc.get("short", str),
+        short=short,
         summary=doc.get("summary", str),
         sonames=doc.strings("sonames"),
         exclude=doc.strings("exclude", ()),

@@ -441,7 +441,6 @@ def _plan(
         version=version,
         sonames=order,
         has_headers=bool(headers),
-        openmp=recipe.openmp,
     )
     build_files = files_for(build_info)
     for rel, data in build_files:

@@ -28,8 +28,6 @@ Standard library only; the builder and ``nativelib.config`` import it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nativelib.prefix import CMAKE_DIR, INCLUDE_DIR, LIB_DIR, PKGCONFIG_DIR, PREFIX_DIRNAME
 
 __all__ = [
@@ -48,21 +46,39 @@ __all__ = [
 #: runtime wheels' ``pkg_config`` entry point (a module name; a namespace package).
 PKGCONFIG_FOLDER = "nativelib_pkgconfig"
 
-#: Compile flags an OpenMP family needs with GCC (the runtime wheel is its runtime).
-_OPENMP_CFLAGS = {"gnu": ("-fopenmp",)}
+#: Compile flags with GCC for the OpenMP runtime a wheel ships, by its soname: the
+#: runtime wheel is the runtime ``-fopenmp`` links (GNU OpenMP, openmp.toml's "gnu").
+_OPENMP_CFLAGS = {"libgomp.so.1": ("-fopenmp",)}
 
 
-@dataclass(frozen=True)
 class BuildInfo:
-    """What the build files of one runtime distribution say."""
+    """What the build files of one runtime distribution say.
 
-    name: str  # nativelib-gomp
-    short: str  # gomp
-    summary: str
-    version: str
-    sonames: tuple[str, ...]  # in load order
-    has_headers: bool
-    openmp: str | None = None  # the OpenMP family (catalog), for -fopenmp
+    (A plain class, not a dataclass: ``nativelib config`` imports this module, and
+    ``dataclasses`` alone costs it more than the rest of a pkg-config query.)
+    """
+
+    __slots__ = ("name", "short", "summary", "version", "sonames", "has_headers")
+
+    def __init__(
+        self,
+        *,
+        name: str,  # nativelib-gomp
+        short: str,  # gomp
+        summary: str,
+        version: str,
+        sonames: tuple[str, ...],  # in load order
+        has_headers: bool,
+    ) -> None:
+        self.name = name
+        self.short = short
+        self.summary = summary
+        self.version = version
+        self.sonames = sonames
+        self.has_headers = has_headers
+
+    def __repr__(self) -> str:
+        return f"BuildInfo({self.name!r}, {self.version!r}, sonames={self.sonames!r})"
 
     @property
     def pc_name(self) -> str:
@@ -71,6 +87,10 @@ class BuildInfo:
     @property
     def cmake_name(self) -> str:
         return f"{CMAKE_DIR}/{self.name}.cmake"
+
+
+def _openmp_cflags(info: BuildInfo) -> list[str]:
+    return [flag for soname in info.sonames for flag in _OPENMP_CFLAGS.get(soname, ())]
 
 
 def target_name(soname: str) -> str:
@@ -82,9 +102,9 @@ def target_name(soname: str) -> str:
 
 def compile_flags(info: BuildInfo, includedir: str) -> list[str]:
     """The compile flags: ``-I<includedir>`` where the wheel has headers, and the OpenMP
-    flag of its family (``-fopenmp`` for GNU OpenMP)."""
+    flag of the runtime it ships (``-fopenmp`` for libgomp)."""
     flags = [f"-I{includedir}"] if info.has_headers else []
-    return flags + list(_OPENMP_CFLAGS.get(info.openmp or "", ()))
+    return flags + _openmp_cflags(info)
 
 
 def link_flags(info: BuildInfo, libdir: str) -> list[str]:
@@ -147,7 +167,7 @@ def cmake_component(info: BuildInfo) -> str:
             f'set(nativelib_{info.short}_INCLUDE_DIR "${{_nativelib_prefix}}/{INCLUDE_DIR}/'
             f'{info.short}")'
         )
-    cflags = list(_OPENMP_CFLAGS.get(info.openmp or "", ()))
+    cflags = _openmp_cflags(info)
     options = ";".join(
         f"$<$<COMPILE_LANG_AND_ID:{lang},GNU>:{flag}>"
         for flag in cflags
