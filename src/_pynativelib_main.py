@@ -67,11 +67,13 @@ def foreign_package() -> "tuple[str, str] | None":
 
 def main() -> int:
     """The ``nativelib`` console script: :func:`foreign_package` first (exit 2), then
-    ``nativelib.cli.main``."""
+    ``nativelib.__main__.main`` (``nativelib.cli.main``)."""
     foreign = foreign_package()
     if foreign is not None:
         sys.stderr.write(f"error: {foreign[0]}\nhint: {foreign[1]}\n")
         return 2
-    from nativelib.cli import main as cli_main  # noqa: PLC0415
+    # nativelib.__main__ answers `nativelib config`'s pkg-config style queries before
+    # the command line's argparse is imported, then hands over to nativelib.cli.
+    from nativelib.__main__ import main as cli_main  # noqa: PLC0415
 
     return cli_main()

@@ -271,6 +271,21 @@ BAD = [
         "'glibc' '2.3x' is not a glibc version like \"2.36\"",
         id="bad-glibc",
     ),
+    pytest.param(
+        {
+            "a.toml": recipe(
+                "nativelib-a",
+                source=src("deb", '{ name = "y" }', 'suite = "x"\nheaders-root = ["inc", ""]'),
+            )
+        },
+        "'headers-root' must be a non-empty string or a list of them",
+        id="headers-root-empty",
+    ),
+    pytest.param(
+        {"a.toml": recipe("nativelib-a").replace('short = "a"', 'short = "b"')},
+        "short name 'b' must be 'a'",
+        id="short-name-not-the-distributions",
+    ),
 ]
 
 

@@ -51,11 +51,11 @@ def _plan(**kw: object) -> WheelPlan:
 
 def test_entry_points_are_sorted_and_written_as_entry_points_txt() -> None:
     plan = _plan(
-        entry_points=(("pkg_config", "b", "nativelib.pkgconfig"), ("cmake.prefix", "a", "x"))
+        entry_points=(("pkg_config", "b", "nativelib_pkgconfig"), ("cmake.prefix", "a", "x"))
     )
     assert (
         plan.entry_points_text()
-        == "[cmake.prefix]\na = x\n\n[pkg_config]\nb = nativelib.pkgconfig\n"
+        == "[cmake.prefix]\na = x\n\n[pkg_config]\nb = nativelib_pkgconfig\n"
     )
     assert "entry_points.txt:" in plan.describe()
     assert _plan().entry_points_text() is None
@@ -124,8 +124,8 @@ def test_pc_of_a_runtime_with_headers_and_of_one_with_several_libraries() -> Non
         in cxx
     )
     (copy,) = import_path_files(CUDA)
-    assert copy[0] == "nativelib/pkgconfig/nativelib-cudart-cu12.pc"
-    assert b"prefix=${pcfiledir}/../../nativelib.prefix\n" in copy[1]
+    assert copy[0] == "nativelib_pkgconfig/nativelib-cudart-cu12.pc"
+    assert b"prefix=${pcfiledir}/../nativelib.prefix\n" in copy[1]
 
 
 def test_cmake_component_targets() -> None:

@@ -169,7 +169,9 @@ def test_requires_is_the_bound_rule_over_the_nodes_the_installed_copy_defines(
     assert lines == ["nativelib-gomp>=12.1", "nativelib-cxx14>=12.1"]
 
 
-def test_python_api_matches_the_command(wheels: dict[str, Path], tmp_path: Path) -> None:
+def test_python_api_matches_the_command(
+    wheels: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from nativelib import config  # noqa: PLC0415
 
     target = tmp_path / "t"
@@ -186,6 +188,45 @@ def test_python_api_matches_the_command(wheels: dict[str, Path], tmp_path: Path)
     assert config.rpath_from("a/b", where=where) == "$ORIGIN/../../nativelib.prefix/lib"
     assert config.pkg_config_path(where=where) == str(prefix / "lib/pkgconfig")
     assert Path(config.cmake_dir(), "nativelibConfig.cmake").is_file()
+
+    # The console script answers the common queries before argparse (config.query): the
+    # same lines as the full command line, whose argparse reads what the short way leaves.
+    from nativelib.config import query  # noqa: PLC0415
+
+    t = ["--target", str(target)]
+    for argv in (
+        [*t, "--libs", "gomp"], [*t, "--cflags", "--libs", "nativelib-gomp"],
+        [*t, "--prefix", "--libdir", "--pkg-config-path", "--cmake-dir"], t,
+        [*t, "--prefix", "gomp", "--libdir", "gomp", "--rpath-from", "a/b"],
+    ):  # fmt: skip
+        assert query.main(argv) == 0
+        short = capsys.readouterr().out
+        assert main(["config", *argv]) == 0
+        assert short == capsys.readouterr().out and short, argv
+    for left in (
+        [*t, "gomp", "--libs"], [*t, "--requires", "gomp"], ["-h"], [*t, "--libs", "-v"],
+        ["--libs", "gomp", "--libs", "gomp"], ["--user", *t], ["--target=x"], ["--lib", "g"],
+        ["--rpath-from", ""], ["--includedir"], ["--cmake-dir", "x"],
+    ):  # fmt: skip
+        assert query.parse(left) is None, left
+    assert query.main([*t, "--libs", "nosuch"]) is None  # the error is the CLI's to report
+    assert capsys.readouterr().out == ""
+
+    # ... importing none of what the full command line needs (each costs more than the
+    # whole answer; scripts/bench_config.py): the modules it adds to the process.
+    code = (
+        "import sys; before = set(sys.modules); from nativelib.__main__ import main; "
+        f"assert main(['config', '--target', {str(target)!r}, '--cflags', '--libs', 'gomp']) "
+        "== 0; print(*sorted(set(sys.modules) - before), file=sys.stderr)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"-fopenmp\n-Wl,-L{prefix / 'lib'} -Wl,-l:libgomp.so.1\n"
+    added = set(done.stderr.split())
+    assert "nativelib.config.query" in added
+    heavy = {"argparse", "logging", "json", "re", "dataclasses", "pathlib", "typing", "shlex",
+             "tomllib", "tomli", "nativelib.catalog", "nativelib.cli", "packaging"}  # fmt: skip
+    assert not added & heavy, added & heavy
 
 
 def test_import_nativelib_does_not_import_config() -> None:
@@ -270,7 +311,7 @@ def test_build_files_are_listed_in_the_manifest_and_record_and_relative(
     assert sorted(files) == [
         "nativelib.prefix/lib/pkgconfig/nativelib-gomp.pc",
         "nativelib.prefix/share/cmake/nativelib/nativelib-gomp.cmake",
-        "nativelib/pkgconfig/nativelib-gomp.pc",
+        "nativelib_pkgconfig/nativelib-gomp.pc",
     ]
     for name, text in files.items():
         assert f"\n{name},sha256=" in "\n" + record
@@ -279,11 +320,11 @@ def test_build_files_are_listed_in_the_manifest_and_record_and_relative(
         "prefix=${pcfiledir}/../..\n" in files["nativelib.prefix/lib/pkgconfig/nativelib-gomp.pc"]
     )
     assert (
-        "prefix=${pcfiledir}/../../nativelib.prefix\n"
-        in files["nativelib/pkgconfig/nativelib-gomp.pc"]
+        "prefix=${pcfiledir}/../nativelib.prefix\n"
+        in files["nativelib_pkgconfig/nativelib-gomp.pc"]
     )
     assert points == (
-        "[cmake.prefix]\nnativelib = nativelib\n\n[pkg_config]\nnativelib = nativelib.pkgconfig\n"
+        "[cmake.prefix]\nnativelib = nativelib\n\n[pkg_config]\nnativelib = nativelib_pkgconfig\n"
     )
 
 
@@ -302,7 +343,7 @@ def test_pc_and_cmake_files_survive_pip_install_target_and_a_move(
     moved.parent.mkdir()
     first.rename(moved)
     lib = moved / "nativelib.prefix/lib"
-    for pcdir in (lib / "pkgconfig", moved / "nativelib/pkgconfig"):
+    for pcdir in (lib / "pkgconfig", moved / "nativelib_pkgconfig"):
         got = subprocess.run(
             ["pkg-config", "--libs", "nativelib-gomp"], capture_output=True, text=True,
             env={**os.environ, "PKG_CONFIG_PATH": str(pcdir)}, check=True,

@@ -184,7 +184,7 @@ def test_meson_python_project_finds_the_pc_file_through_the_pkgconf_wheel(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """meson-python + the ``pkgconf`` wheel in build-system.requires: pkgconf-pypi adds the
-    ``pkg_config`` entry points' folders (nativelib/pkgconfig) to PKG_CONFIG_PATH, so
+    ``pkg_config`` entry points' folders (nativelib_pkgconfig) to PKG_CONFIG_PATH, so
     ``dependency('nativelib-gomp')`` finds the runtime wheel installed in the isolated
     build environment. ``PKG_CONFIG=pkgconf-pypi`` picks the entry-point-aware program
     (the pkgconf wheel's own ``pkg-config`` does not read entry points)."""
@@ -256,18 +256,18 @@ def test_setuptools_project_uses_the_python_api(links: list[str], tmp_path: Path
     assert libs == str(env.site / "nativelib.prefix/lib/libgomp.so.1")
 
 
-# cuda_runtime_api.h includes crt/host_defines.h, which NVIDIA ships in
-# nvidia-cuda-nvcc-cu12, not in nvidia-cuda-runtime-cu12 (the recipe's source): so the
-# declaration is written here, and a header of the wheel that needs no crt/ proves the
-# include directory (CUDA_R_32F is library_types.h's).
+# The wheel's own headers, as a CUDA host file includes them: cuda_runtime.h pulls in
+# cuda_runtime_api.h and crt/host_config.h, crt/host_defines.h (the recipe takes those from
+# nvidia-cuda-nvcc-cu12). CUDART_VERSION is the headers' version, cudaRuntimeGetVersion
+# the library's; CUDA_R_32F is library_types.h's.
 CUDA_SOURCE = r"""
 #include <Python.h>
+#include <cuda_runtime.h>
 #include <library_types.h>
-extern int cudaRuntimeGetVersion(int *runtimeVersion);  /* cudaError_t: an int enum */
 static PyObject *version(PyObject *self, PyObject *args) {
     int v = 0;
-    int e = cudaRuntimeGetVersion(&v);
-    return Py_BuildValue("iii", e, v, (int)CUDA_R_32F);
+    cudaError_t e = cudaRuntimeGetVersion(&v);
+    return Py_BuildValue("iiii", (int)e, v, CUDART_VERSION, (int)CUDA_R_32F);
 }
 static PyMethodDef methods[] = {{"version", version, METH_NOARGS, ""}, {NULL, NULL, 0, NULL}};
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_cuda", NULL, -1, methods};
@@ -294,7 +294,8 @@ def test_cuda_style_build_without_a_gpu_through_the_pc_file(tmp_path: Path) -> N
     ).stdout.split()  # fmt: skip
     include = subprocess.run([*config, "--includedir", "cudart-cu12"], capture_output=True,
                              text=True, env=env.env, check=True).stdout.strip()  # fmt: skip
-    assert Path(include, "library_types.h").is_file()
+    assert Path(include, "cuda_runtime_api.h").is_file()
+    assert Path(include, "crt/host_defines.h").is_file()
     assert os.path.realpath(flags[0].removeprefix("-I")) == include
     rpath = subprocess.run([*config, "--rpath-from", "cudapkg"], capture_output=True,
                            text=True, env=env.env, check=True).stdout.strip()  # fmt: skip
@@ -303,8 +304,8 @@ def test_cuda_style_build_without_a_gpu_through_the_pc_file(tmp_path: Path) -> N
     (pkg / "cuda.c").write_text(CUDA_SOURCE)
     ext = pkg / f"_cuda{sysconfig.get_config_var('EXT_SUFFIX')}"
     subprocess.run(
-        ["gcc", "-shared", "-fPIC", f"-I{sysconfig.get_paths()['include']}", "-o", str(ext),
-         str(pkg / "cuda.c"), *flags, f"-Wl,-rpath,{rpath}"],
+        ["gcc", "-shared", "-fPIC", "-Werror", f"-I{sysconfig.get_paths()['include']}", "-o",
+         str(ext), str(pkg / "cuda.c"), *flags, f"-Wl,-rpath,{rpath}"],
         check=True,
     )  # fmt: skip
     info = read_elf(ext)
@@ -317,7 +318,7 @@ def test_cuda_style_build_without_a_gpu_through_the_pc_file(tmp_path: Path) -> N
     run = env.run(probe, str(pkg))
     assert run.returncode == 0, run.stderr
     first, where = run.stdout.splitlines()
-    assert first == "0 12090 0"  # cudaSuccess, CUDA 12.9; CUDA_R_32F is 0
+    assert first == "0 12090 12090 0"  # cudaSuccess, CUDA 12.9 (library and headers)
     assert where == str(env.site / "nativelib.prefix/lib/libcudart.so.12")
 
     # The same through --includedir and --libs instead of the .pc file.

@@ -161,6 +161,7 @@ def test_the_cli_refuses_a_foreign_nativelib_package(tmp_path: Path) -> None:
     (env.site / "nativelib/__init__.py").write_bytes(theirs["nativelib/__init__.py"])
     for args in (
         ["-m", "nativelib", "doctor"],
+        ["-m", "nativelib", "config", "--cmake-dir"],  # the short way defers to the CLI
         ["-c", "import nativelib.cli as c; raise SystemExit(c.main())"],
     ):
         out = subprocess.run(

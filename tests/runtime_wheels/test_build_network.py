@@ -105,6 +105,9 @@ def test_bookworm_and_pypi_runtimes(bookworm: list[Path], tmp_path: Path) -> Non
     assert [d.name for d in cu13.dependencies] == ["nativelib-cxx14"]
     assert (prefix / "include/cudart-cu13/cuda_runtime_api.h").is_file()
     assert (prefix / "include/cudart-cu12/cuda_runtime_api.h").is_file()
+    # ... and the crt/ headers they include (nvidia-cuda-nvcc-cu12, nvidia-cuda-crt).
+    assert (prefix / "include/cudart-cu12/crt/host_defines.h").is_file()
+    assert (prefix / "include/cudart-cu13/crt/host_defines.h").is_file()
     base = manifests["nativelib-toolchain-base"]
     assert not base.libraries and {d.requirement() for d in base.dependencies} == {
         "nativelib-cxx14==12.2.0", "nativelib-gomp==12.2.0", "nativelib-gfortran5==12.2.0",

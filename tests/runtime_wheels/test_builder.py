@@ -154,7 +154,8 @@ def test_plan_then_build_then_pip_install(debs: dict[str, Path], tmp_path: Path)
     assert manifest.build_files == (
         "lib/pkgconfig/nativelib-foo.pc", "share/cmake/nativelib/nativelib-foo.cmake",
     )  # fmt: skip
-    assert "nativelib/pkgconfig/nativelib-foo.pc" in names  # the pkgconf wheel's copy
+    assert "nativelib_pkgconfig/nativelib-foo.pc" in names  # the pkgconf wheel's copy
+    assert not [n for n in names if n.startswith("nativelib/")]  # not pynativelib's package
     assert "nativelib_foo-1.2.3.dist-info/licenses/libfoo1/usr/share/doc/libfoo1/copyright" in names
     assert manifest.provenance.packages[0].version == "1.2.3-4+deb12u1"
     assert manifest.provenance.packages[0].sha256 == inputs(debs["foo"])[0].sha256
@@ -447,3 +448,60 @@ def test_cli_licence_hint_names_the_package_the_doc_dir_links_to(
     assert err[1].startswith("hint: libgomp1_12.2.0-14_amd64.deb keeps its licence in Debian's ")
     assert "'gcc-12-base' package" in err[1] and "--from deb:gcc-12-base_" in err[1]
     assert len(err) == 2
+
+
+def _headers_catalog(roots: str) -> Catalog:
+    return parse_catalog(
+        {
+            "foo.toml": f"""
+name = "nativelib-foo"
+short = "foo"
+summary = "The foo runtime"
+sonames = ["libfoo.so.1"]
+license-expression = "MIT"
+[[sources]]
+name = "test"
+kind = "deb"
+suite = "bookworm"
+packages = [{{ name = "libfoo1" }}, {{ name = "foo-crt" }}]
+version-from = "libfoo1"
+headers-root = {roots}
+headers = ["usr/include/foo/*.h", "opt/sdk/include/crt/*.h"]
+license-files = ["usr/share/doc/*/copyright"]
+"""
+        }
+    )
+
+
+def test_headers_from_two_packages_under_their_own_roots(
+    debs: dict[str, Path], tmp_path: Path
+) -> None:
+    """CUDA 12's shape: the runtime package has foo.h, another package the crt/ headers
+    it includes, each below its own folder; both land in include/<short>/. The same
+    header from both packages is an error, not a silent overwrite."""
+    h = tmp_path / "h.h"
+    h.write_text("#define FOO 1\n")
+    lib = "usr/lib/x86_64-linux-gnu"
+    runtime = make_deb(tmp_path, "libfoo1", "1.2.3-4", {
+        f"{lib}/libfoo.so.1": debs["foo"].parent / "libs/libfoo.so.1.2.3",
+        "usr/share/doc/libfoo1/copyright": debs["foo"].parent / "libs/copyright",
+        "usr/include/foo/foo.h": h,
+    })  # fmt: skip
+    crt = make_deb(tmp_path, "foo-crt", "1.2.9-1", {
+        "opt/sdk/include/crt/host_defines.h": h, "opt/sdk/include/other.h": h,
+    })  # fmt: skip
+    cat = _headers_catalog('["usr/include/foo", "opt/sdk/include"]')
+    recipe = cat.get("foo")
+    plan = plan_build(
+        recipe, inputs(runtime, crt), catalog=cat, workdir=tmp_path / "w", source=recipe.source()
+    )
+    assert plan.version == "1.2.3"
+    assert plan.manifest.headers == ("include/foo/crt/host_defines.h", "include/foo/foo.h")
+
+    (tmp_path / "c").mkdir()
+    clash = make_deb(tmp_path / "c", "foo-crt", "1.2.9-1", {"usr/include/foo/foo.h": h})
+    with pytest.raises(BuildError, match=r"two upstream packages ship the header 'foo\.h'"):
+        plan_build(
+            recipe, inputs(runtime, clash), catalog=cat, workdir=tmp_path / "w2",
+            source=recipe.source(),
+        )  # fmt: skip

@@ -392,9 +392,11 @@ def test_resolve_real_debian(runtime: str, source: str, upstream: str) -> None:
 
 @pytest.mark.network
 def test_resolve_real_pypi() -> None:
-    (resolved,) = resolve(load_catalog().get("cudart-cu12").source(), _real_get)
+    runtime, crt = resolve(load_catalog().get("cudart-cu12").source(), _real_get)
     assert (
-        resolved.filename.startswith("nvidia_cuda_runtime_cu12-12.9.79-")
-        and "x86_64" in resolved.filename
+        runtime.filename.startswith("nvidia_cuda_runtime_cu12-12.9.79-")
+        and "x86_64" in runtime.filename
     )
-    assert len(resolved.sha256) == 64
+    # The crt/ headers cuda_runtime_api.h includes: CUDA 12 ships them with nvcc.
+    assert crt.filename.startswith("nvidia_cuda_nvcc_cu12-12.9.86-") and "x86_64" in crt.filename
+    assert len(runtime.sha256) == len(crt.sha256) == 64

@@ -96,7 +96,9 @@ class Source:
     version_from: str | None = None
     license_files: tuple[str, ...] = ()
     headers: tuple[str, ...] = ()
-    headers_root: str | None = None
+    #: The folders the headers are taken relative to (``include/<short>/<path below it>``):
+    #: one per upstream package that has headers (CUDA 12's ``crt/`` is in another wheel).
+    headers_roots: tuple[str, ...] = ()
     post: int | None = None
     #: The glibc its upstream packages were built against (``"2.36"`` for Debian 12): a
     #: wheel built from it is tagged manylinux at most that, so it installs on any host
@@ -297,6 +299,15 @@ def _default_mirror() -> str:
     return os.environ.get(MIRROR_ENV, "").strip() or DEFAULT_DEBIAN_MIRROR
 
 
+def _headers_roots(doc: _Doc) -> tuple[str, ...]:
+    """``headers-root``: one folder, or a list of them (one per upstream package)."""
+    value = doc.get("headers-root", (str, list), None)
+    roots = [value] if isinstance(value, str) else value or []
+    if not all(isinstance(r, str) and r.strip("/") for r in roots):
+        raise doc._fail("'headers-root' must be a non-empty string or a list of them")
+    return tuple(r.strip("/") for r in roots)
+
+
 def _source(where: str, raw: Any, index: int) -> Source:
     if not isinstance(raw, dict):
         raise CatalogError(where, f"sources[{index}] must be a table")
@@ -333,7 +344,7 @@ def _source(where: str, raw: Any, index: int) -> Source:
         version_from=version_from,
         license_files=doc.strings("license-files", ()),
         headers=doc.strings("headers", ()),
-        headers_root=doc.get("headers-root", str, None),
+        headers_roots=_headers_roots(doc),
         post=post,
         glibc=glibc,
     )
@@ -349,6 +360,11 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
     name = doc.get("name", str)
     if not _DIST.match(name):
         raise doc._fail(f"distribution name {name!r} must look like 'nativelib-<name>'")
+    short = doc.get("short", str)
+    if short != name.removeprefix("nativelib-"):
+        # What is installed names no short name: nativelib config and the headers'
+        # folder (include/<short>/) take it from the distribution's name.
+        raise doc._fail(f"short name {short!r} must be {name.removeprefix('nativelib-')!r}")
     implicit_raw = doc.get("implicit-needs", dict, {})
     implicit: dict[str, tuple[str, ...]] = {}
     for soname, needs in implicit_raw.items():
@@ -372,7 +388,7 @@ def _recipe(where: str, table: Mapping[str, Any]) -> Recipe:
         raise doc._fail("two sources share a name")
     recipe = Recipe(
         name=name,
-        short=doc.get("short", str),
+        short=short,
         summary=doc.get("summary", str),
         sonames=doc.strings("sonames"),
         exclude=doc.strings("exclude", ()),

@@ -15,9 +15,17 @@ The prefix is found where the runtime wheels are installed (their ``<dist>.load`
 :class:`~nativelib.errors.RuntimeNotFound` naming it, with the ``pip install`` to run.
 
 The flags are those of the runtime's own pkg-config file (one rule:
-:mod:`nativelib.runtime_wheels.buildfiles`); the Requires-Dist bound is the repair rule
-(:mod:`nativelib.resolver.bounds`) over the version nodes the installed copy defines, so a
-build linked against it can need no node beyond the bound.
+:mod:`nativelib.runtime_wheels.buildfiles`), from what is installed: the libraries in
+load order (the loader's index), the headers in ``include/<short name>/``. The
+Requires-Dist bound is the repair rule (:mod:`nativelib.resolver.bounds`) over the version
+nodes the installed copy defines, so a build linked against it can need no node beyond
+the bound.
+
+A pkg-config query costs a build one process each time: the common ones (the prefix, the
+directories, the flags) import neither the catalog (read only to explain a name that is
+not installed) nor ``dataclasses``, ``pathlib`` or ``json``; :mod:`nativelib.config.query`
+answers them before the command line's ``argparse`` and ``logging`` are imported
+(``scripts/bench_config.py``).
 
 ``import nativelib`` does not import this module.
 """
@@ -27,22 +35,16 @@ from __future__ import annotations
 import os
 import site
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 from nativelib.errors import NativeLibError, RuntimeNotFound, UsageError
-from nativelib.files import read_regular_file
-from nativelib.prefix import (
-    INCLUDE_DIR,
-    LIB_DIR,
-    MANIFEST_DIR,
-    PKGCONFIG_DIR,
-    PREFIX_DIRNAME,
-    Manifest,
-    parse_manifest,
-)
+from nativelib.prefix import INCLUDE_DIR, LIB_DIR, PKGCONFIG_DIR, PREFIX_DIRNAME
 from nativelib.runtime_wheels.buildfiles import BuildInfo, compile_flags, link_flags
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs ~2 ms
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from nativelib.loader import Installed
 
 __all__ = [
     "Layout",
@@ -60,16 +62,24 @@ __all__ = [
     "rpath_from",
 ]
 
-_MAX_MANIFEST_BYTES = 16 << 20
+_DIST_PREFIX = "nativelib-"
 
 
-@dataclass(frozen=True)
 class Layout:
-    """The site directories to look in, and how to name them in a message."""
+    """The site directories to look in, and how to name them in a message.
 
-    site_dirs: tuple[str, ...]
-    label: str  # "this environment (/venv/bin/python)", "the --user site ..."
-    install_hint: str  # the pip options that install into it
+    (Plain classes here, not dataclasses: see the module's last paragraph.)
+    """
+
+    __slots__ = ("site_dirs", "label", "install_hint")
+
+    def __init__(self, site_dirs: tuple[str, ...], label: str, install_hint: str) -> None:
+        self.site_dirs = site_dirs
+        self.label = label  # "this environment (/venv/bin/python)", "the --user site ..."
+        self.install_hint = install_hint  # the pip options that install into it
+
+    def __repr__(self) -> str:
+        return f"Layout({self.site_dirs!r}, {self.label!r})"
 
     def install(self, dist: str) -> str:
         return f"pip install{self.install_hint} {dist}"
@@ -95,18 +105,34 @@ def layout(*, user: bool = False, target: str | os.PathLike[str] | None = None) 
     return Layout(dirs, f"this environment ({sys.executable})", "")
 
 
-@dataclass(frozen=True)
 class Runtime:
-    """A runtime distribution installed in a prefix, with its manifest."""
+    """A runtime distribution installed in a prefix: the loader's index of it."""
 
-    manifest: Manifest
-    prefix: str  # <site>/nativelib.prefix
-    short: str
-    openmp: str | None
+    __slots__ = ("installed",)
+
+    def __init__(self, installed: Installed) -> None:
+        self.installed = installed
+
+    def __repr__(self) -> str:
+        return f"Runtime({self.name!r}, {self.version!r}, {self.prefix!r})"
 
     @property
     def name(self) -> str:
-        return self.manifest.name
+        return self.installed.index.name
+
+    @property
+    def version(self) -> str:
+        return self.installed.index.version
+
+    @property
+    def prefix(self) -> str:  # <site>/nativelib.prefix
+        return self.installed.prefix
+
+    @property
+    def short(self) -> str:
+        """The short name (the catalog checks it is the distribution's, less
+        ``nativelib-``): the folder of its headers."""
+        return self.name.removeprefix(_DIST_PREFIX)
 
     @property
     def libdir(self) -> str:
@@ -117,63 +143,62 @@ class Runtime:
         return os.path.join(self.prefix, INCLUDE_DIR, self.short)
 
     @property
+    def has_headers(self) -> bool:
+        """Whether the wheel installed headers (``include/<short name>/``: no other
+        distribution writes there)."""
+        return os.path.isdir(self.includedir)
+
+    @property
     def build_info(self) -> BuildInfo:
-        m = self.manifest
         return BuildInfo(
-            name=m.name,
+            name=self.name,
             short=self.short,
             summary="",
-            version=m.version,
-            sonames=m.load_order,
-            has_headers=bool(m.headers),
-            openmp=self.openmp,
+            version=self.version,
+            sonames=tuple(lib.soname for lib in self.installed.index.libraries),  # load order
+            has_headers=self.has_headers,
         )
 
 
-def _distribution(runtime: str) -> tuple[str, str, str | None]:
-    """(distribution, short name, OpenMP family) of a runtime name (``gomp``,
-    ``nativelib-gomp``), from the catalog; a name the catalog lacks is a usage error."""
+def _distribution(runtime: str) -> str:
+    """The distribution of a runtime name (``gomp``, ``nativelib-gomp``) that is not
+    installed, from the catalog; a name the catalog lacks is a usage error."""
     from nativelib.catalog import load_catalog  # noqa: PLC0415 (TOML: only when asked)
     from nativelib.errors import CatalogError  # noqa: PLC0415
 
     try:
-        recipe = load_catalog().get(runtime)
+        return load_catalog().get(runtime).name
     except CatalogError as e:
         raise UsageError(
             f"{runtime!r} is not a runtime: {e.reason}",
             hint="name a runtime by its short name (gomp) or distribution (nativelib-gomp)",
         ) from None
-    return recipe.name, recipe.short, recipe.openmp
 
 
-def _installed(where: Layout) -> dict[str, str]:
-    """Every runtime distribution installed in the layout -> its prefix (first wins)."""
+def _installed(where: Layout) -> dict[str, Installed]:
+    """Every runtime distribution installed in the layout (the first one wins)."""
     from nativelib.loader import discover  # noqa: PLC0415
 
-    return {name: inst.prefix for name, inst in discover(list(where.site_dirs)).items()}
+    return discover(list(where.site_dirs))
 
 
 def find(runtime: str, where: Layout | None = None) -> Runtime:
     """The installed runtime ``runtime`` (short or distribution name), or
     :class:`RuntimeNotFound` naming the layout and the install command."""
     where = where or layout()
-    dist, short, openmp = _distribution(runtime)
     found = _installed(where)
-    prefix_dir = found.get(dist)
-    if prefix_dir is None:
+    dist = runtime if runtime.startswith(_DIST_PREFIX) else _DIST_PREFIX + runtime
+    installed = found.get(dist)
+    if installed is None:
+        dist = _distribution(runtime)  # the catalog's name for it, or a usage error
+        installed = found.get(dist)
+    if installed is None:
         raise RuntimeNotFound(
             dist,
             f"is not installed in {where.label}",
             hint=f"{where.install(dist)} (for a build: list it in build-system.requires)",
         )
-    path = os.path.join(prefix_dir, MANIFEST_DIR, f"{dist}.json")
-    try:
-        manifest = parse_manifest(read_regular_file(path, _MAX_MANIFEST_BYTES), path)
-    except NativeLibError as e:
-        raise RuntimeNotFound(
-            dist, f"its manifest cannot be read: {e}", hint=f"pip install --force-reinstall {dist}"
-        ) from e
-    return Runtime(manifest, prefix_dir, short, openmp)
+    return Runtime(installed)
 
 
 def _runtimes(runtimes: Sequence[str], where: Layout | None) -> list[Runtime]:
@@ -188,7 +213,7 @@ def prefix(runtime: str | None = None, *, where: Layout | None = None) -> str:
     if runtime is not None:
         return find(runtime, where).prefix
     where = where or layout()
-    found = _installed(where)
+    found = {inst.prefix for inst in _installed(where).values()}
     if not found:
         raise RuntimeNotFound(
             PREFIX_DIRNAME,
@@ -197,9 +222,9 @@ def prefix(runtime: str | None = None, *, where: Layout | None = None) -> str:
         )
     for site_dir in where.site_dirs:  # sys.path order, as the loader
         candidate = os.path.join(site_dir, PREFIX_DIRNAME)
-        if candidate in found.values():
+        if candidate in found:
             return candidate
-    return next(iter(found.values()))  # pragma: no cover - discover reads only site_dirs
+    return min(found)  # pragma: no cover - discover reads only site_dirs
 
 
 def libdir(runtime: str | None = None, *, where: Layout | None = None) -> str:
@@ -210,7 +235,7 @@ def libdir(runtime: str | None = None, *, where: Layout | None = None) -> str:
 def includedir(runtime: str, *, where: Layout | None = None) -> str:
     """``<prefix>/include/<short name>``; an error when the wheel ships no headers."""
     rt = find(runtime, where)
-    if not rt.manifest.headers:
+    if not rt.has_headers:
         raise NativeLibError(
             f"{rt.name} ships no headers",
             hint="its headers come with the compiler (omp.h, the C++ and Fortran headers) "
@@ -248,7 +273,7 @@ def rpath_from(directory: str | os.PathLike[str], *, where: Layout | None = None
     relative to the prefix found in the layout."""
     text = os.fspath(directory)
     if not os.path.isabs(text):
-        parts = [p for p in Path(text).parts if p != "."]
+        parts = [p for p in text.split(os.sep) if p not in ("", ".")]
         if ".." in parts:
             raise UsageError(
                 f"--rpath-from {text!r} leaves the site directory",
@@ -263,14 +288,15 @@ def rpath_from(directory: str | os.PathLike[str], *, where: Layout | None = None
 def cmake_dir() -> str:
     """The folder of ``nativelibConfig.cmake`` (pynativelib's own), for ``nativelib_DIR``;
     ``find_package(nativelib COMPONENTS gomp)`` finds the components in the prefix."""
-    return str(Path(__file__).resolve().parent.parent / "share" / "cmake" / "nativelib")
+    package = os.path.dirname(os.path.dirname(os.path.realpath(__file__)))
+    return os.path.join(package, "share", "cmake", "nativelib")
 
 
 def pkg_config_path(*, where: Layout | None = None) -> str:
     """``<prefix>/lib/pkgconfig`` of every prefix in the layout that holds runtime wheels,
     in ``sys.path`` order, joined with ``os.pathsep`` (for ``PKG_CONFIG_PATH``)."""
     where = where or layout()
-    found = set(_installed(where).values())
+    found = {inst.prefix for inst in _installed(where).values()}
     if not found:
         prefix(where=where)  # raises: nothing installed
     ordered = [
@@ -292,10 +318,11 @@ def requires(*runtimes: str, where: Layout | None = None) -> list[str]:
 
     out: list[str] = []
     for rt in _runtimes(runtimes, where):
-        nodes = {lib.soname: frozenset(lib.version_definitions) for lib in rt.manifest.libraries}
+        libraries = rt.installed.index.libraries
+        nodes = {lib.soname: lib.version_definitions for lib in libraries}
         (decision,) = requirement_bounds([Requirement.of(rt.name, nodes=nodes)]).values()
         if decision.bound is None:
-            out.append(f"{decision.distribution}>={short_version(Version(rt.manifest.version))}")
+            out.append(f"{decision.distribution}>={short_version(Version(rt.version))}")
         else:
             out.append(decision.requirement())
     return out

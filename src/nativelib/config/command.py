@@ -3,16 +3,16 @@
 Each option prints one line (``--requires``: one per runtime), in the order of the
 options below; without an option, the prefix. Exit 0, or 2 with ``error:``/``hint:`` when
 a runtime is not installed in the layout (this environment, ``--user``, ``--target DIR``).
+The common queries rarely get here: :mod:`nativelib.config.query` answers them first,
+without ``argparse``; this module parses every line it leaves, and reports the errors.
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 
-from nativelib import config
-from nativelib.errors import UsageError
+from nativelib.config.query import Query, answer
 
 __all__ = ["configure_parser", "run"]
 
@@ -73,61 +73,12 @@ def configure_parser(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _line(words: list[str]) -> str:
-    return " ".join(shlex.quote(w) for w in words)
-
-
-def _named(args: argparse.Namespace) -> list[str]:
-    """Every runtime named anywhere on the line, in order, once."""
-    named: list[str] = []
-    for group in (args.cflags, args.libs, args.requires, args.runtimes):
-        named += [r for r in group or () if r not in named]
-    return named
-
-
 def run(args: argparse.Namespace) -> int:
-    where = config.layout(user=args.user, target=args.target)
-    named = _named(args)
-    for option in ("cflags", "libs", "requires"):
-        if getattr(args, option) == []:
-            if not named:
-                raise UsageError(
-                    f"--{option.replace('_', '-')} needs a runtime",
-                    hint=f"nativelib config --{option} gomp",
-                )
-            setattr(args, option, named)
-    lines: list[str] = []
-    asked = False
-    if args.prefix is not None:
-        lines.append(config.prefix(args.prefix or None, where=where))
-        asked = True
-    if args.libdir is not None:
-        lines.append(config.libdir(args.libdir or None, where=where))
-        asked = True
-    if args.includedir is not None:
-        lines.append(config.includedir(args.includedir, where=where))
-        asked = True
-    if args.cflags is not None:
-        lines.append(_line(config.cflags(*args.cflags, where=where)))
-        asked = True
-    if args.libs is not None:
-        lines.append(_line(config.libs(*args.libs, where=where)))
-        asked = True
-    if args.rpath_from is not None:
-        if not args.rpath_from:
-            raise UsageError("--rpath-from needs a directory")
-        lines.append(config.rpath_from(args.rpath_from, where=where))
-        asked = True
-    if args.cmake_dir:
-        lines.append(config.cmake_dir())
-        asked = True
-    if args.pkg_config_path:
-        lines.append(config.pkg_config_path(where=where))
-        asked = True
-    if args.requires is not None:
-        lines += config.requires(*args.requires, where=where)
-        asked = True
-    if not asked:
-        lines.append(config.prefix(where=where))
-    sys.stdout.write("".join(f"{line}\n" for line in lines))
+    query = Query(
+        prefix=args.prefix, libdir=args.libdir, includedir=args.includedir, cflags=args.cflags,
+        libs=args.libs, rpath_from=args.rpath_from, cmake_dir=args.cmake_dir,
+        pkg_config_path=args.pkg_config_path, requires=args.requires, runtimes=args.runtimes,
+        user=args.user, target=args.target,
+    )  # fmt: skip
+    sys.stdout.write("".join(f"{line}\n" for line in answer(query)))
     return 0

@@ -666,17 +666,6 @@ OWN_PACKAGE = "nativelib"
 _CLASH_SHOWN = 3
 
 
-#: Where each runtime wheel puts the copy of its ``.pc`` file that the ``pkgconf`` wheel
-#: finds through the ``pkg_config`` entry point (``nativelib.pkgconfig``; see
-#: ``runtime_wheels.buildfiles``): the one place under ``nativelib/`` a runtime wheel writes.
-_RUNTIME_PC_DIR = OWN_PACKAGE + "/pkgconfig/"
-
-
-def _runtime_pc_copy(rel: str) -> bool:
-    name = rel[len(_RUNTIME_PC_DIR) :] if rel.startswith(_RUNTIME_PC_DIR) else ""
-    return name.endswith(".pc") and "/" not in name
-
-
 def _sources_first(path: str) -> tuple[bool, str]:
     """The order files are named in: by path, the ``.pyc`` files pip wrote last."""
     return ("__pycache__" in path, path)
@@ -742,13 +731,8 @@ def _ownership(check: _SiteCheck, prefix_reported: bool) -> None:
                     with contextlib.suppress(UnicodeDecodeError, WheelError):
                         paths |= record_path_set(raw[start:end], where)
         if own in raw and normalize(dist_info.partition("-")[0]) != OWN_DISTRIBUTION:
-            runtime = normalize(dist_info.partition("-")[0]).startswith("nativelib-")
             clashing = sorted(
-                (
-                    path
-                    for path in (p.decode("utf-8", "replace") for p in paths if p.startswith(own))
-                    if not (runtime and _runtime_pc_copy(path))
-                ),
+                (p.decode("utf-8", "replace") for p in paths if p.startswith(own)),
                 key=_sources_first,
             )
             if clashing:  # not a runtime wheel's nativelib.prefix/share/nativelib/...

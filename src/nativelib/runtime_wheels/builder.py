@@ -47,7 +47,7 @@ from nativelib.prefix import (
     sha256_file,
 )
 from nativelib.runtime_wheels.buildfiles import (
-    PKGCONFIG_PACKAGE,
+    PKGCONFIG_FOLDER,
     BuildInfo,
     files_for,
     import_path_files,
@@ -380,10 +380,11 @@ def _plan(
 
     headers: list[str] = []
     if source is not None and source.headers:
-        root = (source.headers_root or "").strip("/")
+        roots = source.headers_roots or ("",)
         for u in unpacked:
             for member in u.names:
-                if _matches(member, source.headers) and (not root or member.startswith(root + "/")):
+                root = next((r for r in roots if not r or member.startswith(r + "/")), None)
+                if root is not None and _matches(member, source.headers):
                     real = _resolve_inside(u.root, member)
                     if real is None:
                         continue
@@ -391,6 +392,12 @@ def _plan(
                     # (CUDA 12 and 13 ship the same names).
                     rel = member[len(root) + 1 :] if root else member
                     header = f"{INCLUDE_DIR}/{recipe.short}/{rel}"
+                    if header in headers:  # two packages (two roots) with one header
+                        raise BuildError(
+                            name,
+                            f"two upstream packages ship the header {rel!r} (headers-root "
+                            f"{', '.join(roots)}): narrow the recipe's 'headers' globs",
+                        )
                     headers.append(header)
                     files.append(WheelFile(f"{PREFIX_DIRNAME}/{header}", source=real))
 
@@ -434,7 +441,6 @@ def _plan(
         version=version,
         sonames=order,
         has_headers=bool(headers),
-        openmp=recipe.openmp,
     )
     build_files = files_for(build_info)
     for rel, data in build_files:
@@ -498,11 +504,12 @@ def _plan(
 #: directory (pynativelib's ``nativelib/``, holding ``share/cmake/nativelib/
 #: nativelibConfig.cmake``, which finds this wheel's component in the prefix) to
 #: ``CMAKE_PREFIX_PATH``; the ``pkgconf`` wheel adds the ``pkg_config`` entry's folder
-#: (``nativelib/pkgconfig``, this wheel's ``.pc`` copy) to ``PKG_CONFIG_PATH``.
-#: pynativelib's own pyproject declares the same entries.
+#: (``nativelib_pkgconfig``, where this wheel's ``.pc`` copy is) to ``PKG_CONFIG_PATH``.
+#: pynativelib's own pyproject declares the same ``cmake.prefix`` entry (it ships no
+#: ``.pc`` file, so no ``pkg_config`` entry).
 _ENTRY_POINTS = (
     ("cmake.prefix", "nativelib", "nativelib"),
-    ("pkg_config", "nativelib", PKGCONFIG_PACKAGE),
+    ("pkg_config", "nativelib", PKGCONFIG_FOLDER),
 )
 
 

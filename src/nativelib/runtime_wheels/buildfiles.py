@@ -10,24 +10,28 @@ development symlink, and the linker records the soname as ``DT_NEEDED`` either w
 The common ``nativelibConfig.cmake`` that includes the components is pynativelib's own
 (``nativelib/share/cmake/nativelib/``), so no file is owned by two distributions.
 
-The ``.pc`` file has a second copy, ``<site>/nativelib/pkgconfig/<dist>.pc`` (the same text
-but for its ``prefix=`` line): the ``pkgconf`` wheel (what meson-python runs) finds
-``.pc`` folders through ``pkg_config`` entry points, which name an importable package
-and never a path, and ``nativelib.prefix`` cannot be imported (the dot is on purpose).
-``nativelib.pkgconfig`` is a namespace folder of pynativelib's package; each runtime
-wheel owns its one file in it.
+The ``.pc`` file has a second copy, ``<site>/nativelib_pkgconfig/<dist>.pc`` (the same
+text but for its ``prefix=`` line), for the ``pkgconf`` wheel (what meson-python runs): it
+finds ``.pc`` folders through ``pkg_config`` entry points, whose value is a module name
+that it turns into a folder (pkgconf 2.x: the dotted name as a path below the
+distribution's site directory; 3.x: the import system's ``__path__`` of that name, not
+executed, then the same path). ``nativelib.prefix`` cannot be named so (the dot is on
+purpose: it is never importable), and a folder inside pynativelib's own ``nativelib/``
+would make every runtime wheel write into another distribution's package (left behind
+as a namespace package ``nativelib`` when pynativelib is uninstalled). So the copies
+share one folder of their own, ``nativelib_pkgconfig`` (no ``__init__.py``): each runtime
+wheel owns its one file there, as it owns its files of ``nativelib.prefix/lib``, and pip
+removes the folder with the last of them.
 
 Standard library only; the builder and ``nativelib.config`` import it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from nativelib.prefix import CMAKE_DIR, INCLUDE_DIR, LIB_DIR, PKGCONFIG_DIR, PREFIX_DIRNAME
 
 __all__ = [
-    "PKGCONFIG_PACKAGE",
+    "PKGCONFIG_FOLDER",
     "BuildInfo",
     "cmake_component",
     "compile_flags",
@@ -38,24 +42,43 @@ __all__ = [
     "target_name",
 ]
 
-#: The importable folder of the second ``.pc`` copies (``pkg_config`` entry points).
-PKGCONFIG_PACKAGE = "nativelib.pkgconfig"
+#: The folder of the second ``.pc`` copies, below the site directory: the value of the
+#: runtime wheels' ``pkg_config`` entry point (a module name; a namespace package).
+PKGCONFIG_FOLDER = "nativelib_pkgconfig"
 
-#: Compile flags an OpenMP family needs with GCC (the runtime wheel is its runtime).
-_OPENMP_CFLAGS = {"gnu": ("-fopenmp",)}
+#: Compile flags with GCC for the OpenMP runtime a wheel ships, by its soname: the
+#: runtime wheel is the runtime ``-fopenmp`` links (GNU OpenMP, openmp.toml's "gnu").
+_OPENMP_CFLAGS = {"libgomp.so.1": ("-fopenmp",)}
 
 
-@dataclass(frozen=True)
 class BuildInfo:
-    """What the build files of one runtime distribution say."""
+    """What the build files of one runtime distribution say.
 
-    name: str  # nativelib-gomp
-    short: str  # gomp
-    summary: str
-    version: str
-    sonames: tuple[str, ...]  # in load order
-    has_headers: bool
-    openmp: str | None = None  # the OpenMP family (catalog), for -fopenmp
+    (A plain class, not a dataclass: ``nativelib config`` imports this module, and
+    ``dataclasses`` alone costs it more than the rest of a pkg-config query.)
+    """
+
+    __slots__ = ("name", "short", "summary", "version", "sonames", "has_headers")
+
+    def __init__(
+        self,
+        *,
+        name: str,  # nativelib-gomp
+        short: str,  # gomp
+        summary: str,
+        version: str,
+        sonames: tuple[str, ...],  # in load order
+        has_headers: bool,
+    ) -> None:
+        self.name = name
+        self.short = short
+        self.summary = summary
+        self.version = version
+        self.sonames = sonames
+        self.has_headers = has_headers
+
+    def __repr__(self) -> str:
+        return f"BuildInfo({self.name!r}, {self.version!r}, sonames={self.sonames!r})"
 
     @property
     def pc_name(self) -> str:
@@ -64,6 +87,10 @@ class BuildInfo:
     @property
     def cmake_name(self) -> str:
         return f"{CMAKE_DIR}/{self.name}.cmake"
+
+
+def _openmp_cflags(info: BuildInfo) -> list[str]:
+    return [flag for soname in info.sonames for flag in _OPENMP_CFLAGS.get(soname, ())]
 
 
 def target_name(soname: str) -> str:
@@ -75,9 +102,9 @@ def target_name(soname: str) -> str:
 
 def compile_flags(info: BuildInfo, includedir: str) -> list[str]:
     """The compile flags: ``-I<includedir>`` where the wheel has headers, and the OpenMP
-    flag of its family (``-fopenmp`` for GNU OpenMP)."""
+    flag of the runtime it ships (``-fopenmp`` for libgomp)."""
     flags = [f"-I{includedir}"] if info.has_headers else []
-    return flags + list(_OPENMP_CFLAGS.get(info.openmp or "", ()))
+    return flags + _openmp_cflags(info)
 
 
 def link_flags(info: BuildInfo, libdir: str) -> list[str]:
@@ -91,7 +118,7 @@ def link_flags(info: BuildInfo, libdir: str) -> list[str]:
 
 def pkgconfig_file(info: BuildInfo, prefix: str = "${pcfiledir}/../..") -> str:
     """The text of ``lib/pkgconfig/<dist>.pc``; ``prefix``: the prefix, relative to the
-    file (``${pcfiledir}/../../nativelib.prefix`` for the copy in ``nativelib/pkgconfig``)."""
+    file (``${pcfiledir}/../nativelib.prefix`` for the copy in ``nativelib_pkgconfig/``)."""
     include = f"{INCLUDE_DIR}/{info.short}"
     lines = [
         f"# pkg-config file of {info.name} {info.version}, written by pynativelib.",
@@ -140,7 +167,7 @@ def cmake_component(info: BuildInfo) -> str:
             f'set(nativelib_{info.short}_INCLUDE_DIR "${{_nativelib_prefix}}/{INCLUDE_DIR}/'
             f'{info.short}")'
         )
-    cflags = list(_OPENMP_CFLAGS.get(info.openmp or "", ()))
+    cflags = _openmp_cflags(info)
     options = ";".join(
         f"$<$<COMPILE_LANG_AND_ID:{lang},GNU>:{flag}>"
         for flag in cflags
@@ -189,9 +216,8 @@ def cmake_component(info: BuildInfo) -> str:
 
 def import_path_files(info: BuildInfo) -> list[tuple[str, bytes]]:
     """The ``.pc`` copy the ``pkgconf`` wheel finds: (path below the site dir, bytes)."""
-    folder = PKGCONFIG_PACKAGE.replace(".", "/")
-    text = pkgconfig_file(info, "${pcfiledir}/../../" + PREFIX_DIRNAME)
-    return [(f"{folder}/{info.name}.pc", text.encode("utf-8"))]
+    text = pkgconfig_file(info, "${pcfiledir}/../" + PREFIX_DIRNAME)
+    return [(f"{PKGCONFIG_FOLDER}/{info.name}.pc", text.encode("utf-8"))]
 
 
 def files_for(info: BuildInfo) -> list[tuple[str, bytes]]:
