@@ -38,6 +38,16 @@ def runtime_wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def intel_wheels(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """nativelib-iomp and nativelib-mkl built once per session from PyPI's intel-openmp
+    and mkl wheels (network; large: the download cache in ~/.cache/nativelib, or
+    $NATIVELIB_CACHE_DIR, keeps them across runs). Treat them as read-only."""
+    out = tmp_path_factory.mktemp("intel")
+    assert main(["-q", "build", "iomp", "mkl", "-o", str(out)]) == 0, "nativelib build failed"
+    return sorted(out.glob("*.whl"))
+
+
+@pytest.fixture(scope="session")
 def pynativelib_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A wheel of this checkout (``pip wheel --no-deps``, from a copy of the source tree so
     that nothing is written into the checkout), built once per session (network: pip

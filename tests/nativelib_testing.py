@@ -5,6 +5,8 @@
   package that brings it (``.ci/run`` installs them all, so nothing skips there).
 - ``host_runtime_wheels``: nativelib-cxx14 and nativelib-gomp built by ``nativelib build``
   from debs holding this host's own GCC runtime libraries (offline).
+- ``make_venv``: a venv as ``python -m venv`` makes it (ensurepip's pip and setuptools),
+  in a fraction of the time: ensurepip runs once per test process.
 - ``Env``: a Python environment with pynativelib importable and runtime wheels installed
   with pip in one of the layouts users have: a venv, ``--user``, ``--target``, ``--prefix``.
 - ``compile_extension``: a real extension module compiled with g++.
@@ -14,11 +16,15 @@
 
 from __future__ import annotations
 
+import atexit
+import base64
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -110,6 +116,61 @@ def host_runtime_wheels(dest: Path) -> list[Path]:
     return sorted(out.glob("*.whl"))
 
 
+_VENV_TEMPLATE: list[Path] = []  # the venv ensurepip ran in, once per process
+_PIP_SCRIPTS = ("pip", "pip3", f"pip{sys.version_info.major}.{sys.version_info.minor}")
+
+
+def _venv_template() -> Path:
+    if not _VENV_TEMPLATE:
+        top = Path(tempfile.mkdtemp(prefix="nativelib-venv-template-"))
+        atexit.register(shutil.rmtree, top, True)
+        subprocess.run([sys.executable, "-m", "venv", str(top / "venv")], check=True)
+        _VENV_TEMPLATE.append(top / "venv")
+    return _VENV_TEMPLATE[0]
+
+
+def make_venv(path: Path) -> None:
+    """A venv at ``path`` with the pip and setuptools that ``python -m venv`` installs:
+    ensurepip (~4-9 s a venv here) runs once per test process, into a template venv; each
+    venv is made ``--without-pip`` and gets a copy of the template's site-packages (the
+    files, dist-infos and RECORDs ensurepip's pip wrote) and of pip's console scripts with
+    this venv's interpreter in the shebang (their RECORD rows rehashed, as pip writes
+    them). Where pip would write another kind of script (a shebang over 127 bytes or with
+    a space: distlib's /bin/sh wrapper), the venv is made by ``python -m venv`` itself."""
+    path = Path(os.path.abspath(path))
+    template = _venv_template()
+    # pip writes "#!<venv>/bin/python3.11" (or python3): the template's line, this venv's
+    # directory in it.
+    first = (template / "bin" / _PIP_SCRIPTS[0]).read_bytes().split(b"\n", 1)[0].decode()
+    assert first.startswith(f"#!{template}/bin/"), f"{template}/bin/pip: {first!r}"
+    shebang = f"#!{path}{first[len(f'#!{template}') :]}\n"
+    if len(shebang) > 127 or " " in str(path):
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True)
+        return
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
+    py = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    shutil.copytree(template / "lib" / py / "site-packages", path / "lib" / py / "site-packages",
+                    symlinks=True, dirs_exist_ok=True)  # fmt: skip
+    rows: dict[str, str] = {}
+    for name in _PIP_SCRIPTS:
+        text = (template / "bin" / name).read_bytes()
+        head, _, rest = text.partition(b"\n")
+        assert head.decode() == first, f"{template}/bin/{name}: {head!r}"
+        new = shebang.encode() + rest
+        (path / "bin" / name).write_bytes(new)
+        (path / "bin" / name).chmod(0o755)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(new).digest()).rstrip(b"=").decode()
+        rows[f"../../../bin/{name}"] = f"sha256={digest},{len(new)}"
+    (record,) = (path / "lib" / py / "site-packages").glob("pip-*.dist-info/RECORD")
+    lines = record.read_bytes().decode().splitlines(keepends=True)  # pip ends them in \r\n
+    for i, line in enumerate(lines):
+        name = line.rsplit(",", 2)[0]
+        if name in rows:
+            lines[i] = f"{name},{rows.pop(name)}{line[len(line.rstrip()) :]}"
+    assert not rows, f"{record}: no rows for {sorted(rows)}"
+    record.write_bytes("".join(lines).encode())
+
+
 @dataclass
 class Env:
     """A Python environment in a layout, with pynativelib importable (from src/)."""
@@ -127,7 +188,7 @@ class Env:
         }
         py = f"python{sys.version_info.major}.{sys.version_info.minor}"
         if self.layout == "venv":
-            subprocess.run([sys.executable, "-m", "venv", str(self.root / "venv")], check=True)
+            make_venv(self.root / "venv")
             self.python = str(self.root / "venv/bin/python")
             self.site = self.root / "venv/lib" / py / "site-packages"
             (self.site / "pynativelib-src.pth").write_text(f"{SRC}\n")

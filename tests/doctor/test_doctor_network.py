@@ -5,15 +5,13 @@ by auditwheel), installed by pip into a real venv."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from doctor_support import Result, run_doctor
 
-from nativelib_testing import SRC, Env, omp_wheel
+from nativelib_testing import Env, omp_wheel
 
 pytestmark = pytest.mark.network
 
@@ -95,21 +93,11 @@ def test_site_dirs_are_the_venvs(env: Env, report: Result) -> None:
     assert Path(report.doc["host"]["python"]["executable"]) == Path(env.python)
 
 
-def test_pypi_nativelib_next_to_pynativelib(tmp_path: Path) -> None:
+def test_pypi_nativelib_next_to_pynativelib(tmp_path: Path, pynativelib_wheel: Path) -> None:
     """The real PyPI project ``nativelib`` 0.2.2.6 (a ClickHouse reader that installs the
-    import package ``nativelib/`` too), then pynativelib itself from a wheel of this tree,
-    both by pip into one venv: the doctor names the clash."""
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    for name in ("pyproject.toml", "README.md"):
-        shutil.copyfile(SRC.parent / name, tree / name)
-    shutil.copytree(SRC, tree / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check",
-         "-w", str(tmp_path / "dist"), str(tree)],
-        check=True,
-    )  # fmt: skip
-    (ours,) = (tmp_path / "dist").glob("pynativelib-*.whl")
+    import package ``nativelib/`` too), then pynativelib itself from a wheel of this tree
+    (conftest's), both by pip into one venv: the doctor names the clash."""
+    ours = pynativelib_wheel
     env = Env(tmp_path / "env", "venv")
     (env.site / "pynativelib-src.pth").unlink()  # pynativelib as pip installs it, no more
     pip = [env.python, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check"]

@@ -29,7 +29,7 @@ from nativelib.cli import main
 from nativelib.elf import read_elf
 from nativelib.publish.index import build_index
 from nativelib.release.coverage import pip_platform_args
-from nativelib_testing import host_library, write_wheel_members
+from nativelib_testing import host_library, make_venv, write_wheel_members
 
 pytestmark = [
     pytest.mark.network,
@@ -143,7 +143,7 @@ def test_a_repaired_wheel_installs_from_the_index_on_glibc_2_31_and_here(
 
     # And on this host: a fresh venv, pip install, the import uses the prefix's copy.
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    make_venv(venv)
     python = venv / "bin" / "python"
     proc = subprocess.run(
         [str(python), "-m", "pip", "--isolated", "install", "-q", "--no-cache-dir",

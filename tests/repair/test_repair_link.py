@@ -26,7 +26,6 @@ pytestmark = [
     pytest.mark.skipif(shutil.which("g++") is None, reason="needs g++"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 
 EXT_SOURCE = r"""
 #include <Python.h>
@@ -134,14 +133,11 @@ def raw(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def pynativelib_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A pynativelib wheel of this checkout, for pip and uv to satisfy the runtime
-    wheels' own ``Requires-Dist: pynativelib``."""
+def pynativelib_dir(tmp_path_factory: pytest.TempPathFactory, pynativelib_wheel: Path) -> Path:
+    """A directory with the session's pynativelib wheel of this checkout (conftest's), for
+    pip and uv to satisfy the runtime wheels' own ``Requires-Dist: pynativelib``."""
     out = tmp_path_factory.mktemp("pynativelib")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(ROOT)],
-        check=True,
-    )  # fmt: skip
+    shutil.copy2(pynativelib_wheel, out)
     return out
 
 

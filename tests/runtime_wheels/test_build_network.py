@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
@@ -16,6 +15,7 @@ from nativelib.cli import main
 from nativelib.net.download import cache_dir
 from nativelib.prefix import Manifest, parse_manifest
 from nativelib.wheelfile import validate_wheel
+from nativelib_testing import make_venv
 
 pytestmark = pytest.mark.network
 
@@ -51,7 +51,7 @@ def _glibc_minor(wheel: Path) -> int:
 
 
 def _install(wheels: list[Path], venv: Path) -> Path:
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    make_venv(venv)
     subprocess.run(
         [str(venv / "bin/pip"), "install", "-q", "--no-index", "--no-deps", *map(str, wheels)],
         check=True,
@@ -142,11 +142,11 @@ def test_bullseye_runtimes(bullseye: list[Path], tmp_path: Path) -> None:
     )
 
 
-@pytest.fixture(scope="module")
-def intel(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """MKL and its OpenMP from PyPI's mkl / intel-openmp wheels (large: the download cache
-    in ~/.cache/nativelib, or $NATIVELIB_CACHE_DIR, keeps them across runs)."""
-    return _build(tmp_path_factory.mktemp("intel"), "iomp", "mkl")
+@pytest.fixture
+def intel(intel_wheels: list[Path]) -> list[Path]:
+    """MKL and its OpenMP from PyPI's mkl / intel-openmp wheels: conftest's session
+    fixture (test_loader_network.py installs the same wheels)."""
+    return intel_wheels
 
 
 def test_mkl_and_iomp_from_pypi(intel: list[Path], tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from nativelib.errors import NativeLibError
 from nativelib.prefix import parse_manifest
 from nativelib.runtime_wheels.builder import BuildError, Input, build, plan_build
 from nativelib.wheelfile import validate_wheel
-from nativelib_testing import make_deb
+from nativelib_testing import make_deb, make_venv
 
 pytestmark = pytest.mark.skipif(
     shutil.which("dpkg-deb") is None, reason="dpkg-deb is not installed"
@@ -163,7 +163,7 @@ def test_plan_then_build_then_pip_install(debs: dict[str, Path], tmp_path: Path)
     assert "Requires-Dist: pynativelib" in metadata and "License-Expression: MIT" in metadata
 
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    make_venv(venv)
     subprocess.run(
         [str(venv / "bin/pip"), "install", "-q", "--no-index", "--no-deps", str(wheel)], check=True
     )

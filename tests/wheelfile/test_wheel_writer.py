@@ -184,8 +184,12 @@ def libfoo(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @pytest.fixture(scope="module")
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One fresh venv (with pip) per module: creating it is the slow part."""
+    # Imported here: this file also runs as a script (run_child), with tests/ not on
+    # sys.path.
+    from nativelib_testing import make_venv  # noqa: PLC0415
+
     d = tmp_path_factory.mktemp("venv") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(d)], check=True, capture_output=True)
+    make_venv(d)
     return d
 
 
