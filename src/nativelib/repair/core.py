@@ -373,45 +373,41 @@ class LinkOptions:
     forced: frozenset[str] = frozenset()
 
 
-def declared_requirements(wheel: WheelContents) -> dict[str, SpecifierSet]:
-    """The unconditional ``Requires-Dist`` specifiers on ``nativelib-*`` in METADATA."""
+def _requires_dist(wheel: WheelContents) -> list[PkgRequirement]:
+    """METADATA's ``Requires-Dist`` lines, parsed (a line that does not parse left out)."""
     member = wheel.member(f"{wheel.dist_info}/METADATA")
     if member is None:
-        return {}
-    head = _text(wheel, member).partition("\n\n")[0]
-    out: dict[str, SpecifierSet] = {}
-    for line in head.split("\n"):
-        if not line.lower().startswith("requires-dist:"):
-            continue
-        try:
-            req = PkgRequirement(line.split(":", 1)[1].strip())
-        except InvalidRequirement:
-            continue
-        name = canonicalize_name(req.name)
-        if name.startswith("nativelib-") and req.marker is None and not req.extras:
-            out[name] = req.specifier
+        return []
+    out = []
+    for line in _text(wheel, member).partition("\n\n")[0].split("\n"):
+        if line.lower().startswith("requires-dist:"):
+            try:
+                out.append(PkgRequirement(line.split(":", 1)[1].strip()))
+            except InvalidRequirement:
+                continue
     return out
+
+
+def declared_requirements(wheel: WheelContents) -> dict[str, SpecifierSet]:
+    """The unconditional ``Requires-Dist`` specifiers on ``nativelib-*`` in METADATA."""
+    return {
+        canonicalize_name(req.name): req.specifier
+        for req in _requires_dist(wheel)
+        if canonicalize_name(req.name).startswith("nativelib-")
+        and req.marker is None
+        and not req.extras
+    }
 
 
 def requirement_names(wheel: WheelContents) -> frozenset[str]:
     """The canonical names of the distributions METADATA's ``Requires-Dist`` lines name
     whatever the platform (those only under an extra left out: they may not be
     installed)."""
-    member = wheel.member(f"{wheel.dist_info}/METADATA")
-    if member is None:
-        return frozenset()
-    head = _text(wheel, member).partition("\n\n")[0]
-    out = set()
-    for line in head.split("\n"):
-        if not line.lower().startswith("requires-dist:"):
-            continue
-        try:
-            req = PkgRequirement(line.split(":", 1)[1].strip())
-        except InvalidRequirement:
-            continue
-        if req.marker is None or "extra" not in str(req.marker):
-            out.add(canonicalize_name(req.name))
-    return frozenset(out)
+    return frozenset(
+        canonicalize_name(req.name)
+        for req in _requires_dist(wheel)
+        if req.marker is None or "extra" not in str(req.marker)
+    )
 
 
 def _already(wheel: WheelContents, requires: Sequence[str]) -> bool:
