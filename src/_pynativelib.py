@@ -281,8 +281,8 @@ def _full(notes: "list[str]", loaded: "list[str]") -> None:
         import nativelib.startup as full  # noqa: PLC0415
     except Exception as e:
         # A failed import leaves no namespace package 'nativelib' behind (a leftover
-        # nativelib/ folder makes one once pynativelib is gone: runtime wheels before
-        # 0.1 put their .pc copies in nativelib/pkgconfig/, now in nativelib_pkgconfig/).
+        # nativelib/ folder makes one once pynativelib is gone: earlier builds of the
+        # runtime wheels put their .pc copies in nativelib/pkgconfig/).
         if getattr(sys.modules.get("nativelib"), "__file__", "") is None:
             del sys.modules["nativelib"]
         notes.append(f"not run: {e!r}")
